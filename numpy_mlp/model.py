@@ -1,0 +1,273 @@
+"""The public model: weights, the training loop of the article, prediction and evaluation."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .activations import get_activation
+from .config import MLPConfig
+from .scaling import InputScaler
+from .losses import loss_function, regularization_cost
+from .variants import PHASES, Weights, get_variant
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the weights are no longer meaningful."""
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch of training gives. Times cover training only; evaluation is timed apart."""
+
+    epoch: int  # 1-based
+    wall_s: float
+    cpu_s: float
+    loss: float  # mean over the epoch's batches of the batch loss (summed over samples, + regularization)
+    train_acc: float  # running accuracy over the batches of the epoch, as the model saw them
+    lr: float
+    test_acc: float | None = None
+    test_loss: float | None = None
+    eval_s: float | None = None
+    phases: dict[str, float] | None = field(default=None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def shuffle_rng(seed: int) -> np.random.Generator:
+    """The generator of the per-epoch shuffles of a model made with ``seed`` (exposed so that other
+    frameworks can be fed the very same batch order)."""
+    return np.random.default_rng([seed, 1])
+
+
+def init_weights(config: MLPConfig, seed: int) -> Weights:
+    """Uniform in +-init_scale/sqrt(n_in) for kernels (in, out) and biases (out,), drawn in float64."""
+    rng = np.random.default_rng([seed, 0])
+    weights = []
+    for n_in, n_out in zip(config.layer_sizes[:-1], config.layer_sizes[1:]):
+        limit = config.init_scale / math.sqrt(n_in)
+        kernel = rng.uniform(-limit, limit, size=(n_in, n_out))
+        bias = rng.uniform(-limit, limit, size=n_out)
+        weights.append((kernel.astype(config.dtype), bias.astype(config.dtype)))
+    return weights
+
+
+def batch_slices(order: np.ndarray, batch_size: int):
+    """Consecutive batches of the index array ``order``; the last one may be smaller."""
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+class MLP:
+    """A multilayer perceptron trained by one of the variants of ``numpy_mlp.variants``.
+
+    Parameters
+    ----------
+    config : the network and its training.
+    variant : name of the training-step implementation ('optimized' by default).
+    seed : seeds the initial weights and the per-epoch shuffling (two independent streams).
+    scaler : an InputScaler; when given, every x passed to the model is raw (e.g. uint8 pixels) and the
+        model scales it (see ``numpy_mlp.scaling``).
+    """
+
+    def __init__(
+        self,
+        config: MLPConfig | None = None,
+        variant: str = "optimized",
+        seed: int = 0,
+        scaler: InputScaler | None = None,
+    ):
+        self.config = config or MLPConfig()
+        self.variant_cls = get_variant(variant)
+        self.seed = seed
+        self.shuffle_rng = shuffle_rng(seed)
+        self.impl = self.variant_cls(self.config, init_weights(self.config, seed))
+        self.dtype = self.impl.dtype
+        self.scaler = scaler.astype(self.dtype) if scaler is not None else None
+        self.epochs_done = 0
+        self._hidden = get_activation(self.config.hidden_activation)
+        self._output = get_activation(self.config.output_activation)
+        self._loss_value = loss_function(self.config.output_activation, self.config.loss)
+
+    @property
+    def variant(self) -> str:
+        return self.variant_cls.name
+
+    def get_weights(self) -> Weights:
+        return self.impl.get_weights()
+
+    def set_weights(self, weights: Weights) -> None:
+        """Weights as [(kernel (in, out), bias (out,)), ...], e.g. from a Keras model; resets momentum."""
+        sizes = self.config.layer_sizes
+        if len(weights) != len(sizes) - 1:
+            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
+        for n, (kernel, bias) in enumerate(weights):
+            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
+                raise ValueError(
+                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
+                    f"got {np.shape(kernel)} and {np.shape(bias)}"
+                )
+        self.impl.set_weights(weights)
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        *,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: Callable[[EpochRecord], None] | None = None,
+        phase_timing: bool = False,
+    ) -> list[EpochRecord]:
+        """Train with the article's rules: shuffle every epoch, summed gradients, decaying rate.
+
+        Parameters
+        ----------
+        x : (n, inputs) float array, already scaled.
+        labels : (n,) integer class labels.
+        epochs, batch_size : the last batch of an epoch is smaller when n % batch_size != 0.
+        validation_data : (x_test, labels_test), evaluated after every epoch outside the timing.
+        callback : called with each epoch's record.
+        phase_timing : time the article's phases per batch (adds a few perf_counter calls).
+
+        Returns the list of epoch records. Raises TrainingDiverged when the loss stops being finite.
+        """
+        x, labels = self._check_data(x, labels, "x")
+        if validation_data is not None:
+            validation_data = self._check_data(*validation_data, "x_test")
+        if not isinstance(epochs, (int, np.integer)) or epochs <= 0:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+        if not isinstance(batch_size, (int, np.integer)) or not 0 < batch_size <= len(x):
+            raise ValueError(f"batch_size must be between 1 and the number of samples ({len(x)}), got {batch_size!r}")
+
+        y_onehot = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
+        y_onehot[np.arange(len(labels)), labels] = 1
+        self.impl.bind(x, y_onehot, labels, self.scaler)
+        if self.epochs_done == 0:
+            self._lr = self.config.lr_for(batch_size)  # a later fit() continues the decay
+        records = []
+        # exp(-z) overflows to inf for very negative z in sigmoid; 1 / inf = 0 is the right answer.
+        with np.errstate(over="ignore", invalid="ignore"):  # invalid: NaN is caught per epoch below
+            for _ in range(epochs):
+                records.append(self._fit_epoch(x, batch_size, validation_data, callback, phase_timing))
+        return records
+
+    def _fit_epoch(self, x, batch_size, validation_data, callback, phase_timing) -> EpochRecord:
+        epoch = self.epochs_done
+        self._lr = lr = self._lr / (1.0 + self.config.lr_decay * epoch)
+        order = self.shuffle_rng.permutation(len(x))
+        if phase_timing:
+            record = self._timed_epoch(order, batch_size, lr, epoch)
+        else:
+            record = self._epoch(order, batch_size, lr, epoch)
+        self.epochs_done += 1
+        if not math.isfinite(record.loss):
+            raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} (variant {self.variant})")
+        if validation_data is not None:
+            start = time.perf_counter()
+            record.test_loss, record.test_acc = self.evaluate(*validation_data)
+            record.eval_s = time.perf_counter() - start
+        if callback is not None:
+            callback(record)
+        return record
+
+    def _epoch(self, order, batch_size, lr, epoch) -> EpochRecord:
+        train_batch = self.impl.train_batch
+        loss_sum, n_correct, n_batches = 0.0, 0, 0
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for idx in batch_slices(order, batch_size):
+            loss, correct = train_batch(idx, lr)
+            loss_sum += loss
+            n_correct += correct
+            n_batches += 1
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr)
+
+    def _timed_epoch(self, order, batch_size, lr, epoch) -> EpochRecord:
+        impl = self.impl
+        clock = time.perf_counter
+        totals = dict.fromkeys(PHASES, 0.0)
+        loss_sum, n_correct, n_batches = 0.0, 0, 0
+        wall0, cpu0 = clock(), time.process_time()
+        for idx in batch_slices(order, batch_size):
+            t0 = clock()
+            batch = impl.prepare(idx)
+            t1 = clock()
+            cache = impl.forward(batch)
+            t2 = clock()
+            loss, correct = impl.cost(batch, cache)
+            t3 = clock()
+            grads = impl.backward(batch, cache)
+            t4 = clock()
+            impl.update(grads, lr)
+            t5 = clock()
+            for phase, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                totals[phase] += dt
+            loss_sum += loss
+            n_correct += correct
+            n_batches += 1
+        wall, cpu = clock() - wall0, time.process_time() - cpu0
+        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr, phases=totals)
+
+    # -- inference --------------------------------------------------------------------------------
+
+    def predict(self, x: np.ndarray, chunk_size: int = 10000) -> np.ndarray:
+        """Network outputs (n, outputs) in the model's dtype."""
+        x = self._check_x(x, "x")
+        weights = self.get_weights()
+        outputs = []
+        for start in range(0, len(x), chunk_size):
+            a = x[start : start + chunk_size]
+            if self.scaler is not None:
+                a = self.scaler.transform(a)
+            for n, (kernel, bias) in enumerate(weights):
+                z = a @ kernel
+                z += bias
+                act = self._output if n == len(weights) - 1 else self._hidden
+                a = act.forward(z, out=z)
+            outputs.append(a)
+        return np.concatenate(outputs) if outputs else np.empty((0, self.config.layer_sizes[-1]), self.dtype)
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) on a data set; the loss is summed over its samples plus regularization."""
+        x, labels = self._check_data(x, labels, "x")
+        out = self.predict(x)
+        y_onehot = np.zeros_like(out)
+        y_onehot[np.arange(len(labels)), labels] = 1
+        kernels = [k for k, _ in self.get_weights()]
+        loss = self._loss_value(out, y_onehot) + regularization_cost(kernels, self.config.l2, self.config.l1)
+        return loss, float(np.mean(out.argmax(axis=1) == labels))
+
+    # -- input checks -----------------------------------------------------------------------------
+
+    def _check_x(self, x, name) -> np.ndarray:
+        x = np.asarray(x)
+        n_in = self.config.layer_sizes[0]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"{name} must have shape (n, {n_in}), got {x.shape}")
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
+        if self.scaler is None or np.issubdtype(x.dtype, np.floating):
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return x
+
+    def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
+        x = self._check_x(x, name)
+        labels = np.asarray(labels)
+        if labels.shape != (len(x),):
+            raise ValueError(f"labels for {name} must have shape ({len(x)},), got {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        n_out = self.config.layer_sizes[-1]
+        if len(labels) and (labels.min() < 0 or labels.max() >= n_out):
+            raise ValueError(f"labels must be in 0..{n_out - 1}, got values from {labels.min()} to {labels.max()}")
+        return x, labels.astype(np.intp)

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real MNIST from ../shared/data/mnist (or MNIST_DIR), loaded once per session."""
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+def mnist_dir() -> Path:
+    return Path(os.environ.get("MNIST_DIR") or SHARED_MNIST)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """(x_train (60000, 784) uint8, y_train, x_test (10000, 784) uint8, y_test)."""
+    folder = mnist_dir()
+    if not folder.is_dir():
+        pytest.skip(f"real MNIST not found at {folder} (set MNIST_DIR)")
+    from harness.data import load_mnist
+
+    return load_mnist(folder)
+
+
+@pytest.fixture(scope="session")
+def mnist_small(mnist):
+    """The first 2,000 training and 1,000 test samples of the real MNIST."""
+    x_train, y_train, x_test, y_test = mnist
+    return x_train[:2000], y_train[:2000], x_test[:1000], y_test[:1000]
