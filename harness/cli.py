@@ -1,0 +1,229 @@
+"""Command line of the study: ``python -m harness run | list | env | parity``."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+from .plan import DEFAULT_PRESET, FRAMEWORKS, PRESETS, StudyPlan, all_cores, variant_descriptions
+
+
+class UsageError(Exception):
+    """Bad options: reported as one line, exit status 2, before anything runs."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 2, as argparse does, but without the usage dump
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m harness",
+        description="Train the MNIST MLP with numpy_mlp and keras_baseline on identical work and compare them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run", help="run a study and build its report",
+        description="Run a study: every (framework, variant, batch size, threads, repeat) in a fresh process; "
+        "results go to --out as runs.csv, epochs.csv, summary.csv, environment.json, study.json, then the report. "
+        f"Without options this is the '{DEFAULT_PRESET}' preset. Options given override the preset.",
+    )
+    run.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                     help=f"a named study (see 'python -m harness list'); default: {DEFAULT_PRESET}")
+    run.add_argument("--frameworks", nargs="+", metavar="NAME", help=f"frameworks to run: {', '.join(FRAMEWORKS)}")
+    run.add_argument("--variants", nargs="+", metavar="NAME",
+                     help="variants to run, of any framework (e.g. optimized step3 fit-tuned); default: the preset's")
+    run.add_argument("--batch-sizes", nargs="+", type=_positive_int, metavar="N", help="mini-batch sizes")
+    run.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per run (the article: 35)")
+    run.add_argument("--repeats", type=_positive_int, metavar="N", help="runs per configuration; medians over them")
+    run.add_argument("--threads", nargs="+", type=_positive_int, metavar="N",
+                     help="BLAS and TensorFlow threads, one study per value (default: all cores)")
+    run.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+                     help="seed of repeat 0 (repeat r uses S + r): initial weights and shuffling (default 0)")
+    run.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
+    run.add_argument("--phase-epochs", type=_non_negative_int, metavar="N",
+                     help="epochs of the extra per-phase-timed numpy runs (0: none)")
+    run.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
+    run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted study in --out, skipping finished runs")
+    run.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
+                     help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
+    run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+
+    commands.add_parser("list", help="frameworks, variants and presets, one line each",
+                        description="List frameworks, variants and presets, one line each with a description.")
+    commands.add_parser("env", help="the environment record every result carries, as JSON",
+                        description="Print the environment record that every result carries, as JSON.")
+
+    parity = commands.add_parser(
+        "parity", help="check that both frameworks reach the same test accuracy",
+        description="Train numpy_mlp 'optimized' and every keras_baseline variant on the full MNIST with the "
+        "reference configuration, same initial weights per seed, each with its own shuffling, and compare "
+        "the median test accuracies. Exit 0 when every difference is within the band, 1 when not, 2 on bad input.",
+    )
+    parity.add_argument("--batch-sizes", nargs="+", type=_positive_int, default=[500, 20000], metavar="N",
+                        help="batch sizes (default: 500 20000)")
+    parity.add_argument("--epochs", type=_positive_int, default=35, metavar="N", help="epochs (default 35)")
+    parity.add_argument("--seeds", type=_positive_int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    parity.add_argument("--variants", nargs="+", metavar="NAME",
+                        help="keras variants to check (default: all)")
+    parity.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
+    parity.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
+    parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
+    parity.add_argument("--out", metavar="DIR", help="where the runs and parity.csv go (default: results/parity-<timestamp>)")
+    parity.add_argument("--numpy-variant", default="optimized", help=argparse.SUPPRESS)  # tests: a broken model
+    return parser
+
+
+def plan_from_args(args) -> StudyPlan:
+    preset_name = args.preset or DEFAULT_PRESET
+    preset = PRESETS[preset_name]
+    frameworks = tuple(args.frameworks or preset.frameworks)
+    for name in frameworks:
+        if name not in FRAMEWORKS:
+            raise UsageError(f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)}")
+    known = variant_descriptions()
+    wanted = args.variants or preset.variants
+    variants = {}
+    for framework in frameworks:
+        variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
+    for name in wanted:
+        if not any(name in known[f] for f in FRAMEWORKS):
+            choices = ", ".join(v for f in FRAMEWORKS for v in known[f])
+            raise UsageError(f"unknown variant {name!r}; choose from {choices}")
+        if not any(name in known[f] for f in frameworks):
+            raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
+    frameworks = tuple(f for f in frameworks if variants[f])
+    train_limit = args.train_limit if args.train_limit is not None else preset.train_limit
+    n_train = min(train_limit or 60000, 60000)
+    batch_sizes = tuple(args.batch_sizes or preset.batch_sizes)
+    for batch_size in batch_sizes:
+        if batch_size > n_train:
+            raise UsageError(f"batch size {batch_size} is larger than the training set ({n_train} samples)")
+    threads = tuple(t or all_cores() for t in (args.threads or preset.threads))
+    return StudyPlan(
+        frameworks=frameworks,
+        variants=variants,
+        batch_sizes=batch_sizes,
+        epochs=args.epochs or preset.epochs,
+        repeats=args.repeats or preset.repeats,
+        threads=tuple(dict.fromkeys(threads)),
+        seed=args.seed,
+        train_limit=train_limit,
+        phase_epochs=args.phase_epochs if args.phase_epochs is not None else preset.phase_epochs,
+        eval_every_epoch=preset.eval_every_epoch,
+        preset=preset_name if not any((args.frameworks, args.variants, args.batch_sizes, args.epochs,
+                                        args.repeats, args.threads, args.train_limit)) else f"{preset_name} (modified)",
+    )
+
+
+def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
+    if out is None:
+        if resume:
+            raise UsageError("--resume needs --out: the folder of the study to continue")
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("results") / f"{prefix}{stamp}"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if resume and not (path / "runs.csv").exists():
+        raise UsageError(f"--resume: {out} holds no runs.csv to continue")
+    if not resume and (path / "runs.csv").exists():
+        raise UsageError(f"--out {out} already holds a study; use --resume to continue it or choose another folder")
+    return path
+
+
+def check_data_dir(data_dir: str | None) -> str | None:
+    """An explicitly named data folder must be readable; the loader verifies the files themselves."""
+    folder = data_dir or os.environ.get("MNIST_DIR")
+    if folder is None:
+        return None
+    path = Path(folder)
+    source = "--data-dir" if data_dir else "MNIST_DIR"
+    if not path.exists():
+        raise UsageError(f"{source} {folder} does not exist")
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise UsageError(f"{source} {folder} is not readable")
+    return folder
+
+
+def cmd_run(args) -> int:
+    plan = plan_from_args(args)
+    out = check_out_dir(args.out, args.resume)
+    data_dir = check_data_dir(args.data_dir)
+
+    from .study import run_study
+
+    try:
+        files = run_study(plan, out, data_dir, resume=args.resume, timeout=args.timeout, command=sys.argv)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {out}; continue with --resume --out {out}", file=sys.stderr)
+        return 130
+    print(f"results: {files.out}")
+    if not args.no_report:
+        from reports import build_report
+
+        report = build_report(files.out)
+        print(f"report: {report}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    print("frameworks:")
+    for name, text in FRAMEWORKS.items():
+        print(f"  {name:<10} {text}")
+    print("variants:")
+    for framework, variants in variant_descriptions().items():
+        for name, text in variants.items():
+            print(f"  {framework}/{name:<12} {text}")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        default = " (default)" if name == DEFAULT_PRESET else ""
+        print(f"  {name:<10} {preset.description}{default}")
+    return 0
+
+
+def cmd_env(args) -> int:
+    from .environment import environment_record
+
+    print(json.dumps(environment_record(), indent=2))
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from .parity import run_parity
+
+    return run_parity(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import MnistError
+
+    try:
+        return {"run": cmd_run, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}[args.command](args)
+    except (UsageError, MnistError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

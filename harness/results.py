@@ -1,0 +1,54 @@
+"""Files of a study: atomic writes, and the tables' columns."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+RUN_COLUMNS = [
+    "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
+    "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
+    "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
+    "blas_threads", "tf_intra_threads", "tf_inter_threads",
+]
+EPOCH_COLUMNS = [
+    "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",
+    "wall_s", "cpu_s", "eval_s", "loss", "train_acc", "test_acc", "test_loss", "lr",
+    "phase_prepare_s", "phase_forward_s", "phase_cost_s", "phase_backward_s", "phase_update_s",
+]
+RUN_KEY = ["framework", "variant", "batch_size", "threads", "repeat", "instrumented"]
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_csv(path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def read_table(path, columns: list[str]) -> pd.DataFrame:
+    """A results table, or an empty one with the right columns when the file does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    return pd.read_csv(path, keep_default_na=True)
+
+
+def as_table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in columns:
+        if column not in frame:
+            frame[column] = None
+    return frame[columns + [c for c in frame.columns if c not in columns]]

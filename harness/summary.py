@@ -1,0 +1,64 @@
+"""summary.csv: per (framework, variant, batch size, threads), medians and IQRs of the timed runs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SUMMARY_KEY = ["framework", "variant", "batch_size", "threads"]
+SUMMARY_COLUMNS = SUMMARY_KEY + [
+    "n_runs", "n_ok", "wall_median_s", "wall_iqr_s", "cpu_median_s", "cpu_iqr_s",
+    "first_epoch_median_s", "steady_epoch_median_s", "test_acc_median", "train_acc_median",
+    "speedup_vs_best_keras", "best_keras_variant", "speedup_vs_step3", "gemm_floor_median_s",
+    "gemm_efficiency", "peak_rss_median_mb",
+]
+
+
+def _iqr(values: pd.Series) -> float:
+    values = values.dropna()
+    if values.empty:
+        return np.nan
+    q75, q25 = np.percentile(values, [75, 25])
+    return float(q75 - q25)
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Statistics over the non-instrumented runs; speed-ups compare medians at equal batch size and
+    threads (>1 means faster than the reference)."""
+    if runs.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    runs = runs[~runs["instrumented"].astype(bool)]
+    rows = []
+    for key, group in runs.groupby(SUMMARY_KEY, sort=False):
+        ok = group[group["status"] == "ok"]
+        rows.append(
+            dict(
+                zip(SUMMARY_KEY, key),
+                n_runs=len(group),
+                n_ok=len(ok),
+                wall_median_s=ok["wall_s"].median(),
+                wall_iqr_s=_iqr(ok["wall_s"]),
+                cpu_median_s=ok["cpu_s"].median(),
+                cpu_iqr_s=_iqr(ok["cpu_s"]),
+                first_epoch_median_s=ok["first_epoch_wall_s"].median(),
+                steady_epoch_median_s=ok["steady_epoch_wall_s"].median(),
+                test_acc_median=ok["test_acc"].median(),
+                train_acc_median=ok["train_acc"].median(),
+                gemm_floor_median_s=ok["gemm_floor_s"].median(),
+                peak_rss_median_mb=ok["peak_rss_mb"].median(),
+            )
+        )
+    summary = pd.DataFrame(rows)
+    summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
+    summary["speedup_vs_best_keras"] = np.nan
+    summary["best_keras_variant"] = None
+    summary["speedup_vs_step3"] = np.nan
+    for (batch_size, threads), group in summary.groupby(["batch_size", "threads"]):
+        keras = group[(group["framework"] == "keras") & group["wall_median_s"].notna()]
+        if not keras.empty:
+            best = keras.loc[keras["wall_median_s"].idxmin()]
+            summary.loc[group.index, "speedup_vs_best_keras"] = best["wall_median_s"] / group["wall_median_s"]
+            summary.loc[group.index, "best_keras_variant"] = best["variant"]
+        step3 = group[(group["framework"] == "numpy") & (group["variant"] == "step3")]
+        if not step3.empty and pd.notna(step3["wall_median_s"].iloc[0]):
+            summary.loc[group.index, "speedup_vs_step3"] = step3["wall_median_s"].iloc[0] / group["wall_median_s"]
+    return summary[SUMMARY_COLUMNS].sort_values(["threads", "batch_size", "framework", "variant"], ignore_index=True)
