@@ -1,0 +1,67 @@
+"""Command line: ``python -m reports build RESULTS_DIR [--out DIR]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from .data import ReportInputError
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.95; got {text}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reports",
+        description="Figures and a written report from a results folder written by the study harness. "
+                    "Only reads the folder's files (runs.csv required; epochs.csv, summary.csv, "
+                    "environment.json, study.json used when present); never re-runs anything.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    build = sub.add_parser(
+        "build", help="build report.md, report.html and figures/ from a results folder",
+        description="Build report.md, a self-contained report.html and figures/*.png|svg from a results "
+                    "folder. Exit status 2 on bad input (folder or runs.csv missing or unusable).")
+    build.add_argument("results_dir", metavar="RESULTS_DIR",
+                       help="folder written by the harness; must contain runs.csv")
+    build.add_argument("--out", metavar="DIR", default=None,
+                       help="where to write the report (default: RESULTS_DIR/report/); created if needed")
+    build.add_argument("--accuracy-threshold", metavar="FRACTION", type=_threshold, default=None,
+                       help="test accuracy for the time-to-accuracy figure, e.g. 0.95 (default: the highest "
+                            "of 0.95, 0.94, 0.93, ... that at least two thirds of the variants reach)")
+    build.add_argument("--traceback", action="store_true",
+                       help="on an unexpected internal error, print the full Python traceback")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command == "build":
+        from .build import build_report
+
+        try:
+            path = build_report(args.results_dir, args.out, accuracy_threshold=args.accuracy_threshold)
+        except ReportInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # noqa: BLE001 - one line for users, details on request
+            if args.traceback:
+                traceback.print_exc()
+            print(f"error: internal error while building the report: {type(exc).__name__}: {exc} "
+                  "(rerun with --traceback for details)", file=sys.stderr)
+            return 1
+        print(f"report written to {path} (also {path.with_suffix('.html')} and {path.parent / 'figures'}/)")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Tests of the reports package on small results folders made here (no harness, no training)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # also when run as plain `pytest` without installing the project
+    sys.path.insert(0, str(REPO))
+
+from reports import FIGURE_NAMES, ReportInputError, build_report, parse_markdown_table  # noqa: E402
+from reports.__main__ import main as cli_main  # noqa: E402
+
+RUN_COLUMNS = [
+    "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "status", "error",
+    "instrumented", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s", "train_acc",
+    "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
+]
+EPOCH_COLUMNS = [
+    "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch", "wall_s", "cpu_s",
+    "eval_s", "loss", "train_acc", "test_acc", "lr", "phase_prepare_s", "phase_forward_s", "phase_cost_s",
+    "phase_backward_s", "phase_update_s",
+]
+
+# Seconds per epoch (at repeat 0) of each variant per batch size; repeats add a little.
+EPOCH_TIME = {
+    ("numpy", "original"): {500: 1.34, 2000: 1.30, 20000: 1.26},
+    ("numpy", "step1"): {500: 0.31, 2000: 0.29, 20000: 0.28},
+    ("numpy", "step2"): {500: 0.27, 2000: 0.25, 20000: 0.25},
+    ("numpy", "step3"): {500: 0.21, 2000: 0.20, 20000: 0.19},
+    ("numpy", "optimized"): {500: 0.16, 2000: 0.15, 20000: 0.15},
+    ("keras", "fit"): {500: 0.77, 2000: 0.60, 20000: 0.49},
+    ("keras", "fit-tuned"): {500: 0.29, 2000: 0.27, 20000: 0.31},
+    ("keras", "loop"): {500: 0.43, 2000: 0.38, 20000: 0.37},
+}
+FINAL_ACC = {500: 0.968, 2000: 0.962, 20000: 0.941}
+
+
+def make_results(folder: Path, series, batch_sizes, repeats=2, epochs=3, threads=(2,), failed=(),
+                 instrumented=True, files=("epochs", "summary", "environment", "study")) -> dict:
+    """Write a small results folder in the harness's format; return the runs as dicts.
+
+    ``failed``: (framework, variant, batch_size, repeat) tuples whose run failed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    runs, epoch_rows = [], []
+    for fw, var in series:
+        for b in batch_sizes:
+            for t in threads:
+                for rep in range(repeats):
+                    for instr in ((False, True) if instrumented and fw == "numpy" and rep == 0 else (False,)):
+                        per_epoch = EPOCH_TIME[(fw, var)][b] * (1 + 0.05 * rep) * (1.0 if t > 1 else 1.6)
+                        per_epoch *= 1.15 if instr else 1.0
+                        bad = (fw, var, b, rep) in failed and not instr
+                        walls = [per_epoch * (1.8 if (e == 1 and fw == "keras") else 1.0) for e in range(1, epochs + 1)]
+                        offset = 0.0007 * (list(EPOCH_TIME).index((fw, var)) - 3)  # variants differ a little
+                        accs = [FINAL_ACC[b] + offset - (FINAL_ACC[b] - 0.85) * math.exp(-(e - 1) * 0.5)
+                                - 0.001 * rep for e in range(1, epochs + 1)]
+                        row = dict(framework=fw, variant=var, batch_size=b, epochs=epochs, repeat=rep, seed=rep,
+                                   threads=t, status="ok", error="", instrumented=instr)
+                        if bad:
+                            row.update(status="failed", error="MemoryError: unable to allocate | 3 GiB")
+                            runs.append(row)
+                            continue
+                        row.update(wall_s=sum(walls), cpu_s=sum(walls) * (1.9 if fw == "keras" else 1.4),
+                                   first_epoch_wall_s=walls[0],
+                                   steady_epoch_wall_s=float(np.median(walls[1:])) if epochs > 1 else "",
+                                   setup_s=3.0 if fw == "keras" else 0.2, train_acc=accs[-1] + 0.01,
+                                   test_acc=accs[-1], final_loss=50.0,
+                                   gemm_floor_s=(0.06 * epochs) if fw == "numpy" else "",
+                                   peak_rss_mb=300 if fw == "numpy" else 900)
+                        runs.append(row)
+                        for e in range(1, epochs + 1):
+                            er = dict(framework=fw, variant=var, batch_size=b, threads=t, repeat=rep,
+                                      instrumented=instr, epoch=e, wall_s=walls[e - 1], cpu_s=walls[e - 1] * 1.4,
+                                      eval_s=0.05, loss=100 / e, train_acc=accs[e - 1] - 0.01,
+                                      test_acc=accs[e - 1], lr=0.001)
+                            if instr:
+                                shares = dict(prepare=0.05, forward=0.25, cost=0.05, backward=0.45, update=0.1)
+                                for p, share in shares.items():
+                                    er[f"phase_{p}_s"] = walls[e - 1] * share
+                            epoch_rows.append(er)
+    _write_csv(folder / "runs.csv", RUN_COLUMNS, runs)
+    if "epochs" in files:
+        _write_csv(folder / "epochs.csv", EPOCH_COLUMNS, epoch_rows)
+    if "summary" in files:
+        _write_csv(folder / "summary.csv", ["framework", "variant", "batch_size", "threads", "n_runs", "n_ok",
+                                            "wall_median_s"], [])
+    if "environment" in files:
+        (folder / "environment.json").write_text(json.dumps({
+            "cpu_model": "Test CPU 3000", "cores": 2, "os": "Linux", "python": "3.11", "numpy": "2.4",
+            "tensorflow": "2.21", "keras": "3.15",
+            "blas": [{"internal_api": "openblas", "version": "0.3.30", "num_threads": 2}],
+            "onednn": True, "git_commit": "abc1234", "date": "2025-01-01", "command": "python -m harness run"}))
+    if "study" in files:
+        (folder / "study.json").write_text(json.dumps({
+            "preset": "test", "epochs": epochs, "batch_sizes": list(batch_sizes), "threads": list(threads),
+            "repeats": repeats, "frameworks": sorted({fw for fw, _ in series}),
+            "variants": {}, "config": {"layer_sizes": [784, 70, 30, 10], "hidden_activation": "sigmoid",
+                                       "output_activation": "sigmoid", "loss": "logloss", "learning_rate": None,
+                                       "lr_decay": 1e-6, "momentum": 5e-5, "l2": 0.2, "l1": 0.0,
+                                       "init_scale": 0.5, "input_scaling": "standardize", "dtype": "float32"},
+            "train_limit": None}))
+    return {"runs": runs}
+
+
+def _write_csv(path: Path, columns, rows) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+
+
+def _check_png(path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    assert path.is_file(), path
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert len(raw) > 5_000, f"{path} is only {len(raw)} bytes"
+    image = mpimg.imread(path)
+    assert image.shape[1] >= 600 and image.shape[0] >= 200, image.shape
+    assert path.with_suffix(".svg").is_file()
+
+
+def _medians(runs, fw, var, b):
+    walls = [r["wall_s"] for r in runs if (r["framework"], r["variant"], r["batch_size"]) == (fw, var, b)
+             and r["status"] == "ok" and not r["instrumented"]]
+    return float(np.median(walls)), walls
+
+
+SERIES = [("numpy", "step3"), ("numpy", "optimized"), ("keras", "fit-tuned")]
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("results_small")
+    made = make_results(folder, SERIES, batch_sizes=(500, 20000), repeats=2, epochs=3,
+                        failed=[("keras", "fit-tuned", 20000, 1)])
+    md = build_report(folder)
+    return folder, md, made["runs"]
+
+
+def test_all_figures_exist_and_are_valid_pngs(small_report):
+    folder, md, _ = small_report
+    assert md == folder / "report" / "report.md"
+    for name in FIGURE_NAMES:
+        _check_png(folder / "report" / "figures" / f"{name}.png")
+    text = md.read_text()
+    assert "could not be drawn" not in text
+    assert "is a placeholder" not in text  # this folder has data for every figure
+    html = (folder / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(FIGURE_NAMES)
+    for name in FIGURE_NAMES:
+        assert f"](figures/{name}.png)" in text
+
+
+def test_headline_table_holds_the_medians(small_report):
+    folder, md, runs = small_report
+    rows = parse_markdown_table(md.read_text().split("## Headline results", 1)[1])
+    assert len(rows) == 6  # 3 variants x 2 batch sizes
+    by_key = {(r["Framework"], r["Variant"], int(r["Batch"].replace(",", ""))): r for r in rows}
+    keras_500, _ = _medians(runs, "keras", "fit-tuned", 500)
+    for fw, var in SERIES:
+        for b in (500, 20000):
+            row = by_key[({"numpy": "NumPy", "keras": "Keras"}[fw], var, b)]
+            med, walls = _medians(runs, fw, var, b)
+            assert float(row["Wall median (s)"]) == pytest.approx(med, rel=0.01)
+            if len(walls) >= 2:
+                iqr = np.percentile(walls, 75) - np.percentile(walls, 25)
+                assert float(row["Wall IQR (s)"]) == pytest.approx(iqr, rel=0.02, abs=0.0015)
+            else:
+                assert row["Wall IQR (s)"] == "–"  # no spread from a single run
+            assert row["Runs ok"] == f"{len(walls)}/2"
+            if b == 500:
+                assert float(row["Speed-up vs fastest Keras"].rstrip("×")) == pytest.approx(keras_500 / med, rel=0.01)
+    # the failed repeat leaves Keras at batch 20000 with one run: its median is that run's time
+    row = by_key[("Keras", "fit-tuned", 20000)]
+    assert row["Runs ok"] == "1/2"
+    assert float(row["Speed-up vs fastest Keras"].rstrip("×")) == pytest.approx(1.0)
+
+
+def test_failed_run_and_missing_variant_are_listed(small_report):
+    _, md, _ = small_report
+    text = md.read_text()
+    section = text.split("## Failed runs and missing data", 1)[1]
+    failed = parse_markdown_table(section)
+    assert len(failed) == 1
+    assert failed[0]["Variant"] == "fit-tuned" and failed[0]["Status"] == "failed"
+    assert "MemoryError" in failed[0]["Error"] and "|" in failed[0]["Error"]
+    assert "loop" in section  # the Keras 'loop' variant was not run
+    assert "Test CPU 3000" in text
+
+
+def test_missing_framework_is_reported(tmp_path):
+    folder = tmp_path / "numpy_only"
+    make_results(folder, [("numpy", "step3"), ("numpy", "optimized")], batch_sizes=(500,), repeats=2,
+                 epochs=3, files=("epochs",))
+    md = build_report(folder, tmp_path / "out")
+    assert md == tmp_path / "out" / "report.md"
+    for name in FIGURE_NAMES:
+        _check_png(tmp_path / "out" / "figures" / f"{name}.png")
+    text = md.read_text()
+    assert "Keras was not run" in text
+    assert "Figure `speedup_vs_keras` is a placeholder" in text
+    assert "environment.json" in text and "study.json" in text  # missing files are named
+    assert "Only one batch size" in text
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_runs_csv_only_and_all_failed(tmp_path):
+    folder = tmp_path / "bare"
+    make_results(folder, [("numpy", "step3"), ("keras", "fit")], batch_sizes=(500,), repeats=1, epochs=2,
+                 instrumented=False, failed=[("keras", "fit", 500, 0)], files=())
+    md = build_report(folder)
+    text = md.read_text()
+    assert "Every Keras run failed" in text
+    assert "epochs.csv" in text
+    for name in FIGURE_NAMES:
+        _check_png(folder / "report" / "figures" / f"{name}.png")
+
+
+def test_bad_input_raises_clear_errors(tmp_path):
+    with pytest.raises(ReportInputError, match="does not exist"):
+        build_report(tmp_path / "nowhere")
+    with pytest.raises(ReportInputError, match="runs.csv"):
+        build_report(tmp_path)
+    (tmp_path / "runs.csv").write_text("framework,variant\nnumpy,step3\n")
+    with pytest.raises(ReportInputError, match="required column"):
+        build_report(tmp_path)
+
+
+def test_cli_missing_folder_exits_2_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "reports", "build", str(tmp_path / "missing")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_cli_builds_into_out_dir(tmp_path, capsys):
+    folder = tmp_path / "res"
+    make_results(folder, SERIES[:2], batch_sizes=(500,), repeats=1, epochs=2, instrumented=False)
+    assert cli_main(["build", str(folder), "--out", str(tmp_path / "rep"), "--accuracy-threshold", "0.8"]) == 0
+    assert str(tmp_path / "rep" / "report.md") in capsys.readouterr().out
+    assert "reaches 80% test accuracy first" in (tmp_path / "rep" / "report.md").read_text()
+    assert not list((tmp_path / "rep").rglob("*.tmp"))  # atomic writes leave no temporary files
+    assert cli_main(["build", str(tmp_path / "empty-dir-that-is-missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_cli_help_explains_options():
+    proc = subprocess.run([sys.executable, "-m", "reports", "build", "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0
+    for option in ("RESULTS_DIR", "--out", "--accuracy-threshold"):
+        assert option in proc.stdout
