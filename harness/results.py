@@ -1,11 +1,12 @@
-"""Files of a study: atomic writes, and the tables' columns."""
+"""Files of a study: the tables' columns, reading them, writing them atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+# Readers never see half a file: write a temporary file beside the target, then rename.
+from reports.atomic import write_text_atomic as atomic_write_text
 
 RUN_COLUMNS = [
     "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
@@ -19,19 +20,6 @@ EPOCH_COLUMNS = [
     "phase_prepare_s", "phase_forward_s", "phase_cost_s", "phase_backward_s", "phase_update_s",
 ]
 RUN_KEY = ["framework", "variant", "batch_size", "threads", "repeat", "instrumented"]
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_csv(path, frame: pd.DataFrame) -> None:

@@ -109,14 +109,15 @@ def main(argv: list[str]) -> int:
     spec_path, result_path = argv
     with open(spec_path) as f:
         spec = json.load(f)
-    from .results import atomic_write_text
-
     try:
         result = run(spec, spec["data_path"])
     except Exception as exc:  # reported as a failed run; the parent goes on with the study
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
         result = {"run": {"status": "failed", "error": message, "peak_rss_mb": peak_rss_mb()}, "epochs": []}
-    atomic_write_text(result_path, json.dumps(result))
+    # temp file then rename: the parent never reads half a result (and this avoids importing pandas)
+    with open(f"{result_path}.tmp", "w") as f:
+        json.dump(result, f)
+    os.replace(f"{result_path}.tmp", result_path)
     return 0
 
 
