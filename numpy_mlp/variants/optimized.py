@@ -22,6 +22,9 @@ from ..losses import loss_function, output_delta_function
 from .base import Variant, Weights
 
 
+SCALE_BLOCK_ROWS = 256  # 256 x 784 uint8 + float32: about 1 MB, within L2
+
+
 class Optimized(Variant):
     name = "optimized"
     description = "beyond the article: batch-major, Keras layout, preallocated buffers, in-place ufuncs, fused updates"
@@ -60,7 +63,7 @@ class Optimized(Variant):
             return
         sizes = self.config.layer_sizes
         self.x_buf = np.empty((batch_size, sizes[0]), self.dtype)
-        self.raw_buf = np.empty((batch_size, sizes[0]), self.x_train.dtype)
+        self.raw_buf = np.empty((min(batch_size, SCALE_BLOCK_ROWS), sizes[0]), self.x_train.dtype)
         self.y_buf = np.empty((batch_size, sizes[-1]), self.dtype)
         self.a_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:]]  # A of layers 1..L
         self.delta_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:]]
@@ -70,11 +73,15 @@ class Optimized(Variant):
     def prepare(self, idx):
         m = len(idx)
         self._ensure_buffers(m)
+        x = self.x_buf[:m]  # (m, inputs)
         if self.scaler is None:
-            x = np.take(self.x_train, idx, axis=0, out=self.x_buf[:m])  # (m, inputs)
+            np.take(self.x_train, idx, axis=0, out=x)
         else:
-            raw = np.take(self.x_train, idx, axis=0, out=self.raw_buf[:m])  # (m, inputs), e.g. uint8
-            x = self.scaler.transform(raw, out=self.x_buf[:m])
+            # in blocks of rows that stay in cache between the gather and the scaling
+            for start in range(0, m, SCALE_BLOCK_ROWS):
+                rows = idx[start : start + SCALE_BLOCK_ROWS]
+                raw = np.take(self.x_train, rows, axis=0, out=self.raw_buf[: len(rows)])  # e.g. uint8
+                self.scaler.transform(raw, out=x[start : start + len(rows)])
         y = np.take(self.y_train, idx, axis=0, out=self.y_buf[:m])  # (m, outputs)
         return x, y, self.labels[idx]
 

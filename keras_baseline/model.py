@@ -1,0 +1,518 @@
+"""KerasMLP: the study's network in Keras 3 / TensorFlow 2, trained like numpy_mlp.MLP.
+
+TensorFlow is imported lazily, on the first KerasMLP: ``import keras_baseline`` stays cheap and the
+harness can call ``keras_baseline.configure_tensorflow(threads)`` first.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from numpy_mlp.config import MLPConfig, lr_schedule
+from numpy_mlp.model import EpochRecord, TrainingDiverged, batch_slices, init_weights, shuffle_rng
+
+VARIANTS: dict[str, str] = {
+    "fit": "what a Keras user writes: compile() and fit(shuffle=True) with Keras' default execution settings",
+    "fit-tuned": "compile() and fit(shuffle=True), fastest settings measured: an epoch per call, XLA from batch 20000",
+    "loop": "custom loop: GradientTape in one tf.function running an epoch's mini-batches, XLA from batch 20000",
+}
+
+Weights = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How Keras/TensorFlow executes the training (never what it computes).
+
+    steps_per_execution : batches per call of the compiled train function (``fit``), or 'epoch' for
+        all the batches of an epoch in one call.
+    jit_compile : XLA compilation of the train function; 'auto' is Keras' default (off on a CPU).
+    pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own tf.data pipeline, shuffling indices
+        and gathering batches) or 'dataset' (a tf.data.Dataset of our own, same shuffle/gather, with
+        parallel map and autotuned prefetch).
+    """
+
+    steps_per_execution: int | str = 1
+    jit_compile: bool | str = "auto"
+    pipeline: str = "arrays"
+
+    def __post_init__(self):
+        spe = self.steps_per_execution
+        if spe != "epoch" and (isinstance(spe, bool) or not isinstance(spe, numbers.Integral) or spe <= 0):
+            raise ValueError(f"steps_per_execution must be a positive integer or 'epoch', got {spe!r}")
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
+        if self.pipeline not in ("arrays", "dataset"):
+            raise ValueError(f"pipeline must be 'arrays' or 'dataset', got {self.pipeline!r}")
+
+    def steps_for(self, n_batches: int) -> int:
+        return n_batches if self.steps_per_execution == "epoch" else min(int(self.steps_per_execution), n_batches)
+
+
+XLA_FROM_BATCH = 20000  # XLA pays from here on (see settings_for)
+
+
+def settings_for(variant: str, batch_size: int) -> RunSettings:
+    """The execution settings a variant uses at a batch size.
+
+    'fit' is Keras' defaults (steps_per_execution=1, jit_compile='auto' = off on a CPU). 'fit-tuned'
+    and 'loop' are the winners of ``python -m keras_baseline.tune`` (reference config, full MNIST,
+    2 threads on 2 cores, TF 2.21 / Keras 3.15, oneDNN off (TF's default here), 6 epochs x 3-5
+    interleaved repeats on a machine shared with other jobs: +-10 % and worse). Seconds per epoch
+    after the first (median) and the 35-epoch estimate first + 34 x median (compilation included):
+
+        fit, steps_per_execution x XLA      batch 500          batch 20000
+        1 (Keras' default), no XLA          0.575  20.3        0.37-0.58  13.3-20.5
+        1, XLA                              0.522  19.3        0.374  14.6
+        10, no XLA / XLA                    0.317 / 0.331      -
+        50, no XLA / XLA                    0.282 / 0.391      -
+        100, no XLA / XLA                   0.547 / 0.513 (noisy run)
+        whole epoch, no XLA                 0.283  10.3        0.390  14.2
+        whole epoch, XLA                    0.323  12.5        0.354  14.0
+        own tf.data pipeline (parallel map, autotuned prefetch) instead of arrays: 10-60 % slower
+        (its extra threads compete with the two compute threads).
+
+        loop, batches per tf.function call x XLA
+        1, no XLA / XLA                     0.454 / 0.511      0.303-0.327 / 0.321-0.336
+        whole epoch, no XLA                 0.238   8.7        0.281-0.294  10.1-10.6
+        whole epoch, XLA                    0.230   9.3        0.212-0.218   8.6-9.0
+
+    Other batch sizes, whole epoch per call, no XLA / XLA, s per epoch: fit 2000 0.316 / 0.335,
+    5000 0.266 / 0.295, 10000 0.309 / 0.295, 60000 0.596 / 0.448; loop 2000 0.191 / 0.221,
+    5000 0.176 / 0.170, 10000 0.192-0.239 / 0.216-0.230, 30000 0.272 / 0.241, 60000 0.243 / 0.274.
+
+    Hence: all the batches of an epoch in one call (Keras' per-call overhead is what dominates this
+    small network; 50 steps per call is as good at batch 500), and XLA from batch 20000 up, where
+    its fusion of the element-wise work over the big (batch x 70) arrays beats its per-call costs
+    and its compilation (about +1 s in epoch 1); below that XLA is a tie at best.
+    """
+    check_variant(variant)
+    jit = batch_size >= XLA_FROM_BATCH
+    if variant == "fit-tuned":
+        return RunSettings(steps_per_execution="epoch", jit_compile=jit, pipeline="arrays")
+    if variant == "loop":
+        return RunSettings(steps_per_execution="epoch", jit_compile=jit)
+    return RunSettings()
+
+
+# -- argument checks (no TensorFlow needed) ---------------------------------------------------------
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown keras_baseline variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class KerasMLP:
+    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config.
+
+    Parameters
+    ----------
+    config : the shared ``numpy_mlp.MLPConfig`` (no second set of defaults).
+    variant : how Keras runs the training, see ``VARIANTS``.
+    seed : initial weights ``numpy_mlp.init_weights(config, seed)`` (numpy_mlp.MLP's too), Keras'
+        random state (``keras.utils.set_random_seed``, for fit's shuffling) and the loop's shuffling
+        (``numpy_mlp.shuffle_rng(seed)``, numpy_mlp's batch order).
+    settings : override the variant's execution settings (for the search in ``tune.py``).
+    """
+
+    def __init__(self, config: MLPConfig | None = None, variant: str = "fit-tuned", seed: int = 0, *,
+                 settings: RunSettings | None = None):
+        config = MLPConfig() if config is None else config
+        if not isinstance(config, MLPConfig):
+            raise ValueError(f"config must be a numpy_mlp.MLPConfig, got {type(config).__name__}")
+        self.config = config
+        self.variant = check_variant(variant)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = int(seed)
+        if settings is not None and not isinstance(settings, RunSettings):
+            raise ValueError(f"settings must be a RunSettings, got {type(settings).__name__}")
+        self._settings_override = settings
+        self.dtype = np.dtype(config.dtype)
+        self.epochs_done = 0
+        self._initial_lr = None
+        self._compiled_with = None
+        self._loop_functions = {}
+        self.settings = None  # the settings of the last fit()
+
+        from .runtime import import_keras
+
+        self._tf, self._keras = import_keras()
+        from . import components
+
+        self._c = components
+        with self._floatx():
+            self._keras.utils.set_random_seed(self.seed)
+            self.model = components.build_model(config)
+            self.loss_fn = components.SummedLoss(config.output_activation, config.loss, dtype=config.dtype)
+            # the learning-rate variable takes Keras' floatx, i.e. the model's dtype here
+            self.optimizer = components.ArticleSGD(learning_rate=1e-3, momentum=config.momentum)
+            self.optimizer.build(self.model.trainable_variables)
+            self._loss_mean = self._keras.metrics.Mean(name="loss", dtype=config.dtype)
+            self._accuracy = components.OutputAccuracy(config.output_activation)
+        self._loop_rng = shuffle_rng(self.seed)
+        self._build_functions()
+        self.set_weights(init_weights(config, self.seed))
+
+    # -- weights ------------------------------------------------------------------------------------
+
+    def set_weights(self, weights: Weights) -> None:
+        """Weights as [(kernel (in, out), bias (out,)), ...] (numpy_mlp's format); resets the momentum."""
+        sizes = self.config.layer_sizes
+        if len(weights) != len(sizes) - 1:
+            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
+        flat = []
+        for n, (kernel, bias) in enumerate(weights):
+            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
+                raise ValueError(
+                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
+                    f"got {np.shape(kernel)} and {np.shape(bias)}"
+                )
+            for array in (kernel, bias):
+                array = np.asarray(array, dtype=self.dtype)
+                if not np.isfinite(array).all():
+                    raise ValueError(f"layer {n}: weights contain NaN or infinite values")
+                flat.append(array)
+        self.model.set_weights(flat)
+        self.optimizer.reset_momentum()
+
+    def get_weights(self) -> Weights:
+        flat = self.model.get_weights()
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    @property
+    def learning_rate(self):
+        """The optimizer's learning-rate variable (a Keras variable of the model's dtype)."""
+        return self.optimizer.learning_rate
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        x: np.ndarray,
+        labels: np.ndarray,
+        epochs: int,
+        batch_size: int,
+        *,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        callback: Callable[[EpochRecord], None] | None = None,
+        batch_order_rng: np.random.Generator | None = None,
+    ) -> list[EpochRecord]:
+        """Train with the article's rules; returns one EpochRecord per epoch (epoch 1 includes graph
+        tracing and compilation). Raises TrainingDiverged when the loss stops being finite.
+
+        x : (n, inputs) float array, already scaled (e.g. ``InputScaler.transform(x_raw)``).
+        labels : (n,) integer class labels.
+        validation_data : (x_test, labels_test), evaluated after each epoch, timed apart (eval_s).
+        batch_order_rng : a NumPy Generator; if given, each epoch's batches are
+            ``perm = batch_order_rng.permutation(n)`` cut like numpy_mlp (last batch smaller), instead
+            of Keras' shuffling (fit variants) or the model's own generator (loop).
+
+        EpochRecord.loss is Keras' epoch loss: the mean of the batch losses (each summed over its
+        samples, plus regularization) weighted by batch size, numpy_mlp's plain mean whenever all
+        batches have the same size (n % batch_size == 0).
+        """
+        x, labels = self._check_data(x, labels, "x")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_test, labels_test)")
+            validation_data = self._check_data(*validation_data, "x_test")
+        epochs = _check_positive_int("epochs", epochs)
+        batch_size = _check_positive_int("batch_size", batch_size)
+        if batch_size > len(x):
+            raise ValueError(f"batch_size must be between 1 and the number of samples ({len(x)}), got {batch_size}")
+        if batch_order_rng is not None and not isinstance(batch_order_rng, np.random.Generator):
+            raise ValueError(f"batch_order_rng must be a numpy.random.Generator, got {type(batch_order_rng).__name__}")
+
+        y = self._one_hot(labels)
+        if self.epochs_done == 0:
+            self._initial_lr = self.config.lr_for(batch_size)  # a later fit() continues the decay, like numpy_mlp
+        # the rates numpy_mlp computes (its running division is lr_schedule's, bit for bit)
+        rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
+        self.settings = settings = self._settings_override or settings_for(self.variant, batch_size)
+        with self._floatx():
+            if self.variant == "loop":
+                records = self._fit_loop(x, y, rates, batch_size, settings, validation_data, callback,
+                                         batch_order_rng)
+            else:
+                records = self._fit_keras(x, y, rates, batch_size, settings, validation_data, callback,
+                                          batch_order_rng)
+        return records
+
+    def _fit_keras(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
+        keras = self._keras
+        n_batches = math.ceil(len(x) / batch_size)
+        self._compile(settings, n_batches)
+        records = []
+
+        def finish(wall, cpu, logs):
+            epoch = len(records)
+            record = EpochRecord(self.epochs_done + 1, wall, cpu, float(logs["loss"]),
+                                 float(logs["categorical_accuracy"]), rates[epoch])
+            records.append(self._finish_epoch(record, validation_data, callback))
+
+        recorder = self._c.EpochTimer(finish)
+        # the epoch's rate, assigned to the optimizer's variable by Keras' own scheduler callback
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
+        callbacks = [schedule, recorder]  # the rate is set before the epoch's clock starts
+        if batch_order_rng is not None:
+            # the harness's order: one fit() per epoch on the permuted arrays, Keras cuts the batches
+            for _ in rates:
+                perm = batch_order_rng.permutation(len(x))
+                self.model.fit(x[perm], y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                               callbacks=callbacks)
+        elif settings.pipeline == "dataset":
+            dataset = self._dataset(x, y, batch_size)
+            self.model.fit(dataset, epochs=len(rates), shuffle=False, verbose=0, callbacks=callbacks)
+        else:
+            self.model.fit(x, y, batch_size=batch_size, epochs=len(rates), shuffle=True, verbose=0,
+                           callbacks=callbacks)
+        return records
+
+    def _compile(self, settings: RunSettings, n_batches: int) -> None:
+        kwargs = {}
+        if self.variant != "fit" or self._settings_override is not None:
+            kwargs = {"steps_per_execution": settings.steps_for(n_batches), "jit_compile": settings.jit_compile}
+        key = tuple(sorted(kwargs.items()))
+        if self._compiled_with == key:
+            return
+        self.model.compile(
+            optimizer=self.optimizer,
+            loss=self.loss_fn,
+            metrics=[self._c.OutputAccuracy(self.config.output_activation)],
+            **kwargs,
+        )
+        self._compiled_with = key
+
+    def _dataset(self, x, y, batch_size):
+        """Shuffled batches as a tf.data pipeline: indices shuffled per epoch, batches gathered by a
+        parallel map, prefetched (what Keras' array adapter does, plus autotuning)."""
+        tf = self._tf
+        x_t, y_t = tf.constant(x), tf.constant(y)
+        n = len(x)
+        autotune = tf.data.AUTOTUNE
+        return (
+            tf.data.Dataset.range(n)
+            .shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)), num_parallel_calls=autotune)
+            .prefetch(autotune)
+        )
+
+    def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
+        tf = self._tf
+        rng = self._loop_rng if batch_order_rng is None else batch_order_rng
+        jit = settings.jit_compile is True
+        step = self._loop_step(jit)
+        n_batches = math.ceil(len(x) / batch_size)
+        per_call = settings.steps_for(n_batches)
+        many = self._loop_steps(jit) if per_call > 1 else None
+        x_t, y_t = tf.constant(x), tf.constant(y)
+        records = []
+        for lr in rates:
+            self.optimizer.learning_rate = lr
+            self._loss_mean.reset_state()
+            self._accuracy.reset_state()
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            order = rng.permutation(len(x))
+            if many is None:
+                for idx in batch_slices(order, batch_size):
+                    step(x_t, y_t, idx)
+            else:
+                n_full = len(x) // batch_size
+                full = order[: n_full * batch_size].reshape(n_full, batch_size)
+                for start in range(0, n_full, per_call):
+                    many(x_t, y_t, full[start : start + per_call])
+                if n_full * batch_size < len(x):
+                    step(x_t, y_t, order[n_full * batch_size :])
+            loss = float(self._loss_mean.result())
+            acc = float(self._accuracy.result())
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            records.append(self._finish_epoch(EpochRecord(self.epochs_done + 1, wall, cpu, loss, acc, lr),
+                                              validation_data, callback))
+        return records
+
+    def _finish_epoch(self, record: EpochRecord, validation_data, callback) -> EpochRecord:
+        """After the epoch's clock stopped: divergence check, evaluation (timed apart), callback."""
+        self.epochs_done += 1
+        if not math.isfinite(record.loss):
+            raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} (keras variant {self.variant})")
+        if validation_data is not None:
+            start = time.perf_counter()
+            record.test_loss, record.test_acc = self._evaluate(*validation_data)
+            record.eval_s = time.perf_counter() - start
+        if callback is not None:
+            callback(record)
+        return record
+
+    # -- compiled functions -------------------------------------------------------------------------
+
+    def _build_functions(self) -> None:
+        tf = self._tf
+        n_in, dtype = self.config.layer_sizes[0], self.dtype.name
+        x_spec = tf.TensorSpec([None, n_in], dtype)
+        y_spec = tf.TensorSpec([None, self.config.layer_sizes[-1]], dtype)
+        act = self.config.output_activation
+
+        @tf.function(input_signature=[x_spec])
+        def forward(x):
+            return self._c.activate(self.model(x, training=False), act)
+
+        @tf.function(input_signature=[x_spec, y_spec])
+        def evaluate(x, y):
+            logits = self.model(x, training=False)
+            return self._total_loss(y, logits), self._c.activate(logits, act)
+
+        @tf.function(input_signature=[x_spec, y_spec])
+        def loss_and_gradients(x, y):
+            return self._loss_and_gradients(x, y)
+
+        @tf.function
+        def apply(grads):
+            self.optimizer.apply(grads, self.model.trainable_variables)
+
+        self._forward, self._evaluate_fn = forward, evaluate
+        self._loss_and_gradients_fn, self._apply_fn = loss_and_gradients, apply
+
+    def _total_loss(self, y, logits):
+        """The summed loss plus the kernels' regularization penalties, as Keras' compute_loss adds them."""
+        ops = self._keras.ops
+        losses = [self.loss_fn(y, logits), *self.model.losses]
+        return ops.sum(ops.stack(losses)) if len(losses) > 1 else losses[0]
+
+    def _loss_and_gradients(self, x, y):
+        with self._tf.GradientTape() as tape:
+            logits = self.model(x, training=True)
+            loss = self._total_loss(y, logits)
+        return loss, logits, tape.gradient(loss, self.model.trainable_variables)
+
+    def _train_batch(self, x, y):
+        loss, logits, grads = self._loss_and_gradients(x, y)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        self._loss_mean.update_state(loss, sample_weight=self._tf.shape(x)[0])
+        self._accuracy.update_state(y, logits)
+
+    def _loop_step(self, jit: bool):
+        """One mini-batch: gather by indices, forward, loss, gradients, update, metrics."""
+        key = ("step", jit)
+        if key not in self._loop_functions:
+            tf = self._tf
+
+            @tf.function(jit_compile=jit, reduce_retracing=True)
+            def step(x, y, idx):
+                self._train_batch(tf.gather(x, idx), tf.gather(y, idx))
+
+            self._loop_functions[key] = step
+        return self._loop_functions[key]
+
+    def _loop_steps(self, jit: bool):
+        """Several equal mini-batches (rows of ``idx``) in one call: a loop inside the graph."""
+        key = ("steps", jit)
+        if key not in self._loop_functions:
+            tf = self._tf
+
+            @tf.function(jit_compile=jit, reduce_retracing=True)
+            def steps(x, y, idx):
+                for i in tf.range(tf.shape(idx)[0]):
+                    self._train_batch(tf.gather(x, idx[i]), tf.gather(y, idx[i]))
+
+            self._loop_functions[key] = steps
+        return self._loop_functions[key]
+
+    def train_step_details(self, x_batch: np.ndarray, labels: np.ndarray, lr: float) -> dict:
+        """One training step on exactly this batch with learning rate ``lr``, through the same loss
+        object, regularization and optimizer as every variant.
+
+        Returns {'loss': float (summed loss + regularization before the update), 'gradients':
+        [(dkernel, dbias), ...] (of that loss, regularization included), 'weights': the updated
+        weights in numpy_mlp's format}. Updates the model and the optimizer's momentum.
+        """
+        x_batch, labels = self._check_data(x_batch, labels, "x_batch")
+        if not (isinstance(lr, numbers.Real) and lr > 0):
+            raise ValueError(f"lr must be positive, got {lr!r}")
+        with self._floatx():
+            self.optimizer.learning_rate = float(lr)
+            loss, _, grads = self._loss_and_gradients_fn(x_batch, self._one_hot(labels))
+            self._apply_fn(grads)
+        grads = [g.numpy() for g in grads]
+        return {
+            "loss": float(loss),
+            "gradients": [(grads[i], grads[i + 1]) for i in range(0, len(grads), 2)],
+            "weights": self.get_weights(),
+        }
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Network outputs A (n, outputs) in the model's dtype."""
+        x = self._check_x(x, "x")
+        with self._floatx():
+            return self._forward(x).numpy()
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) on a data set; the loss is summed over its samples plus regularization,
+        like numpy_mlp.MLP.evaluate."""
+        x, labels = self._check_data(x, labels, "x")
+        with self._floatx():
+            return self._evaluate(x, labels)
+
+    def _evaluate(self, x, labels):
+        loss, outputs = self._evaluate_fn(x, self._one_hot(labels))
+        return float(loss), float(np.mean(outputs.numpy().argmax(axis=1) == labels))
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _floatx(self):
+        """Keras' float type = the model's dtype while Keras works for us (Keras casts float inputs,
+        metrics and loss totals to floatx); restored afterwards."""
+        config = self._keras.config
+        previous = config.floatx()
+        config.set_floatx(self.dtype.name)
+        try:
+            yield
+        finally:
+            config.set_floatx(previous)
+
+    def _one_hot(self, labels: np.ndarray) -> np.ndarray:
+        y = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
+        y[np.arange(len(labels)), labels] = 1
+        return y
+
+    def _check_x(self, x, name) -> np.ndarray:
+        x = np.asarray(x)
+        n_in = self.config.layer_sizes[0]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"{name} must have shape (n, {n_in}), got {x.shape}")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(f"{name} must be the scaled float inputs, got dtype {x.dtype}")
+        if len(x) == 0:
+            raise ValueError(f"{name} is empty")
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
+        x = self._check_x(x, name)
+        labels = np.asarray(labels)
+        if labels.shape != (len(x),):
+            raise ValueError(f"labels for {name} must have shape ({len(x)},), got {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        n_out = self.config.layer_sizes[-1]
+        if labels.min() < 0 or labels.max() >= n_out:
+            raise ValueError(f"labels must be in 0..{n_out - 1}, got values from {labels.min()} to {labels.max()}")
+        return x, labels.astype(np.intp)

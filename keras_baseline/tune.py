@@ -1,0 +1,96 @@
+"""The search behind the 'fit-tuned' and 'loop' settings: time Keras' execution options on this machine.
+
+    python -m keras_baseline.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
+
+Every candidate trains the reference configuration from the same initial weights on the full MNIST
+training set; reported are the first epoch (tracing/compilation included), the median of the other
+epochs and the 35-epoch estimate first + 34 * median. Run it on an otherwise idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def candidates(variant: str, batch_size: int, n: int, full: bool = True):
+    """The settings tried: steps_per_execution x XLA (x our own tf.data pipeline when ``full``)."""
+    from .model import RunSettings
+
+    n_batches = -(-n // batch_size)
+    if variant == "loop":
+        for per_call in (1, "epoch"):
+            for jit in (False, True):
+                yield RunSettings(steps_per_execution=per_call, jit_compile=jit)
+        return
+    spes = sorted({min(s, n_batches) for s in ((1, 10, 50, 100) if full else (1, 10, 50))} - {n_batches}) + ["epoch"]
+    for spe in spes:
+        for jit in (False, True):
+            yield RunSettings(steps_per_execution=spe, jit_compile=jit)
+    if not full:
+        return
+    for spe in (50, "epoch"):
+        yield RunSettings(steps_per_execution=min(spe, n_batches) if spe != "epoch" else spe, jit_compile=False,
+                          pipeline="dataset")
+
+
+def time_one(variant, settings, x, labels, epochs, batch_size, seed=0):
+    """(per-epoch wall times, per-epoch CPU times, final training accuracy) of one training run."""
+    from numpy_mlp import MLPConfig
+
+    from .model import KerasMLP
+
+    model = KerasMLP(MLPConfig(), "fit-tuned" if variant != "loop" else "loop", seed=seed, settings=settings)
+    records = model.fit(x, labels, epochs, batch_size)
+    return [r.wall_s for r in records], [r.cpu_s for r in records], records[-1].train_acc
+
+
+def summarize(runs):
+    """Median over the repeats of: first epoch, median of the later epochs (wall and CPU)."""
+    med = statistics.median
+    first = med(w[0] for w, _, _ in runs)
+    steady = med(med(w[1:]) for w, _, _ in runs)
+    steady_cpu = med(med(c[1:]) for _, c, _ in runs)
+    return first, steady, steady_cpu, first + 34 * steady, runs[-1][2]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.data.load_mnist's search)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over all candidates (interleaved)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000])
+    parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100 and the tf.data pipeline")
+    parser.add_argument("--variants", nargs="+", default=["fit-tuned", "loop"], choices=["fit-tuned", "loop"])
+    args = parser.parse_args(argv)
+
+    from .runtime import configure_tensorflow
+
+    info = configure_tensorflow(args.threads)
+    from harness.data import load_mnist
+    from numpy_mlp import InputScaler
+
+    x_raw, labels, _, _ = load_mnist(args.mnist)
+    x = InputScaler.fit(x_raw).transform(x_raw)
+    labels = labels.astype("int64")
+    print(f"# TF {info['tensorflow_version']}, Keras {info['keras_version']}, threads {info['intra_op_threads']}, "
+          f"oneDNN {info['onednn_enabled']}, {args.epochs} epochs x {args.repeats} interleaved repeats, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; times in s, medians over repeats")
+    print(f"{'variant':10} {'batch':>6} {'steps/exec':>10} {'jit':>5} {'pipeline':>8} "
+          f"{'first':>7} {'epoch':>7} {'cpu/ep':>7} {'35-ep':>7} {'acc':>6}")
+    for batch_size in args.batch_sizes:
+        grid = [(v, s) for v in args.variants for s in candidates(v, batch_size, len(x), full=not args.short)]
+        runs = {i: [] for i in range(len(grid))}
+        for _ in range(args.repeats):
+            for i, (variant, settings) in enumerate(grid):
+                runs[i].append(time_one(variant, settings, x, labels, args.epochs, batch_size))
+        for i, (variant, settings) in enumerate(grid):
+            first, steady, steady_cpu, total, acc = summarize(runs[i])
+            print(f"{variant:10} {batch_size:6d} {settings.steps_per_execution!s:>10} {settings.jit_compile!s:>5} "
+                  f"{settings.pipeline:>8} {first:7.3f} {steady:7.3f} {steady_cpu:7.3f} {total:7.2f} {acc:6.4f}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
