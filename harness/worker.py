@@ -55,7 +55,8 @@ def run(spec: dict, data_path: str) -> dict:
     else:
         from keras_baseline import KerasMLP, configure_tensorflow
 
-        in_effect.update(configure_tensorflow(spec["threads"]))
+        tf_info = configure_tensorflow(spec["threads"])
+        in_effect.update(tf_intra_threads=tf_info["intra_op_threads"], tf_inter_threads=tf_info["inter_op_threads"])
         model = KerasMLP(config, spec["variant"], seed=spec["seed"])
         model.set_weights(weights)
         x_fit, x_eval = scaler.transform(x_train), scaler.transform(x_test)

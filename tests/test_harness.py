@@ -53,8 +53,13 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     assert list(runs.columns[: len(RUN_COLUMNS)]) == RUN_COLUMNS
     assert len(runs) == 3 * 2 * 2 + 2 * 2  # timed runs + one phase-timed run per numpy variant and batch size
     assert (runs["status"] == "ok").all(), runs[["variant", "error"]]
-    assert runs["wall_s"].gt(0).all() and runs["test_acc"].between(0.5, 1).all()
-    numpy_runs = runs[runs["framework"] == "numpy"]
+    assert runs["wall_s"].gt(0).all()
+    timed = runs[~runs["instrumented"]]
+    assert timed["test_acc"].between(0.25, 1).all(), timed[["variant", "batch_size", "test_acc"]]  # chance: 0.1
+    # the ladder's shared trajectory survives the harness: same seed, same batches, same accuracy
+    ladder = timed[timed["framework"] == "numpy"].pivot_table("test_acc", ["batch_size", "repeat"], "variant")
+    assert (ladder["step3"] - ladder["optimized"]).abs().max() < 1e-3, ladder
+    numpy_runs = timed[timed["framework"] == "numpy"]  # the floor is measured in the timed runs only
     assert numpy_runs["gemm_floor_s"].gt(0).all() and runs.loc[runs["framework"] == "keras", "gemm_floor_s"].isna().all()
     assert runs["blas_threads"].notna().all()
     assert runs.loc[runs["framework"] == "keras", "tf_intra_threads"].notna().all()
