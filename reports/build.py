@@ -24,13 +24,16 @@ VARIANT_DESCRIPTIONS = {
                         "(no C/F-order clash in the forward pass)",
     ("numpy", "step3"): "Step III, the article's final code: sigmoid derivative from the stored outputs, "
                         "A·(1−A); weight matrix sliced instead of adding a bias row in the backward pass",
-    ("numpy", "optimized"): "this project's own further optimization beyond Step III (same mathematics; "
-                            "see the `numpy_mlp` package for what it changes)",
-    ("keras", "fit"): "Keras `model.fit` as a new user would call it (default settings)",
-    ("keras", "fit-tuned"): "Keras `model.fit` tuned for a network this small (settings such as "
-                            "several steps per execution call; see `keras_baseline`)",
-    ("keras", "loop"): "a hand-written training loop over the mini-batches calling a compiled train step "
-                       "(see `keras_baseline`)",
+    ("numpy", "optimized"): "this project's step beyond Step III (same mathematics): samples as rows and Keras' "
+                            "(inputs, outputs) kernels, buffers allocated once and reused in place, uint8 "
+                            "batches gathered in cache-sized blocks, the input scaling folded into the first "
+                            "layer for large batches, regularization fused into the update",
+    ("keras", "fit"): "Keras `model.fit` as a new user would call it: `compile` + `fit(shuffle=True)`, default "
+                      "settings (one batch per call into the compiled step, no XLA)",
+    ("keras", "fit-tuned"): "Keras `model.fit` with the best settings found by `python -m keras_baseline.tune`: "
+                            "a whole epoch of batches per call (`steps_per_execution`), XLA from batch 20000 up",
+    ("keras", "loop"): "a custom loop: `tf.GradientTape` inside one `tf.function` per epoch that runs every "
+                       "batch, XLA from batch 20000 up; batches in the same order as the NumPy code",
 }
 
 

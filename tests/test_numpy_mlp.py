@@ -83,17 +83,18 @@ def test_ladder_follows_the_optimized_trajectory(combo, dtype, rtol):
         assert_weights_close(model.get_weights(), reference.get_weights(), rtol, atol, what=variant)
 
 
-def test_raw_inputs_with_a_scaler_give_the_same_trajectory():
+@pytest.mark.parametrize("batch_size", [8, 17, 32])  # optimized folds the scaling into layer 0 from 3 x 5 rows
+def test_raw_inputs_with_a_scaler_give_the_same_trajectory(batch_size):
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, size=(120, 6), dtype=np.uint8)
     labels = rng.integers(0, 3, size=120)
     config = MLPConfig(layer_sizes=TINY)
     scaler = InputScaler.fit(raw)
     pre_scaled = MLP(config, "optimized", seed=1)
-    pre_scaled.fit(scaler.transform(raw), labels, epochs=2, batch_size=32)
+    pre_scaled.fit(scaler.transform(raw), labels, epochs=2, batch_size=batch_size)
     for variant in ("optimized", "step3"):
         model = MLP(config, variant, seed=1, scaler=scaler)
-        model.fit(raw, labels, epochs=2, batch_size=32)
+        model.fit(raw, labels, epochs=2, batch_size=batch_size)
         assert_weights_close(model.get_weights(), pre_scaled.get_weights(), 1e-6, what=variant)
 
 
