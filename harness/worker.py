@@ -10,6 +10,7 @@ import time
 
 STARTED = time.perf_counter()
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
@@ -95,7 +96,9 @@ def run(spec: dict, data_path: str) -> dict:
         if spec["gemm_floor"]:
             from .gemm_floor import gemm_floor_seconds
 
-            row["gemm_floor_s"] = gemm_floor_seconds(config, spec["batch_size"], len(x_train), spec["epochs"])
+            # in the dtype the variant computes in: float64 for the article's 'original'
+            floor_config = dataclasses.replace(config, dtype=str(model.impl.dtype))
+            row["gemm_floor_s"] = gemm_floor_seconds(floor_config, spec["batch_size"], len(x_train), spec["epochs"])
     row["peak_rss_mb"] = peak_rss_mb()
     epochs = []
     for r in records:
