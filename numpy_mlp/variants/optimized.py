@@ -1,6 +1,6 @@
 """The fastest NumPy training step we could write for this network; beyond the article.
 
-What makes it fast (each measured with the per-phase timing and py-spy, see the README):
+What makes it fast (each measured with the per-phase timing, cProfile and line_profiler):
 - batch-major layout, kernels (inputs, outputs) and separate bias vectors: Keras' layout, so no
   bias rows or columns are ever inserted, and the big products are plain row-major GEMMs;
 - every per-batch array lives in a buffer allocated once per batch size; activations, derivatives
@@ -8,6 +8,13 @@ What makes it fast (each measured with the per-phase timing and py-spy, see the 
 - Z is overwritten by A = act(Z): backward propagation needs only A (D = A (1 - A) for sigmoid);
 - the output delta is fused with the loss (A - Y for LogLoss), regularization is fused into the
   weight update, and the input layer gets no delta;
+- at small batches most of a batch's time is fixed cost per call, not arithmetic (line_profiler at
+  batch 32: about 400 us per batch, of which the weight update over all 57,000 weights ~80 us and
+  each tiny GEMM ~25 us). So all weights live in one flat vector (kernels and biases are views into
+  it), and so do the gradients and the previous step: the update and the regularization cost are
+  a handful of ufunc calls for the whole network instead of a handful per parameter array; the
+  bias gradients (column sums of delta) are GEMVs with a vector of ones, 4 us against 19 us for
+  ``np.sum(axis=0)``. Together: 11 % less time per epoch at batch 32 and 128, none lost at 500;
 - batches are gathered with ``np.take(..., out=)`` from the training set as given: no per-epoch
   copy of the whole training set; given raw uint8 pixels and a scaler, it gathers uint8 rows in
   blocks that stay in cache and converts them there (gathering pre-scaled float32 rows moves four
@@ -32,6 +39,24 @@ from .base import Variant, Weights
 SCALE_BLOCK_ROWS = 256  # 256 x 784 uint8 + float32: about 1 MB, within L2
 
 
+class FlatGradients(list):
+    """The gradient arrays [dK_0, ..., dK_L-1, db_0, ..., db_L-1], views into one flat vector ``flat``."""
+
+    def __init__(self, views, flat: np.ndarray):
+        super().__init__(views)
+        self.flat = flat
+
+
+def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """Consecutive C-ordered views of ``flat`` with the given shapes."""
+    views, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[offset : offset + size].reshape(shape))
+        offset += size
+    return views
+
+
 class Optimized(Variant):
     name = "optimized"
     description = "beyond the article: batch-major, Keras layout, preallocated buffers, in-place ufuncs, fused updates"
@@ -46,12 +71,16 @@ class Optimized(Variant):
         super().__init__(config, weights)
 
     def set_weights(self, weights: Weights) -> None:
-        self.kernels = [np.array(k, dtype=self.dtype, order="C") for k, _ in weights]  # (in, out)
-        self.biases = [np.array(b, dtype=self.dtype) for _, b in weights]  # (out,)
-        params = self.kernels + self.biases
-        self.previous_step = [np.zeros_like(p) for p in params]
-        self.step_buffers = [np.empty_like(p) for p in params]
-        self.scratch = [np.empty_like(p) for p in params]
+        self.shapes = [k.shape for k, _ in weights] + [b.shape for _, b in weights]  # kernels, then biases
+        self.n_kernel_weights = n_kernel_weights = sum(k.size for k, _ in weights)
+        self.params = np.concatenate([np.ravel(k) for k, _ in weights] + [np.ravel(b) for _, b in weights])
+        self.params = self.params.astype(self.dtype)  # (n_weights,)
+        views = _views(self.params, self.shapes)
+        self.kernels, self.biases = views[: len(weights)], views[len(weights) :]  # (in, out), (out,)
+        self.step = np.zeros_like(self.params)  # this batch's gradient, then its step
+        self.previous_step = np.zeros_like(self.params)
+        self.step_views, self.previous_views = _views(self.step, self.shapes), _views(self.previous_step, self.shapes)
+        self.scratch = np.empty_like(self.params)
 
     def get_weights(self) -> Weights:
         return [(k.copy(), b.copy()) for k, b in zip(self.kernels, self.biases)]
@@ -79,6 +108,7 @@ class Optimized(Variant):
         self.derivative_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:-1]]
         self.folded_kernel = np.empty((sizes[0], sizes[1]), self.dtype)
         self.folded_bias = np.empty(sizes[1], self.dtype)
+        self.ones = np.ones(batch_size, self.dtype)  # column sums as GEMVs: faster than np.sum(axis=0) here
         self.capacity = batch_size
 
     def _folds_scaling(self, m: int) -> bool:
@@ -138,49 +168,50 @@ class Optimized(Variant):
 
     def _regularization_cost(self) -> float:
         cost = 0.0
+        kernel_weights = self.params[: self.n_kernel_weights]  # every kernel, one contiguous vector
         if self.config.l2 > 0:
-            cost += 0.5 * self.config.l2 * sum(float(np.vdot(k, k)) for k in self.kernels)
+            cost += 0.5 * self.config.l2 * float(np.vdot(kernel_weights, kernel_weights))
         if self.config.l1 > 0:
-            cost += self.config.l1 * sum(float(np.abs(k).sum()) for k in self.kernels)
+            cost += self.config.l1 * float(np.abs(kernel_weights).sum())
         return cost
 
     def backward(self, batch, activations):
         """Gradients [dK_0, ..., dK_L-1, db_0, ..., db_L-1] of the summed loss, regularization excluded
-        (it is fused into ``update``)."""
+        (it is fused into ``update``), as a FlatGradients."""
         y = batch[1]
         m = y.shape[0]
         n_layers = len(self.kernels)
-        kernel_grads, bias_grads = [None] * n_layers, [None] * n_layers
+        grads = self.step_views
+        kernel_grads, bias_grads = grads[:n_layers], grads[n_layers:]
         delta = self.output_delta(activations[-1], y, out=self.delta_buf[-1][:m])  # (m, outputs)
         for n in reversed(range(n_layers)):
             a_in = activations[n]  # (m, in_n)
-            kernel_grads[n] = np.matmul(a_in.T, delta, out=self.step_buffers[n])  # (in_n, out_n)
-            bias_grads[n] = np.sum(delta, axis=0, out=self.step_buffers[n_layers + n])  # (out_n,)
+            np.matmul(a_in.T, delta, out=kernel_grads[n])  # (in_n, out_n)
+            np.matmul(self.ones[:m], delta, out=bias_grads[n])  # (out_n,) column sums of delta
             if n == 0:
                 if self._folds_scaling(m):  # X was not scaled: s (X^T delta - mu colsum(delta))
-                    kernel_grads[0] -= np.multiply.outer(self.scaler.shift, bias_grads[0], out=self.scratch[0])
+                    outer = self.scratch[: kernel_grads[0].size].reshape(kernel_grads[0].shape)
+                    kernel_grads[0] -= np.multiply.outer(self.scaler.shift, bias_grads[0], out=outer)
                     kernel_grads[0] *= self.scale_column
                 break  # the input layer needs no delta
             back = np.matmul(delta, self.kernels[n].T, out=self.delta_buf[n - 1][:m])  # (m, in_n)
             back *= self.hidden_derivative(a_in, out=self.derivative_buf[n - 1][:m])
             delta = back
-        return kernel_grads + bias_grads
+        return FlatGradients(grads, self.step)
 
-    def update(self, grads, lr):
-        """step = lr * (grad + l2 W + l1 sign W); W -= step + momentum * previous step, all in place."""
+    def update(self, grads: FlatGradients, lr):
+        """step = lr * (grad + l2 W + l1 sign W); W -= step + momentum * previous step, on the flat vectors."""
         cfg = self.config
-        n_layers = len(self.kernels)
-        params = self.kernels + self.biases
-        for i, (param, grad) in enumerate(zip(params, grads)):
-            scratch = self.scratch[i]
-            if i < n_layers:  # kernels only: the bias weights are not regularized
-                if cfg.l2 > 0:
-                    grad += np.multiply(param, cfg.l2, out=scratch)
-                if cfg.l1 > 0:
-                    grad += np.multiply(np.sign(param, out=scratch), cfg.l1, out=scratch)
-            grad *= lr  # grad is now this batch's step
-            param -= grad
-            if cfg.momentum > 0:
-                param -= np.multiply(self.previous_step[i], cfg.momentum, out=scratch)
-            # this step becomes the previous one; its old buffer takes the next gradient
-            self.previous_step[i], self.step_buffers[i] = grad, self.previous_step[i]
+        step = grads.flat  # (n_weights,)
+        nk = self.n_kernel_weights  # the kernels come first; the bias weights are not regularized
+        if cfg.l2 > 0:
+            step[:nk] += np.multiply(self.params[:nk], cfg.l2, out=self.scratch[:nk])
+        if cfg.l1 > 0:
+            step[:nk] += np.multiply(np.sign(self.params[:nk], out=self.scratch[:nk]), cfg.l1, out=self.scratch[:nk])
+        step *= lr
+        self.params -= step
+        if cfg.momentum > 0:
+            self.params -= np.multiply(self.previous_step, cfg.momentum, out=self.scratch)
+        # this step becomes the previous one; its old buffer takes the next gradient
+        self.previous_step, self.step = step, self.previous_step
+        self.previous_views, self.step_views = self.step_views, self.previous_views
