@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-sizes", nargs="+", type=_positive_int, metavar="N", help="mini-batch sizes")
     run.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per run (the article: 35)")
     run.add_argument("--repeats", type=_positive_int, metavar="N", help="runs per configuration; medians over them")
+    run.add_argument("--once", nargs="*", metavar="NAME",
+                     help="variants to run in the first repeat only (the article preset: original, which takes "
+                     "5-10x as long as the others); '--once' alone: none")
     run.add_argument("--threads", nargs="+", type=_positive_int, metavar="N",
                      help="BLAS and TensorFlow threads, one study per value (default: all cores)")
     run.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
@@ -123,6 +126,9 @@ def plan_from_args(args) -> StudyPlan:
         if batch_size > n_train:
             raise UsageError(f"batch size {batch_size} is larger than the training set ({n_train} samples)")
     threads = tuple(t or all_cores() for t in (args.threads or preset.threads))
+    for name in args.once or ():
+        if not any(name in known[f] for f in FRAMEWORKS):
+            raise UsageError(f"unknown variant {name!r} in --once")
     return StudyPlan(
         frameworks=frameworks,
         variants=variants,
@@ -134,8 +140,10 @@ def plan_from_args(args) -> StudyPlan:
         train_limit=train_limit,
         phase_epochs=args.phase_epochs if args.phase_epochs is not None else preset.phase_epochs,
         eval_every_epoch=preset.eval_every_epoch,
-        preset=preset_name if not any((args.frameworks, args.variants, args.batch_sizes, args.epochs,
-                                        args.repeats, args.threads, args.train_limit)) else f"{preset_name} (modified)",
+        once=tuple(preset.once if args.once is None else args.once),
+        preset=preset_name if not any((args.frameworks, args.variants, args.batch_sizes, args.epochs, args.repeats,
+                                        args.threads, args.train_limit, args.once is not None))
+        else f"{preset_name} (modified)",
     )
 
 

@@ -52,11 +52,13 @@ def run(spec: dict, data_path: str) -> dict:
         from numpy_mlp import MLP
 
         model = MLP(config, spec["variant"], seed=spec["seed"], scaler=scaler)
+        in_effect["blas_threads"] = model.blas_threads_for(spec["batch_size"])  # the variant's own choice
         x_fit, x_eval = x_train, x_test  # raw: the model scales (see numpy_mlp.scaling)
     else:
-        from keras_baseline import KerasMLP, configure_tensorflow
+        from keras_baseline import KerasMLP, configure_tensorflow, settings_for
 
-        tf_info = configure_tensorflow(spec["threads"])
+        max_threads = settings_for(spec["variant"], spec["batch_size"]).max_threads  # the variant's own choice
+        tf_info = configure_tensorflow(min(spec["threads"], max_threads or spec["threads"]))
         in_effect.update(tf_intra_threads=tf_info["intra_op_threads"], tf_inter_threads=tf_info["inter_op_threads"])
         model = KerasMLP(config, spec["variant"], seed=spec["seed"])
         model.set_weights(weights)
@@ -98,7 +100,8 @@ def run(spec: dict, data_path: str) -> dict:
 
             # in the dtype the variant computes in: float64 for the article's 'original'
             floor_config = dataclasses.replace(config, dtype=str(model.impl.dtype))
-            row["gemm_floor_s"] = gemm_floor_seconds(floor_config, spec["batch_size"], len(x_train), spec["epochs"])
+            with threadpool_limits(in_effect["blas_threads"]):  # the threads the training used
+                row["gemm_floor_s"] = gemm_floor_seconds(floor_config, spec["batch_size"], len(x_train), spec["epochs"])
     row["peak_rss_mb"] = peak_rss_mb()
     epochs = []
     for r in records:

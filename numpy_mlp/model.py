@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from .activations import get_activation
 from .config import MLPConfig
 from .scaling import InputScaler
 from .losses import loss_function, regularization_cost
 from .variants import PHASES, Weights, get_variant
+
+
+def blas_threads() -> int:
+    """Threads of NumPy's BLAS as currently limited (1 if none is found)."""
+    return max((p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"), default=1)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -153,11 +160,18 @@ class MLP:
         if self.epochs_done == 0:
             self._lr = self.config.lr_for(batch_size)  # a later fit() continues the decay
         records = []
+        available = blas_threads()
+        wanted = self.impl.blas_threads(batch_size, available)
         # exp(-z) overflows to inf for very negative z in sigmoid; 1 / inf = 0 is the right answer.
         with np.errstate(over="ignore", invalid="ignore"):  # invalid: NaN is caught per epoch below
-            for _ in range(epochs):
-                records.append(self._fit_epoch(x, batch_size, validation_data, callback, phase_timing))
+            with threadpool_limits(limits=wanted, user_api="blas") if wanted < available else nullcontext():
+                for _ in range(epochs):
+                    records.append(self._fit_epoch(x, batch_size, validation_data, callback, phase_timing))
         return records
+
+    def blas_threads_for(self, batch_size: int) -> int:
+        """The BLAS threads ``fit`` uses at this batch size: the variant's choice within the current limit."""
+        return self.impl.blas_threads(batch_size, blas_threads())
 
     def _fit_epoch(self, x, batch_size, validation_data, callback, phase_timing) -> EpochRecord:
         epoch = self.epochs_done

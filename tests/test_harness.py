@@ -173,7 +173,22 @@ BAD_OPTIONS = {
     "threads 0": (["--threads", "0"], "must be positive"),
     "missing data folder": (["--data-dir", "/nonexistent/mnist"], "does not exist"),
     "resume without out": (["--resume"], "--resume needs --out"),
+    "unknown variant to run once": (["--once", "step9"], "unknown variant 'step9' in --once"),
 }
+
+
+def test_the_article_preset_runs_original_once():
+    from harness.cli import build_parser, plan_from_args
+
+    def variants_per_repeat(*options):
+        runs = plan_from_args(build_parser().parse_args(["run", *options])).runs()
+        timed = [r for r in runs if not r.instrumented]
+        return {repeat: {r.variant for r in timed if r.repeat == repeat} for repeat in range(3)}
+
+    default = variants_per_repeat()
+    assert "original" in default[0] and "original" not in default[1] | default[2]
+    assert default[1] == default[0] - {"original"}
+    assert all("original" in variants for variants in variants_per_repeat("--once").values())
 
 
 @pytest.mark.parametrize("case", BAD_OPTIONS, ids=list(BAD_OPTIONS))
@@ -216,5 +231,5 @@ def test_list_and_env():
 def test_every_option_is_explained_in_help():
     result = harness("run", "--help", timeout=60)
     for option in ("--frameworks", "--variants", "--batch-sizes", "--epochs", "--repeats", "--threads", "--seed",
-                   "--train-limit", "--data-dir", "--out", "--resume", "--preset", "--timeout"):
+                   "--train-limit", "--data-dir", "--out", "--resume", "--preset", "--timeout", "--once"):
         assert option in result.stdout

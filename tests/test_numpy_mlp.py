@@ -217,3 +217,21 @@ def test_reference_configuration_learns_mnist(mnist):
     _, test_acc = model.evaluate(x_test, y_test)
     _, train_acc = model.evaluate(x_train, y_train)
     assert test_acc >= 0.96 and train_acc >= 0.98, (test_acc, train_acc)
+
+
+def test_optimized_trains_small_batches_on_one_blas_thread():
+    """The thread choice of optimized is in effect during fit, and the caller's limit is back after it."""
+    from threadpoolctl import threadpool_limits
+
+    from numpy_mlp.model import blas_threads
+
+    if blas_threads() < 2:
+        pytest.skip("needs a BLAS with at least two threads")
+    x, labels = tiny_data(n=300)
+    seen = []
+    with threadpool_limits(2, user_api="blas"):
+        for variant, batch_size in (("optimized", 32), ("optimized", 300), ("step3", 32)):
+            model = MLP(MLPConfig(layer_sizes=TINY), variant)
+            model.fit(x, labels, epochs=1, batch_size=batch_size, callback=lambda r: seen.append(blas_threads()))
+            assert blas_threads() == 2
+    assert seen == [1, 2, 2]

@@ -33,6 +33,10 @@ class Variant(ABC):
         """The float type this variant computes in (the article's original is always float64)."""
         return np.dtype(config.dtype)
 
+    def blas_threads(self, batch_size: int, available: int) -> int:
+        """BLAS threads to train with at this batch size, at most ``available``; default: all of them."""
+        return available
+
     @abstractmethod
     def set_weights(self, weights: Weights) -> None:
         """Take weights in Keras' layout; resets the momentum."""

@@ -15,6 +15,8 @@ What makes it fast (each measured with the per-phase timing, cProfile and line_p
   a handful of ufunc calls for the whole network instead of a handful per parameter array; the
   bias gradients (column sums of delta) are GEMVs with a vector of ones, 4 us against 19 us for
   ``np.sum(axis=0)``. Together: 11 % less time per epoch at batch 32 and 128, none lost at 500;
+- below 256 rows per batch it trains on one BLAS thread, whatever it may use (``blas_threads``):
+  splitting GEMMs that small costs more synchronization than it saves;
 - batches are gathered with ``np.take(..., out=)`` from the training set as given: no per-epoch
   copy of the whole training set; given raw uint8 pixels and a scaler, it gathers uint8 rows in
   blocks that stay in cache and converts them there (gathering pre-scaled float32 rows moves four
@@ -37,6 +39,11 @@ from .base import Variant, Weights
 
 
 SCALE_BLOCK_ROWS = 256  # 256 x 784 uint8 + float32: about 1 MB, within L2
+# Below this many rows per batch the GEMMs are too small to split: OpenBLAS' threads spend more time
+# synchronizing than computing. Measured (sweep preset, 2 cores, 5 epochs): one thread against two
+# took 3.3 s against 6.6 s at batch 32 and 2.1 s against 2.5 s at batch 128, but 1.6 s against
+# 1.5 s at batch 500.
+SINGLE_THREAD_BELOW_ROWS = 256
 
 
 class FlatGradients(list):
@@ -69,6 +76,9 @@ class Optimized(Variant):
         self.hidden_derivative = self.hidden.derivative_from_output
         self.capacity = 0
         super().__init__(config, weights)
+
+    def blas_threads(self, batch_size: int, available: int) -> int:
+        return 1 if batch_size < SINGLE_THREAD_BELOW_ROWS else available
 
     def set_weights(self, weights: Weights) -> None:
         self.shapes = [k.shape for k, _ in weights] + [b.shape for _, b in weights]  # kernels, then biases
