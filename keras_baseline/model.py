@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from numpy_mlp.config import MLPConfig, lr_schedule
-from numpy_mlp.model import EpochRecord, TrainingDiverged, batch_slices, init_weights, shuffle_rng
+from numpy_mlp.model import EpochRecord, batch_slices, finish_epoch, init_weights, shuffle_rng
 
 VARIANTS: dict[str, str] = {
     "fit": "what a Keras user writes: compile() and fit(shuffle=True) with Keras' default execution settings",
@@ -361,15 +361,7 @@ class KerasMLP:
     def _finish_epoch(self, record: EpochRecord, validation_data, callback) -> EpochRecord:
         """After the epoch's clock stopped: divergence check, evaluation (timed apart), callback."""
         self.epochs_done += 1
-        if not math.isfinite(record.loss):
-            raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} (keras variant {self.variant})")
-        if validation_data is not None:
-            start = time.perf_counter()
-            record.test_loss, record.test_acc = self._evaluate(*validation_data)
-            record.eval_s = time.perf_counter() - start
-        if callback is not None:
-            callback(record)
-        return record
+        return finish_epoch(record, self._evaluate, validation_data, callback, f"keras variant {self.variant}")
 
     # -- compiled functions -------------------------------------------------------------------------
 

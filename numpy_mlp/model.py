@@ -26,6 +26,19 @@ class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the weights are no longer meaningful."""
 
 
+def finish_epoch(record, evaluate, validation_data, callback, what: str):
+    """After an epoch's clock stopped (both frameworks): divergence check, evaluation timed apart, callback."""
+    if not math.isfinite(record.loss):
+        raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} ({what})")
+    if validation_data is not None:
+        start = time.perf_counter()
+        record.test_loss, record.test_acc = evaluate(*validation_data)
+        record.eval_s = time.perf_counter() - start
+    if callback is not None:
+        callback(record)
+    return record
+
+
 @dataclass
 class EpochRecord:
     """What one epoch of training gives. Times cover training only; evaluation is timed apart."""
@@ -182,15 +195,7 @@ class MLP:
         else:
             record = self._epoch(order, batch_size, lr, epoch)
         self.epochs_done += 1
-        if not math.isfinite(record.loss):
-            raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} (variant {self.variant})")
-        if validation_data is not None:
-            start = time.perf_counter()
-            record.test_loss, record.test_acc = self.evaluate(*validation_data)
-            record.eval_s = time.perf_counter() - start
-        if callback is not None:
-            callback(record)
-        return record
+        return finish_epoch(record, self.evaluate, validation_data, callback, f"variant {self.variant}")
 
     def _epoch(self, order, batch_size, lr, epoch) -> EpochRecord:
         train_batch = self.impl.train_batch
