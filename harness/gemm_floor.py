@@ -4,24 +4,32 @@ One batch of the network needs, per layer n with inputs i_n and outputs o_n: the
 (b x i_n) @ (i_n x o_n), the kernel gradient (i_n x b) @ (b x o_n) and, above the input layer, the
 backward delta (b x o_n) @ (o_n x i_n). The floor times exactly these, with the operand layouts of
 ``numpy_mlp``'s optimized variant, in the same process, dtype and BLAS as the run it belongs to.
+
+There is more than one way to run them on the run's cores, and the floor is the fastest of those
+``optimized`` can choose from (so that a training loop cannot look efficient by picking a slow one):
+whole batches with BLAS on all the run's threads or on one, and batches cut into row shares, one per
+thread, each pushed through in chunks of ``Optimized.chunk_rows`` rows with one BLAS thread.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from numpy_mlp import MLPConfig
+from numpy_mlp.variants.optimized import Optimized
 
 
-def _batch_products(sizes, batch_size, dtype, rng):
-    """Closures computing one batch's products into preallocated outputs."""
+def _products(sizes, rows, dtype, rng):
+    """Closures computing the products of ``rows`` rows into preallocated outputs."""
     products = []
     for n, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        a = rng.random((batch_size, n_in), dtype=dtype)
+        a = rng.random((rows, n_in), dtype=dtype)
         kernel = rng.random((n_in, n_out), dtype=dtype)
-        delta = rng.random((batch_size, n_out), dtype=dtype)
-        z, grad, back = np.empty((batch_size, n_out), dtype), np.empty((n_in, n_out), dtype), np.empty_like(a)
+        delta = rng.random((rows, n_out), dtype=dtype)
+        z, grad, back = np.empty((rows, n_out), dtype), np.empty((n_in, n_out), dtype), np.empty_like(a)
         products.append(lambda a=a, k=kernel, z=z: np.matmul(a, k, out=z))
         products.append(lambda a=a, d=delta, g=grad: np.matmul(a.T, d, out=g))
         if n > 0:
@@ -29,23 +37,60 @@ def _batch_products(sizes, batch_size, dtype, rng):
     return products
 
 
-def gemm_floor_seconds(config: MLPConfig, batch_size: int, n_samples: int, epochs: int, repeats: int = 3) -> float:
-    """Median over ``repeats`` of one epoch's products, times ``epochs``."""
-    dtype = np.dtype(config.dtype)
-    rng = np.random.default_rng(0)
-    n_full, last = divmod(n_samples, batch_size)
-    plan = [(_batch_products(config.layer_sizes, batch_size, dtype, rng), n_full)]
-    if last:
-        plan.append((_batch_products(config.layer_sizes, last, dtype, rng), 1))
-    for products, _ in plan:  # warm-up: BLAS threads started, operands in cache as in training
-        for product in products:
-            product()
+def _blocks(rows: int, block_rows: int) -> list[tuple[int, int]]:
+    """(size, count) of the blocks that cut ``rows`` rows into pieces of at most ``block_rows``."""
+    full, last = divmod(rows, block_rows)
+    return [(block_rows, full)] * (full > 0) + [(last, 1)] * (last > 0)
+
+
+def _share_plans(sizes, batch_rows, dtype, rng, shares, chunk_rows):
+    """Per thread, [(products of one chunk, number of such chunks)] for one batch."""
+    bounds = [batch_rows * i // shares for i in range(shares + 1)]
+    return [
+        [(_products(sizes, rows, dtype, rng), count) for rows, count in _blocks(hi - lo, chunk_rows)]
+        for lo, hi in zip(bounds, bounds[1:])
+    ]
+
+
+def _run(plan) -> None:
+    for products, count in plan:
+        for _ in range(count):
+            for product in products:
+                product()
+
+
+def _epoch_seconds(batches, pool, repeats: int) -> float:
+    """Median over ``repeats`` of one epoch: ``batches`` is [(per-thread plans of one batch, count)]."""
+    for shares, _ in batches:  # warm-up: BLAS threads started, operands in cache as in training
+        _run(shares[0])
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for products, count in plan:
+        for shares, count in batches:
             for _ in range(count):
-                for product in products:
-                    product()
+                futures = [pool.submit(_run, share) for share in shares[1:]]
+                _run(shares[0])
+                for future in futures:
+                    future.result()
         timings.append(time.perf_counter() - start)
-    return float(np.median(timings)) * epochs
+    return float(np.median(timings))
+
+
+def gemm_floor_seconds(
+    config: MLPConfig, batch_size: int, n_samples: int, epochs: int, threads: int = 1, repeats: int = 3
+) -> float:
+    """The fastest way found to run one epoch's products on ``threads`` cores (median over
+    ``repeats``), times ``epochs``."""
+    dtype = np.dtype(config.dtype)
+    sizes = config.layer_sizes
+    rng = np.random.default_rng(0)
+    batches = _blocks(n_samples, batch_size)
+    whole = [([[(_products(sizes, rows, dtype, rng), 1)]], count) for rows, count in batches]
+    chunked = [(_share_plans(sizes, rows, dtype, rng, threads, Optimized.chunk_rows), count) for rows, count in batches]
+    best = np.inf
+    with ThreadPoolExecutor(max(threads - 1, 1)) as pool:
+        ways = [(threads, whole), (1, chunked)] + [(1, whole)] * (threads > 1)  # (BLAS threads, products)
+        for blas, plan in ways:
+            with threadpool_limits(blas, user_api="blas"):
+                best = min(best, _epoch_seconds(plan, pool, repeats))
+    return best * epochs

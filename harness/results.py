@@ -12,7 +12,7 @@ RUN_COLUMNS = [
     "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
     "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
     "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
-    "blas_threads", "tf_intra_threads", "tf_inter_threads",
+    "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
 ]
 EPOCH_COLUMNS = [
     "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",

@@ -52,7 +52,8 @@ def run(spec: dict, data_path: str) -> dict:
         from numpy_mlp import MLP
 
         model = MLP(config, spec["variant"], seed=spec["seed"], scaler=scaler)
-        in_effect["blas_threads"] = model.blas_threads_for(spec["batch_size"])  # the variant's own choice
+        threads = model.threads_for(spec["batch_size"])  # the variant's own choice
+        in_effect.update(blas_threads=threads.blas, row_threads=threads.rows)
         x_fit, x_eval = x_train, x_test  # raw: the model scales (see numpy_mlp.scaling)
     else:
         from keras_baseline import KerasMLP, configure_tensorflow, settings_for
@@ -100,8 +101,9 @@ def run(spec: dict, data_path: str) -> dict:
 
             # in the dtype the variant computes in: float64 for the article's 'original'
             floor_config = dataclasses.replace(config, dtype=str(model.impl.dtype))
-            with threadpool_limits(in_effect["blas_threads"]):  # the threads the training used
-                row["gemm_floor_s"] = gemm_floor_seconds(floor_config, spec["batch_size"], len(x_train), spec["epochs"])
+            row["gemm_floor_s"] = gemm_floor_seconds(
+                floor_config, spec["batch_size"], len(x_train), spec["epochs"], threads=spec["threads"]
+            )
     row["peak_rss_mb"] = peak_rss_mb()
     epochs = []
     for r in records:

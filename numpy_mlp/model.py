@@ -14,7 +14,7 @@ from .activations import get_activation
 from .config import MLPConfig
 from .scaling import InputScaler
 from .losses import loss_function, regularization_cost
-from .variants import PHASES, Weights, get_variant
+from .variants import PHASES, Threads, Weights, get_variant
 
 
 def blas_threads() -> int:
@@ -155,7 +155,8 @@ class MLP:
         epochs, batch_size : the last batch of an epoch is smaller when n % batch_size != 0.
         validation_data : (x_test, labels_test), evaluated after every epoch outside the timing.
         callback : called with each epoch's record.
-        phase_timing : time the article's phases per batch (adds a few perf_counter calls).
+        phase_timing : time the article's phases per batch (adds a few perf_counter calls; a variant
+            that trains on several row threads runs them one after the other, same arithmetic).
 
         Returns the list of epoch records. Raises TrainingDiverged when the loss stops being finite.
         """
@@ -174,66 +175,38 @@ class MLP:
             self._lr = self.config.lr_for(batch_size)  # a later fit() continues the decay
         records = []
         available = blas_threads()
-        wanted = self.impl.blas_threads(batch_size, available)
+        threads = self.impl.threads(batch_size, available)
         # exp(-z) overflows to inf for very negative z in sigmoid; 1 / inf = 0 is the right answer.
         with np.errstate(over="ignore", invalid="ignore"):  # invalid: NaN is caught per epoch below
-            with threadpool_limits(limits=wanted, user_api="blas") if wanted < available else nullcontext():
+            limit = threadpool_limits(limits=threads.blas, user_api="blas") if threads.blas < available else nullcontext()
+            with limit, self.impl.running(threads.rows):
                 for _ in range(epochs):
                     records.append(self._fit_epoch(x, batch_size, validation_data, callback, phase_timing))
         return records
 
-    def blas_threads_for(self, batch_size: int) -> int:
-        """The BLAS threads ``fit`` uses at this batch size: the variant's choice within the current limit."""
-        return self.impl.blas_threads(batch_size, blas_threads())
+    def threads_for(self, batch_size: int) -> Threads:
+        """How ``fit`` trains at this batch size: the variant's choice within the current BLAS limit."""
+        return self.impl.threads(batch_size, blas_threads())
 
     def _fit_epoch(self, x, batch_size, validation_data, callback, phase_timing) -> EpochRecord:
         epoch = self.epochs_done
         self._lr = lr = self._lr / (1.0 + self.config.lr_decay * epoch)
         order = self.shuffle_rng.permutation(len(x))
-        if phase_timing:
-            record = self._timed_epoch(order, batch_size, lr, epoch)
-        else:
-            record = self._epoch(order, batch_size, lr, epoch)
+        record = self._epoch(order, batch_size, lr, epoch, dict.fromkeys(PHASES, 0.0) if phase_timing else None)
         self.epochs_done += 1
         return finish_epoch(record, self.evaluate, validation_data, callback, f"variant {self.variant}")
 
-    def _epoch(self, order, batch_size, lr, epoch) -> EpochRecord:
+    def _epoch(self, order, batch_size, lr, epoch, phases) -> EpochRecord:
         train_batch = self.impl.train_batch
         loss_sum, n_correct, n_batches = 0.0, 0, 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for idx in batch_slices(order, batch_size):
-            loss, correct = train_batch(idx, lr)
+            loss, correct = train_batch(idx, lr, phases)
             loss_sum += loss
             n_correct += correct
             n_batches += 1
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr)
-
-    def _timed_epoch(self, order, batch_size, lr, epoch) -> EpochRecord:
-        impl = self.impl
-        clock = time.perf_counter
-        totals = dict.fromkeys(PHASES, 0.0)
-        loss_sum, n_correct, n_batches = 0.0, 0, 0
-        wall0, cpu0 = clock(), time.process_time()
-        for idx in batch_slices(order, batch_size):
-            t0 = clock()
-            batch = impl.prepare(idx)
-            t1 = clock()
-            cache = impl.forward(batch)
-            t2 = clock()
-            loss, correct = impl.cost(batch, cache)
-            t3 = clock()
-            grads = impl.backward(batch, cache)
-            t4 = clock()
-            impl.update(grads, lr)
-            t5 = clock()
-            for phase, dt in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
-                totals[phase] += dt
-            loss_sum += loss
-            n_correct += correct
-            n_batches += 1
-        wall, cpu = clock() - wall0, time.process_time() - cpu0
-        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr, phases=totals)
+        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr, phases=phases)
 
     # -- inference --------------------------------------------------------------------------------
 

@@ -62,6 +62,10 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     numpy_runs = timed[timed["framework"] == "numpy"]  # the floor is measured in the timed runs only
     assert numpy_runs["gemm_floor_s"].gt(0).all() and runs.loc[runs["framework"] == "keras", "gemm_floor_s"].isna().all()
     assert runs["blas_threads"].notna().all()
+    numpy_rows = runs[runs["framework"] == "numpy"]
+    assert numpy_rows["row_threads"].notna().all()
+    large = numpy_rows[(numpy_rows["variant"] == "optimized") & (numpy_rows["batch_size"] == 1000)]
+    assert (large["row_threads"] == large["threads"]).all() and large["blas_threads"].eq(1).all()
     assert runs.loc[runs["framework"] == "keras", "tf_intra_threads"].notna().all()
 
     epochs = pd.read_csv(out / "epochs.csv")
@@ -233,3 +237,16 @@ def test_every_option_is_explained_in_help():
     for option in ("--frameworks", "--variants", "--batch-sizes", "--epochs", "--repeats", "--threads", "--seed",
                    "--train-limit", "--data-dir", "--out", "--resume", "--preset", "--timeout", "--once"):
         assert option in result.stdout
+
+
+def test_gemm_floor_cuts_batches_into_the_chunks_training_uses():
+    from harness.gemm_floor import _blocks, _share_plans, gemm_floor_seconds
+
+    assert _blocks(60000, 500) == [(500, 120)] and _blocks(1000, 512) == [(512, 1), (488, 1)]
+    shares = _share_plans((6, 5, 4, 3), 1001, np.float32, np.random.default_rng(0), 2, 256)
+    assert [[(len(products), count) for products, count in share] for share in shares] == [
+        [(8, 1), (8, 1)],  # 500 rows: 256 + 244; 3 layers: 3 forward, 3 kernel gradients, 2 deltas
+        [(8, 1), (8, 1)],  # 501 rows: 256 + 245
+    ]
+    floor = gemm_floor_seconds(MLPConfig(layer_sizes=(6, 5, 4, 3)), 100, 1000, epochs=2, threads=2, repeats=1)
+    assert 0 < floor < 10

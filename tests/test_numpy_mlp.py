@@ -219,19 +219,73 @@ def test_reference_configuration_learns_mnist(mnist):
     assert test_acc >= 0.96 and train_acc >= 0.98, (test_acc, train_acc)
 
 
-def test_optimized_trains_small_batches_on_one_blas_thread():
-    """The thread choice of optimized is in effect during fit, and the caller's limit is back after it."""
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """optimized with chunks, shares and row threads small enough for tiny data to use them all."""
+    from numpy_mlp.variants.optimized import Optimized
+
+    monkeypatch.setattr(Optimized, "chunk_rows", 7)
+    monkeypatch.setattr(Optimized, "min_share_rows", 4)
+    monkeypatch.setattr(Optimized, "single_thread_below_rows", 1)
+    monkeypatch.setattr(Optimized, "row_threads_from_rows", 10)
+
+
+def _row_threads_or_skip():
     from threadpoolctl import threadpool_limits
 
     from numpy_mlp.model import blas_threads
 
     if blas_threads() < 2:
         pytest.skip("needs a BLAS with at least two threads")
-    x, labels = tiny_data(n=300)
+    return threadpool_limits(2, user_api="blas")
+
+
+def test_optimized_chooses_its_threads_per_batch_size():
+    """optimized's thread choice is in effect during fit, and the caller's limit is back after it:
+    one thread for small batches, BLAS on both cores for medium ones, row threads for large ones."""
+    from numpy_mlp.model import blas_threads
+
+    x, labels = tiny_data(n=1200)
     seen = []
-    with threadpool_limits(2, user_api="blas"):
-        for variant, batch_size in (("optimized", 32), ("optimized", 300), ("step3", 32)):
+    with _row_threads_or_skip():
+        for variant, batch_size in (("optimized", 32), ("optimized", 300), ("optimized", 1200), ("step3", 32)):
             model = MLP(MLPConfig(layer_sizes=TINY), variant)
-            model.fit(x, labels, epochs=1, batch_size=batch_size, callback=lambda r: seen.append(blas_threads()))
+            record = lambda r: seen.append((blas_threads(), getattr(model.impl, "row_threads", 1)))  # noqa: E731
+            model.fit(x, labels, epochs=1, batch_size=batch_size, callback=record)
             assert blas_threads() == 2
-    assert seen == [1, 2, 2]
+    assert seen == [(1, 1), (2, 1), (1, 2), (2, 1)]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-4)])
+@pytest.mark.parametrize("scaled", [False, True], ids=["prescaled", "raw+scaler"])
+def test_row_shares_and_chunks_follow_the_whole_batch_trajectory(small_chunks, dtype, rtol, scaled):
+    """Batches of 50 rows cut into 2 shares of 4 chunks each (summed in another order) train like step3."""
+    rng = np.random.default_rng(4)
+    raw = rng.integers(0, 256, size=(200, 6), dtype=np.uint8)
+    labels = rng.integers(0, 3, size=200)
+    config = MLPConfig(layer_sizes=TINY, dtype=dtype, learning_rate=0.01, momentum=0.3)
+    scaler = InputScaler.fit(raw, dtype=dtype)
+    x, model_scaler = (raw, scaler) if scaled else (scaler.transform(raw), None)
+    with _row_threads_or_skip():
+        model = MLP(config, "optimized", seed=3, scaler=model_scaler)
+        assert model.threads_for(50).rows == 2
+        records = model.fit(x, labels, epochs=3, batch_size=50)
+    reference = MLP(config, "step3", seed=3)
+    expected = reference.fit(scaler.transform(raw), labels, epochs=3, batch_size=50)
+    assert_weights_close(model.get_weights(), reference.get_weights(), rtol, 1e-6 if dtype == "float32" else 1e-13)
+    assert [r.train_acc for r in records] == [r.train_acc for r in expected]
+    np.testing.assert_allclose([r.loss for r in records], [r.loss for r in expected], rtol=rtol)
+
+
+def test_row_threads_do_not_change_the_arithmetic(small_chunks):
+    """The shares are summed in a fixed order: threaded, timed (one thread) and repeated runs agree bit for bit."""
+    x, labels = tiny_data(n=200)
+    config = MLPConfig(layer_sizes=TINY, learning_rate=0.01, momentum=0.3)
+    results = []
+    with _row_threads_or_skip():
+        for phase_timing in (False, True, False):
+            model = MLP(config, "optimized", seed=3)
+            model.fit(x, labels, epochs=2, batch_size=60, phase_timing=phase_timing)
+            results.append(model.get_weights())
+    assert_weights_close(results[1], results[0], 0.0, what="phase-timed")
+    assert_weights_close(results[2], results[0], 0.0, what="second threaded run")

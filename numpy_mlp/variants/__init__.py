@@ -1,5 +1,5 @@
 """The training-step implementations the harness can run by name, in the article's order."""
-from .base import PHASES, Variant, Weights
+from .base import PHASES, PhaseClock, Threads, Variant, Weights
 from .ladder import Original, Step1, Step2, Step3
 from .optimized import Optimized
 
@@ -13,4 +13,4 @@ def get_variant(name: str) -> type[Variant]:
         raise ValueError(f"unknown numpy_mlp variant {name!r}; choose one of {', '.join(VARIANTS)}") from None
 
 
-__all__ = ["PHASES", "VARIANTS", "Variant", "Weights", "get_variant"]
+__all__ = ["PHASES", "VARIANTS", "PhaseClock", "Threads", "Variant", "Weights", "get_variant"]

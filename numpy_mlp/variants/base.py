@@ -1,13 +1,16 @@
 """What every implementation of the training step provides.
 
 A variant owns the weights in its own layout and the training data in the form its batches are cut
-from. One mini-batch is the article's five phases, each a method, so that the training loop can time
-them (``MLP.fit(..., phase_timing=True)``) or call ``train_batch`` without any timing cost.
+from. One mini-batch is the article's five phases, each a method, which ``train_batch`` runs in
+order and times when asked to (``MLP.fit(..., phase_timing=True)``).
 ``forward`` returns everything ``backward`` needs; nothing of a batch is kept on the object.
 """
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +20,29 @@ from ..config import MLPConfig
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
 PHASES = ("prepare", "forward", "cost", "backward", "update")
+
+
+@dataclass(frozen=True)
+class Threads:
+    """How a variant trains on its cores: ``rows`` threads each train a share of a batch's rows,
+    every product of each of them running on ``blas`` BLAS threads."""
+
+    rows: int
+    blas: int
+
+
+class PhaseClock:
+    """Adds the time since the previous lap to ``phases[name]``; does nothing when ``phases`` is None."""
+
+    def __init__(self, phases: dict[str, float] | None):
+        self.phases = phases
+        self.last = time.perf_counter() if phases is not None else 0.0
+
+    def lap(self, name: str) -> None:
+        if self.phases is not None:
+            now = time.perf_counter()
+            self.phases[name] += now - self.last
+            self.last = now
 
 
 class Variant(ABC):
@@ -33,9 +59,14 @@ class Variant(ABC):
         """The float type this variant computes in (the article's original is always float64)."""
         return np.dtype(config.dtype)
 
-    def blas_threads(self, batch_size: int, available: int) -> int:
-        """BLAS threads to train with at this batch size, at most ``available``; default: all of them."""
-        return available
+    def threads(self, batch_size: int, available: int) -> Threads:
+        """How to use ``available`` cores at this batch size; default: one thread, BLAS on all of them."""
+        return Threads(rows=1, blas=available)
+
+    @contextmanager
+    def running(self, row_threads: int):
+        """The span of one ``fit``: variants that train with several row threads start them here."""
+        yield
 
     @abstractmethod
     def set_weights(self, weights: Weights) -> None:
@@ -70,10 +101,17 @@ class Variant(ABC):
     def update(self, grads, lr: float) -> None:
         """The article's rule: step = lr * grad; W -= step + momentum * previous step."""
 
-    def train_batch(self, idx: np.ndarray, lr: float) -> tuple[float, int]:
+    def train_batch(self, idx: np.ndarray, lr: float, phases: dict[str, float] | None = None) -> tuple[float, int]:
+        """One mini-batch; with a ``phases`` dict, adds each phase's wall time to it."""
+        clock = PhaseClock(phases)
         batch = self.prepare(idx)
+        clock.lap("prepare")
         cache = self.forward(batch)
+        clock.lap("forward")
         loss, n_correct = self.cost(batch, cache)
+        clock.lap("cost")
         grads = self.backward(batch, cache)
+        clock.lap("backward")
         self.update(grads, lr)
+        clock.lap("update")
         return loss, n_correct

@@ -3,8 +3,19 @@
 What makes it fast (each measured with the per-phase timing, cProfile and line_profiler):
 - batch-major layout, kernels (inputs, outputs) and separate bias vectors: Keras' layout, so no
   bias rows or columns are ever inserted, and the big products are plain row-major GEMMs;
-- every per-batch array lives in a buffer allocated once per batch size; activations, derivatives
-  and the update run in place (``out=``), so a batch allocates almost nothing;
+- a batch's rows go through the network in chunks of ``chunk_rows`` (512) rows, each chunk from its
+  gather to its gradient while it is in cache; the chunks' gradients are summed (the gradient is a
+  sum over rows). Whole batches of 20000 rows do not fit in cache: the products then read X from
+  memory twice (forward and kernel gradient) and every element-wise pass streams (batch, 70)
+  arrays. Every chunk array lives in a buffer allocated once (``Workspace``); activations,
+  derivatives and the update run in place (``out=``), so a batch allocates almost nothing;
+- from ``row_threads_from_rows`` (1000) rows per batch, each core trains a contiguous share of the
+  rows with its own workspace and one BLAS thread (NumPy releases the GIL in products and ufuncs),
+  and the shares' gradients are added in a fixed order, so the result does not depend on timing.
+  With BLAS threads alone only the products use both cores; the gather, the conversion and the
+  element-wise passes (about half of a batch at 500 rows) run on one. Measured at 20000 rows on 2
+  cores: 0.14 s an epoch against 0.20 s (separate processes); at 500 and 1000 rows the hand-over
+  of the shares (~0.1 ms per batch) and the serial update eat the gain, so it stays off below 1000;
 - Z is overwritten by A = act(Z): backward propagation needs only A (D = A (1 - A) for sigmoid);
 - the output delta is fused with the loss (A - Y for LogLoss), regularization is fused into the
   weight update, and the input layer gets no delta;
@@ -15,35 +26,35 @@ What makes it fast (each measured with the per-phase timing, cProfile and line_p
   a handful of ufunc calls for the whole network instead of a handful per parameter array; the
   bias gradients (column sums of delta) are GEMVs with a vector of ones, 4 us against 19 us for
   ``np.sum(axis=0)``. Together: 11 % less time per epoch at batch 32 and 128, none lost at 500;
-- below 256 rows per batch it trains on one BLAS thread, whatever it may use (``blas_threads``):
-  splitting GEMMs that small costs more synchronization than it saves;
-- batches are gathered with ``np.take(..., out=)`` from the training set as given: no per-epoch
-  copy of the whole training set; given raw uint8 pixels and a scaler, it gathers uint8 rows in
-  blocks that stay in cache and converts them there (gathering pre-scaled float32 rows moves four
-  times the bytes and is about twice as slow);
+- below 256 rows per batch it trains on one thread, whatever it may use (``threads``): splitting
+  GEMMs that small costs more synchronization than it saves;
+- chunks are gathered with ``np.take(..., out=)`` from the training set as given: no per-epoch
+  copy of the whole training set; given raw uint8 pixels and a scaler, it gathers uint8 rows and
+  converts them in cache (gathering pre-scaled float32 rows moves four times the bytes and is about
+  twice as slow);
 - from batch size ``3 * hidden units`` up, the input scaling is folded into the first layer instead
   of being applied to every pixel: with x' = (x - mu) s, x' W + b = x (s W) + (b - (mu s) W) and the
   kernel gradient is s (x^T delta - mu colsum(delta)). Each pass over a (batch, 784) float32 array
   costs about as much as the whole uint8 -> float32 conversion (profiled: scaling a batch took twice
   the time of converting it, 0.057 against 0.027 s per epoch at batch 500), while the fold costs a
   few passes over the (784, hidden) kernel per batch, which only pays for large enough batches.
+
+What it cannot beat: the products themselves. At 500 rows they are about half of a batch on these
+2-core machines (the GEMM floor, ``harness.gemm_floor``); see the README's "Where the time goes".
 """
 from __future__ import annotations
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
 from ..activations import get_activation
 from ..config import MLPConfig
 from ..losses import loss_function, output_delta_function
-from .base import Variant, Weights
-
-
-SCALE_BLOCK_ROWS = 256  # 256 x 784 uint8 + float32: about 1 MB, within L2
-# Below this many rows per batch the GEMMs are too small to split: OpenBLAS' threads spend more time
-# synchronizing than computing. Measured (sweep preset, 2 cores, 5 epochs): one thread against two
-# took 3.3 s against 6.6 s at batch 32 and 2.1 s against 2.5 s at batch 128, but 1.6 s against
-# 1.5 s at batch 500.
-SINGLE_THREAD_BELOW_ROWS = 256
+from .base import PhaseClock, Threads, Variant, Weights
 
 
 class FlatGradients(list):
@@ -64,9 +75,49 @@ def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
     return views
 
 
+class BatchPlan(NamedTuple):
+    """What every chunk of one batch shares: whether the scaling is folded, and layer 0 as applied to X."""
+
+    folds_scaling: bool
+    layers: list  # [(kernel (in, out), bias (out,)), ...]
+
+
+class Workspace:
+    """One thread's buffers: a chunk of up to ``rows`` rows through the network, and its share's gradient."""
+
+    def __init__(self, variant: "Optimized", rows: int):
+        sizes, dtype = variant.config.layer_sizes, variant.dtype
+        self.rows = rows
+        self.raw = np.empty((rows, sizes[0]), variant.x_train.dtype)  # gathered rows as given (e.g. uint8)
+        self.x = np.empty((rows, sizes[0]), dtype)
+        self.y = np.empty((rows, sizes[-1]), dtype)
+        self.a = [np.empty((rows, n), dtype) for n in sizes[1:]]  # A of layers 1..L
+        self.delta = [np.empty((rows, n), dtype) for n in sizes[1:]]
+        self.derivative = [np.empty((rows, n), dtype) for n in sizes[1:-1]]
+        self.ones = np.ones(rows, dtype)  # column sums as GEMVs: faster than np.sum(axis=0) here
+        self.grad = np.empty_like(variant.params)  # this share's gradient (threads other than the first)
+        self.partial = np.empty_like(variant.params)  # one chunk's gradient, added to the share's
+        self.grad_views = FlatGradients(_views(self.grad, variant.shapes), self.grad)
+        self.partial_views = FlatGradients(_views(self.partial, variant.shapes), self.partial)
+
+
 class Optimized(Variant):
     name = "optimized"
-    description = "beyond the article: batch-major, Keras layout, preallocated buffers, in-place ufuncs, fused updates"
+    description = "beyond the article: batch-major, Keras layout, in-cache row chunks on all cores, fused updates"
+
+    # Rows a thread pushes through the whole network at once: gather, forward, backward and the
+    # chunk's gradient stay in cache (512 x 784 float32 is 1.6 MB). At batch 20000 on 2 cores, 256,
+    # 512 and 1024 rows were within noise of each other (0.20-0.21 s an epoch, interleaved epochs).
+    chunk_rows = 512
+    # Below this many rows per batch the GEMMs are too small to split: OpenBLAS' threads spend more
+    # time synchronizing than computing. Measured (sweep preset, 2 cores, 5 epochs): one thread
+    # against two took 3.3 s against 6.6 s at batch 32 and 2.1 s against 2.5 s at batch 128.
+    single_thread_below_rows = 256
+    # From this many rows per batch, each core trains its own share of the rows (one BLAS thread
+    # each), so that the element-wise work, the gather and the conversion run on all cores too; below
+    # it, handing shares to threads costs more than it saves and the products use all cores instead.
+    row_threads_from_rows = 1000
+    min_share_rows = 128  # a batch's last, smaller batch gets fewer shares
 
     def __init__(self, config: MLPConfig, weights: Weights):
         self.hidden = get_activation(config.hidden_activation)
@@ -74,15 +125,31 @@ class Optimized(Variant):
         self.loss_value = loss_function(config.output_activation, config.loss)
         self.output_delta = output_delta_function(config.output_activation, config.loss)
         self.hidden_derivative = self.hidden.derivative_from_output
-        self.capacity = 0
+        self.workspaces: list[Workspace] = []
+        self.row_threads, self.pool = 1, None
         super().__init__(config, weights)
 
-    def blas_threads(self, batch_size: int, available: int) -> int:
-        return 1 if batch_size < SINGLE_THREAD_BELOW_ROWS else available
+    def threads(self, batch_size: int, available: int) -> Threads:
+        if batch_size < self.single_thread_below_rows:
+            return Threads(rows=1, blas=1)
+        if batch_size >= self.row_threads_from_rows:
+            return Threads(rows=available, blas=1)
+        return Threads(rows=1, blas=available)
+
+    @contextmanager
+    def running(self, row_threads: int):
+        self.row_threads = row_threads
+        self.pool = ThreadPoolExecutor(row_threads - 1, thread_name_prefix="numpy_mlp-rows") if row_threads > 1 else None
+        try:
+            yield
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+            self.row_threads, self.pool = 1, None
 
     def set_weights(self, weights: Weights) -> None:
         self.shapes = [k.shape for k, _ in weights] + [b.shape for _, b in weights]  # kernels, then biases
-        self.n_kernel_weights = n_kernel_weights = sum(k.size for k, _ in weights)
+        self.n_kernel_weights = sum(k.size for k, _ in weights)
         self.params = np.concatenate([np.ravel(k) for k, _ in weights] + [np.ravel(b) for _, b in weights])
         self.params = self.params.astype(self.dtype)  # (n_weights,)
         views = _views(self.params, self.shapes)
@@ -91,6 +158,10 @@ class Optimized(Variant):
         self.previous_step = np.zeros_like(self.params)
         self.step_views, self.previous_views = _views(self.step, self.shapes), _views(self.previous_step, self.shapes)
         self.scratch = np.empty_like(self.params)
+        sizes = self.config.layer_sizes
+        self.folded_kernel = np.empty((sizes[0], sizes[1]), self.dtype)
+        self.folded_bias = np.empty(sizes[1], self.dtype)
+        self.workspaces = []
 
     def get_weights(self) -> Weights:
         return [(k.copy(), b.copy()) for k, b in zip(self.kernels, self.biases)]
@@ -100,81 +171,73 @@ class Optimized(Variant):
         if self.scaler is None:
             self.x_train = np.ascontiguousarray(x, dtype=self.dtype)  # no copy when x is already right
         else:
-            self.x_train = np.ascontiguousarray(x)  # raw, e.g. uint8: scaled per batch
+            self.x_train = np.ascontiguousarray(x)  # raw, e.g. uint8: scaled per chunk
             self.scale_column = self.scaler.scale[:, None]  # (inputs, 1)
             self.shifted_scale = self.scaler.shift * self.scaler.scale  # (inputs,) mu s
         self.y_train = np.ascontiguousarray(y_onehot, dtype=self.dtype)
         self.labels = labels
+        self.workspaces = []
 
-    def _ensure_buffers(self, batch_size: int) -> None:
-        if batch_size <= self.capacity:
-            return
-        sizes = self.config.layer_sizes
-        self.x_buf = np.empty((batch_size, sizes[0]), self.dtype)
-        self.raw_buf = np.empty((min(batch_size, SCALE_BLOCK_ROWS), sizes[0]), self.x_train.dtype)
-        self.y_buf = np.empty((batch_size, sizes[-1]), self.dtype)
-        self.a_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:]]  # A of layers 1..L
-        self.delta_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:]]
-        self.derivative_buf = [np.empty((batch_size, n), self.dtype) for n in sizes[1:-1]]
-        self.folded_kernel = np.empty((sizes[0], sizes[1]), self.dtype)
-        self.folded_bias = np.empty(sizes[1], self.dtype)
-        self.ones = np.ones(batch_size, self.dtype)  # column sums as GEMVs: faster than np.sum(axis=0) here
-        self.capacity = batch_size
+    def _workspace(self, n: int, rows: int) -> Workspace:
+        """Thread n's workspace, for chunks of at least ``rows`` rows."""
+        while len(self.workspaces) <= n:
+            self.workspaces.append(Workspace(self, rows))
+        if self.workspaces[n].rows < rows:
+            self.workspaces[n] = Workspace(self, rows)
+        return self.workspaces[n]
 
-    def _folds_scaling(self, m: int) -> bool:
-        return self.scaler is not None and m >= 3 * self.config.layer_sizes[1]
+    def _plan(self, m: int) -> BatchPlan:
+        """Layer 0 as it applies to a batch of m rows: with the input scaling folded in or not."""
+        layers = list(zip(self.kernels, self.biases))
+        if self.scaler is None or m < 3 * self.config.layer_sizes[1]:
+            return BatchPlan(False, layers)
+        kernel = np.multiply(self.kernels[0], self.scale_column, out=self.folded_kernel)  # (inputs, out_0) s W
+        shift = np.matmul(self.shifted_scale, self.kernels[0], out=self.folded_bias)  # (out_0,) (mu s) W
+        layers[0] = (kernel, np.subtract(self.biases[0], shift, out=shift))
+        return BatchPlan(True, layers)
 
-    def prepare(self, idx):
+    # -- the article's phases, for one chunk of rows ------------------------------------------------
+
+    def prepare(self, idx, workspace: Workspace | None = None, plan: BatchPlan | None = None):
+        """The rows ``idx`` (chunk,) as (X, Y, labels) in the workspace's buffers."""
         m = len(idx)
-        self._ensure_buffers(m)
-        x = self.x_buf[:m]  # (m, inputs)
+        ws = workspace or self._workspace(0, m)
+        plan = plan or self._plan(m)
+        x = ws.x[:m]  # (m, inputs)
         if self.scaler is None:
             np.take(self.x_train, idx, axis=0, out=x)
         else:
-            fold = self._folds_scaling(m)
-            # in blocks of rows that stay in cache between the gather and the conversion
-            for start in range(0, m, SCALE_BLOCK_ROWS):
-                rows = idx[start : start + SCALE_BLOCK_ROWS]
-                raw = np.take(self.x_train, rows, axis=0, out=self.raw_buf[: len(rows)])  # e.g. uint8
-                block = x[start : start + len(rows)]
-                if fold:
-                    np.copyto(block, raw)  # unscaled, as float: layer 0 applies the scaling
-                else:
-                    self.scaler.transform(raw, out=block)
-        y = np.take(self.y_train, idx, axis=0, out=self.y_buf[:m])  # (m, outputs)
+            raw = np.take(self.x_train, idx, axis=0, out=ws.raw[:m])  # (m, inputs), e.g. uint8
+            if plan.folds_scaling:
+                np.copyto(x, raw)  # unscaled, as float: layer 0 applies the scaling
+            else:
+                self.scaler.transform(raw, out=x)
+        y = np.take(self.y_train, idx, axis=0, out=ws.y[:m])  # (m, outputs)
         return x, y, self.labels[idx]
 
-    def _first_layer(self, m: int):
-        """Layer 0's kernel and bias as they apply to this batch's X: with the scaling folded in or not."""
-        if not self._folds_scaling(m):
-            return self.kernels[0], self.biases[0]
-        kernel = np.multiply(self.kernels[0], self.scale_column, out=self.folded_kernel)  # (inputs, out_0) s W
-        shift = np.matmul(self.shifted_scale, self.kernels[0], out=self.folded_bias)  # (out_0,) (mu s) W
-        return kernel, np.subtract(self.biases[0], shift, out=shift)
-
-    def forward(self, batch):
+    def forward(self, batch, workspace: Workspace | None = None, plan: BatchPlan | None = None):
         """Returns the list [X, A_1, ..., A_L]: everything backward propagation needs."""
         a = batch[0]
         m = a.shape[0]
+        ws = workspace or self._workspace(0, m)
+        plan = plan or self._plan(m)
         activations = [a]
-        last = len(self.kernels) - 1
-        layers = [self._first_layer(m)] + list(zip(self.kernels[1:], self.biases[1:]))
-        for n, (kernel, bias) in enumerate(layers):
-            z = np.matmul(a, kernel, out=self.a_buf[n][:m])  # (m, out_n)
+        last = len(plan.layers) - 1
+        for n, (kernel, bias) in enumerate(plan.layers):
+            z = np.matmul(a, kernel, out=ws.a[n][:m])  # (m, out_n)
             z += bias
-            if n < last:
-                a = self.hidden.forward(z, out=z)  # A overwrites Z in place
-            else:
-                a = self.output.forward(z, out=z)
+            a = (self.hidden if n < last else self.output).forward(z, out=z)  # A overwrites Z in place
             activations.append(a)
         return activations
 
     def cost(self, batch, activations):
+        loss, n_correct = self._data_cost(batch, activations)
+        return loss + self._regularization_cost(), n_correct
+
+    def _data_cost(self, batch, activations) -> tuple[float, int]:
         _, y, labels = batch
         a_out = activations[-1]  # (m, outputs)
-        loss = self.loss_value(a_out, y) + self._regularization_cost()
-        n_correct = int(np.count_nonzero(a_out.argmax(axis=1) == labels))
-        return loss, n_correct
+        return self.loss_value(a_out, y), int(np.count_nonzero(a_out.argmax(axis=1) == labels))
 
     def _regularization_cost(self) -> float:
         cost = 0.0
@@ -185,29 +248,43 @@ class Optimized(Variant):
             cost += self.config.l1 * float(np.abs(kernel_weights).sum())
         return cost
 
-    def backward(self, batch, activations):
+    def backward(self, batch, activations, workspace: Workspace | None = None, plan: BatchPlan | None = None):
         """Gradients [dK_0, ..., dK_L-1, db_0, ..., db_L-1] of the summed loss, regularization excluded
         (it is fused into ``update``), as a FlatGradients."""
+        m = batch[1].shape[0]
+        ws = workspace or self._workspace(0, m)
+        plan = plan or self._plan(m)
+        grads = FlatGradients(self.step_views, self.step)
+        self._backpropagate(batch, activations, ws, grads)
+        self._unfold_gradient(grads, plan)
+        return grads
+
+    def _backpropagate(self, batch, activations, ws: Workspace, grads: list) -> None:
+        """X^T delta and column sums of delta per layer into ``grads``, as if X were what layer 0 saw."""
         y = batch[1]
         m = y.shape[0]
         n_layers = len(self.kernels)
-        grads = self.step_views
         kernel_grads, bias_grads = grads[:n_layers], grads[n_layers:]
-        delta = self.output_delta(activations[-1], y, out=self.delta_buf[-1][:m])  # (m, outputs)
+        delta = self.output_delta(activations[-1], y, out=ws.delta[-1][:m])  # (m, outputs)
         for n in reversed(range(n_layers)):
             a_in = activations[n]  # (m, in_n)
             np.matmul(a_in.T, delta, out=kernel_grads[n])  # (in_n, out_n)
-            np.matmul(self.ones[:m], delta, out=bias_grads[n])  # (out_n,) column sums of delta
+            np.matmul(ws.ones[:m], delta, out=bias_grads[n])  # (out_n,) column sums of delta
             if n == 0:
-                if self._folds_scaling(m):  # X was not scaled: s (X^T delta - mu colsum(delta))
-                    outer = self.scratch[: kernel_grads[0].size].reshape(kernel_grads[0].shape)
-                    kernel_grads[0] -= np.multiply.outer(self.scaler.shift, bias_grads[0], out=outer)
-                    kernel_grads[0] *= self.scale_column
                 break  # the input layer needs no delta
-            back = np.matmul(delta, self.kernels[n].T, out=self.delta_buf[n - 1][:m])  # (m, in_n)
-            back *= self.hidden_derivative(a_in, out=self.derivative_buf[n - 1][:m])
+            back = np.matmul(delta, self.kernels[n].T, out=ws.delta[n - 1][:m])  # (m, in_n)
+            back *= self.hidden_derivative(a_in, out=ws.derivative[n - 1][:m])
             delta = back
-        return FlatGradients(grads, self.step)
+
+    def _unfold_gradient(self, grads: list, plan: BatchPlan) -> None:
+        """With the scaling folded, X was unscaled: dK_0 = s (X^T delta - mu colsum(delta)). Linear in
+        the rows, so it is applied once to a sum over any number of chunks."""
+        if not plan.folds_scaling:
+            return
+        kernel_grad, bias_grad = grads[0], grads[len(self.kernels)]  # (inputs, out_0), (out_0,)
+        outer = self.scratch[: kernel_grad.size].reshape(kernel_grad.shape)
+        kernel_grad -= np.multiply.outer(self.scaler.shift, bias_grad, out=outer)
+        kernel_grad *= self.scale_column
 
     def update(self, grads: FlatGradients, lr):
         """step = lr * (grad + l2 W + l1 sign W); W -= step + momentum * previous step, on the flat vectors."""
@@ -225,3 +302,58 @@ class Optimized(Variant):
         # this step becomes the previous one; its old buffer takes the next gradient
         self.previous_step, self.step = step, self.previous_step
         self.previous_views, self.step_views = self.step_views, self.previous_views
+
+    # -- one batch: row shares on threads, chunks within a share ----------------------------------
+
+    def _train_rows(self, idx, ws: Workspace, grads: FlatGradients, plan: BatchPlan, phases=None):
+        """Sum of the loss, correct count and (raw) gradient over the rows ``idx``, chunk by chunk."""
+        clock = PhaseClock(phases)
+        loss, n_correct = 0.0, 0
+        for start in range(0, len(idx), self.chunk_rows):
+            chunk = self.prepare(idx[start : start + self.chunk_rows], ws, plan)
+            clock.lap("prepare")
+            activations = self.forward(chunk, ws, plan)
+            clock.lap("forward")
+            chunk_loss, chunk_correct = self._data_cost(chunk, activations)
+            loss += chunk_loss
+            n_correct += chunk_correct
+            clock.lap("cost")
+            if start == 0:
+                self._backpropagate(chunk, activations, ws, grads)
+            else:
+                self._backpropagate(chunk, activations, ws, ws.partial_views)
+                grads.flat += ws.partial
+            clock.lap("backward")
+        return loss, n_correct
+
+    def train_batch(self, idx, lr, phases=None):
+        """The batch's rows in ``row_threads`` contiguous shares, each summed by one thread in chunks;
+        the shares are added in a fixed order, so the result does not depend on the threads' timing.
+        With ``phases``, the shares run one after the other on this thread (the same arithmetic)."""
+        m = len(idx)
+        plan = self._plan(m)
+        n_shares = max(1, min(self.row_threads, m // self.min_share_rows))
+        bounds = [m * i // n_shares for i in range(n_shares + 1)]
+        work = []  # (rows, workspace, where the share's gradient goes)
+        for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+            ws = self._workspace(n, min(m, self.chunk_rows))
+            work.append((idx[lo:hi], ws, FlatGradients(self.step_views, self.step) if n == 0 else ws.grad_views))
+        if phases is None and n_shares > 1:
+            # workers run in a copy of this thread's context: NumPy's errstate is a context variable
+            futures = [
+                self.pool.submit(contextvars.copy_context().run, self._train_rows, *share, plan) for share in work[1:]
+            ]
+            results = [self._train_rows(*work[0], plan)] + [f.result() for f in futures]
+        else:
+            results = [self._train_rows(*share, plan, phases) for share in work]
+        clock = PhaseClock(phases)
+        loss = sum(r[0] for r in results) + self._regularization_cost()  # of the weights this batch saw
+        clock.lap("cost")
+        grads = work[0][2]
+        for _, _, share_grads in work[1:]:
+            grads.flat += share_grads.flat
+        self._unfold_gradient(grads, plan)
+        clock.lap("backward")
+        self.update(grads, lr)
+        clock.lap("update")
+        return loss, sum(r[1] for r in results)
