@@ -154,9 +154,10 @@ class Optimized(Variant):
         self.params = self.params.astype(self.dtype)  # (n_weights,)
         views = _views(self.params, self.shapes)
         self.kernels, self.biases = views[: len(weights)], views[len(weights) :]  # (in, out), (out,)
-        self.step = np.zeros_like(self.params)  # this batch's gradient, then its step
-        self.previous_step = np.zeros_like(self.params)
-        self.step_views, self.previous_views = _views(self.step, self.shapes), _views(self.previous_step, self.shapes)
+        step, previous_step = np.zeros_like(self.params), np.zeros_like(self.params)
+        self.step_grads = FlatGradients(_views(step, self.shapes), step)  # this batch's gradient, then its step
+        self.previous_grads = FlatGradients(_views(previous_step, self.shapes), previous_step)
+        self.layers = list(zip(self.kernels, self.biases))
         self.scratch = np.empty_like(self.params)
         sizes = self.config.layer_sizes
         self.folded_kernel = np.empty((sizes[0], sizes[1]), self.dtype)
@@ -188,13 +189,11 @@ class Optimized(Variant):
 
     def _plan(self, m: int) -> BatchPlan:
         """Layer 0 as it applies to a batch of m rows: with the input scaling folded in or not."""
-        layers = list(zip(self.kernels, self.biases))
         if self.scaler is None or m < 3 * self.config.layer_sizes[1]:
-            return BatchPlan(False, layers)
+            return BatchPlan(False, self.layers)
         kernel = np.multiply(self.kernels[0], self.scale_column, out=self.folded_kernel)  # (inputs, out_0) s W
         shift = np.matmul(self.shifted_scale, self.kernels[0], out=self.folded_bias)  # (out_0,) (mu s) W
-        layers[0] = (kernel, np.subtract(self.biases[0], shift, out=shift))
-        return BatchPlan(True, layers)
+        return BatchPlan(True, [(kernel, np.subtract(self.biases[0], shift, out=shift))] + self.layers[1:])
 
     # -- the article's phases, for one chunk of rows ------------------------------------------------
 
@@ -254,7 +253,7 @@ class Optimized(Variant):
         m = batch[1].shape[0]
         ws = workspace or self._workspace(0, m)
         plan = plan or self._plan(m)
-        grads = FlatGradients(self.step_views, self.step)
+        grads = self.step_grads
         self._backpropagate(batch, activations, ws, grads)
         self._unfold_gradient(grads, plan)
         return grads
@@ -298,10 +297,9 @@ class Optimized(Variant):
         step *= lr
         self.params -= step
         if cfg.momentum > 0:
-            self.params -= np.multiply(self.previous_step, cfg.momentum, out=self.scratch)
+            self.params -= np.multiply(self.previous_grads.flat, cfg.momentum, out=self.scratch)
         # this step becomes the previous one; its old buffer takes the next gradient
-        self.previous_step, self.step = step, self.previous_step
-        self.previous_views, self.step_views = self.step_views, self.previous_views
+        self.previous_grads, self.step_grads = self.step_grads, self.previous_grads
 
     # -- one batch: row shares on threads, chunks within a share ----------------------------------
 
@@ -337,7 +335,7 @@ class Optimized(Variant):
         work = []  # (rows, workspace, where the share's gradient goes)
         for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
             ws = self._workspace(n, min(m, self.chunk_rows))
-            work.append((idx[lo:hi], ws, FlatGradients(self.step_views, self.step) if n == 0 else ws.grad_views))
+            work.append((idx[lo:hi], ws, self.step_grads if n == 0 else ws.grad_views))
         if phases is None and n_shares > 1:
             # workers run in a copy of this thread's context: NumPy's errstate is a context variable
             futures = [
