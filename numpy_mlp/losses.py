@@ -18,6 +18,15 @@ def logloss(a: np.ndarray, y: np.ndarray) -> float:
     return float(-(y * np.log(a) + (1.0 - y) * np.log(1.0 - a)).sum())
 
 
+def logloss_onehot(a: np.ndarray, y: np.ndarray) -> float:
+    """``logloss`` for targets that are exactly 0 or 1, bit for bit: each term y log(a) + (1 - y) log(1 - a)
+    is then exactly log(a) or log(1 - a), so one log of the picked value replaces two logs and three
+    products (6 passes over the batch instead of 10)."""
+    a = np.clip(a, LOG_EPSILON, 1.0 - LOG_EPSILON)
+    picked = np.where(y > 0.5, a, 1.0 - a)
+    return float(-np.log(picked, out=picked).sum())
+
+
 def categorical_logloss(a: np.ndarray, y: np.ndarray) -> float:
     """Cross-entropy of a softmax output, summed over samples."""
     a = np.clip(a, LOG_EPSILON, 1.0 - LOG_EPSILON)
@@ -30,11 +39,14 @@ def mse(a: np.ndarray, y: np.ndarray) -> float:
     return float(0.5 * np.vdot(diff, diff))
 
 
-def loss_function(output_activation: str, loss: str):
-    """The loss value function for a configuration, chosen once."""
+def loss_function(output_activation: str, loss: str, onehot_targets: bool = False):
+    """The loss value function for a configuration, chosen once; ``onehot_targets`` promises targets
+    of exactly 0 and 1, which allows a cheaper LogLoss of the same value."""
     if loss == "mse":
         return mse
-    return categorical_logloss if output_activation == "softmax" else logloss
+    if output_activation == "softmax":
+        return categorical_logloss
+    return logloss_onehot if onehot_targets else logloss
 
 
 def output_delta_function(output_activation: str, loss: str):

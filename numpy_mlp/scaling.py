@@ -1,7 +1,8 @@
 """Input scaling as (x - shift) * scale per feature, fitted on the training set.
 
 The model can take raw (uint8) pixels and a scaler: the article's variants scale the whole training
-set once, ``optimized`` scales each gathered batch (gathering uint8 moves a quarter of the bytes).
+set once, ``optimized`` scales each gathered chunk of rows (gathering uint8 moves a quarter of the
+bytes).
 Both use the same float operations, so their inputs are bit-identical, and Keras is given
 ``scaler.transform(x)``, the very same numbers.
 """

@@ -25,9 +25,10 @@ VARIANT_DESCRIPTIONS = {
     ("numpy", "step3"): "Step III, the article's final code: sigmoid derivative from the stored outputs, "
                         "A·(1−A); weight matrix sliced instead of adding a bias row in the backward pass",
     ("numpy", "optimized"): "this project's step beyond Step III (same mathematics): samples as rows and Keras' "
-                            "(inputs, outputs) kernels, buffers allocated once and reused in place, uint8 "
-                            "batches gathered in cache-sized blocks, the input scaling folded into the first "
-                            "layer for large batches, regularization fused into the update",
+                            "(inputs, outputs) kernels, buffers allocated once and reused in place, each batch "
+                            "pushed through the network in cache-sized chunks of uint8 rows, from batch 1000 a "
+                            "share of the rows per core, the input scaling folded into the first layer for "
+                            "large batches, regularization fused into the update",
     ("keras", "fit"): "Keras `model.fit` as a new user would call it: `compile` + `fit(shuffle=True)`, default "
                       "settings (one batch per call into the compiled step, no XLA)",
     ("keras", "fit-tuned"): "Keras `model.fit` with the best settings found by `python -m keras_baseline.tune`: "
@@ -342,8 +343,9 @@ class Composer:
             "**first / steady epoch**: wall time of the first epoch (includes one-off warm-up such as "
             "compiling) and the median of the later ones.",
             "**BLAS floor** (GEMM floor): the time the BLAS library needs for only the matrix products of the "
-            "whole training, measured separately; no implementation of this network can be faster on this "
-            "machine with this BLAS.",
+            "whole training, measured separately, run each way the NumPy code can run them on the run's cores "
+            "(whole batches, or row shares in chunks) and taking the fastest; a dense NumPy implementation of "
+            "this network cannot be faster on this machine with this BLAS.",
         ]))
         return [net, variants, machine, glossary]
 
@@ -588,6 +590,15 @@ class Composer:
             parts.append(txt + ".")
         note = (f" Figures in this paragraph are for {style.threads_label(threads)}."
                 if table["threads"].nunique() > 1 else "")
+        runs = self.d.runs
+        if "row_threads" in runs:
+            shared = runs[runs["instrumented"] & (pd.to_numeric(runs["row_threads"], errors="coerce") > 1)]
+            if not shared.empty:
+                sizes = ", ".join(f"{int(b):,}" for b in sorted(shared["batch_size"].unique()))
+                note += (f" At batch {sizes}, {' and '.join(sorted(shared['variant'].unique()))} trains each batch's "
+                         "rows in shares on several threads; when its phases are timed it runs those shares one "
+                         "after the other (the same arithmetic), so its bars add up the work of all its threads, "
+                         "not the wall time of an untimed epoch.")
         return [" ".join(parts) + note]
 
     def text_accuracy(self) -> list[str]:

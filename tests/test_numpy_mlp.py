@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from numpy_mlp import MLP, VARIANTS, InputScaler, MLPConfig, TrainingDiverged, lr_schedule
+from numpy_mlp.losses import logloss, logloss_onehot
 
 TINY = (6, 5, 4, 3)
 COMBINATIONS = [
@@ -289,3 +290,13 @@ def test_row_threads_do_not_change_the_arithmetic(small_chunks):
             results.append(model.get_weights())
     assert_weights_close(results[1], results[0], 0.0, what="phase-timed")
     assert_weights_close(results[2], results[0], 0.0, what="second threaded run")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_onehot_logloss_is_the_logloss_bit_for_bit(dtype):
+    rng = np.random.default_rng(7)
+    a = rng.random((500, 10)).astype(dtype)
+    a[:5] = [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.3, 0.7, 1e-30, 1.0, 0.0]  # saturated outputs are clipped alike
+    y = np.zeros_like(a)
+    y[np.arange(500), rng.integers(0, 10, 500)] = 1
+    assert logloss_onehot(a, y) == logloss(a, y)

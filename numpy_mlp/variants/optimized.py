@@ -122,7 +122,7 @@ class Optimized(Variant):
     def __init__(self, config: MLPConfig, weights: Weights):
         self.hidden = get_activation(config.hidden_activation)
         self.output = get_activation(config.output_activation)
-        self.loss_value = loss_function(config.output_activation, config.loss)
+        self.loss_value = loss_function(config.output_activation, config.loss, onehot_targets=True)  # y is one-hot
         self.output_delta = output_delta_function(config.output_activation, config.loss)
         self.hidden_derivative = self.hidden.derivative_from_output
         self.workspaces: list[Workspace] = []
