@@ -88,7 +88,8 @@ class Workspace:
     def __init__(self, variant: "Optimized", rows: int):
         sizes, dtype = variant.config.layer_sizes, variant.dtype
         self.rows = rows
-        self.raw = np.empty((rows, sizes[0]), variant.x_train.dtype)  # gathered rows as given (e.g. uint8)
+        # rows as given (e.g. uint8), when they are converted here
+        self.raw = np.empty((rows, sizes[0]), variant.x_train.dtype) if variant.scaler is not None else None
         self.x = np.empty((rows, sizes[0]), dtype)
         self.y = np.empty((rows, sizes[-1]), dtype)
         self.a = [np.empty((rows, n), dtype) for n in sizes[1:]]  # A of layers 1..L
@@ -116,8 +117,10 @@ class Optimized(Variant):
     # From this many rows per batch, each core trains its own share of the rows (one BLAS thread
     # each), so that the element-wise work, the gather and the conversion run on all cores too; below
     # it, handing shares to threads costs more than it saves and the products use all cores instead.
+    # Measured on 2 cores, epochs of both ways interleaved in one process: row shares 8 % slower at
+    # batch 500, 12 % faster at 1000.
     row_threads_from_rows = 1000
-    min_share_rows = 128  # a batch's last, smaller batch gets fewer shares
+    min_share_rows = 128  # no share gets fewer rows: an epoch's last, smaller batch may get fewer shares
 
     def __init__(self, config: MLPConfig, weights: Weights):
         self.hidden = get_activation(config.hidden_activation)
