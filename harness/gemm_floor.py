@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from numpy_mlp import MLPConfig
-from numpy_mlp.variants.optimized import Optimized
+from numpy_mlp.variants.optimized import Optimized, row_shares
 
 
 def _products(sizes, rows, dtype, rng):
@@ -45,10 +45,9 @@ def _blocks(rows: int, block_rows: int) -> list[tuple[int, int]]:
 
 def _share_plans(sizes, batch_rows, dtype, rng, shares, chunk_rows):
     """Per thread, [(products of one chunk, number of such chunks)] for one batch."""
-    bounds = [batch_rows * i // shares for i in range(shares + 1)]
     return [
         [(_products(sizes, rows, dtype, rng), count) for rows, count in _blocks(hi - lo, chunk_rows)]
-        for lo, hi in zip(bounds, bounds[1:])
+        for lo, hi in row_shares(batch_rows, shares)
     ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from reports.data import add_speedups
+
 SUMMARY_KEY = ["framework", "variant", "batch_size", "threads"]
 SUMMARY_COLUMNS = SUMMARY_KEY + [
     "n_runs", "n_ok", "wall_median_s", "wall_iqr_s", "cpu_median_s", "cpu_iqr_s",
@@ -55,24 +57,5 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         )
     summary = pd.DataFrame(rows)
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
-    summary["speedup_vs_best_keras"] = np.nan
-    summary["best_keras_variant"] = None
-    summary["steady_speedup_vs_best_keras"] = np.nan
-    summary["best_keras_steady_variant"] = None
-    summary["speedup_vs_step3"] = np.nan
-    for (batch_size, threads), group in summary.groupby(["batch_size", "threads"]):
-        keras = group[(group["framework"] == "keras") & group["wall_median_s"].notna()]
-        if not keras.empty:
-            best = keras.loc[keras["wall_median_s"].idxmin()]
-            summary.loc[group.index, "speedup_vs_best_keras"] = best["wall_median_s"] / group["wall_median_s"]
-            summary.loc[group.index, "best_keras_variant"] = best["variant"]
-        keras = keras[keras["steady_epoch_median_s"].notna()]
-        if not keras.empty:
-            best = keras.loc[keras["steady_epoch_median_s"].idxmin()]
-            steady = best["steady_epoch_median_s"] / group["steady_epoch_median_s"]
-            summary.loc[group.index, "steady_speedup_vs_best_keras"] = steady
-            summary.loc[group.index, "best_keras_steady_variant"] = best["variant"]
-        step3 = group[(group["framework"] == "numpy") & (group["variant"] == "step3")]
-        if not step3.empty and pd.notna(step3["wall_median_s"].iloc[0]):
-            summary.loc[group.index, "speedup_vs_step3"] = step3["wall_median_s"].iloc[0] / group["wall_median_s"]
+    add_speedups(summary)
     return summary[SUMMARY_COLUMNS].sort_values(["threads", "batch_size", "framework", "variant"], ignore_index=True)

@@ -240,6 +240,38 @@ def _median(values: pd.Series) -> float:
     return float(np.median(v)) if len(v) else math.nan
 
 
+def add_speedups(stats: pd.DataFrame) -> pd.DataFrame:
+    """Add the speed-ups to per-(framework, variant, batch size, threads) medians, in place: against
+    the fastest Keras variant at the same batch size and threads, for whole trainings
+    (``best_keras_wall_s``, ``best_keras_variant``, ``speedup_vs_best_keras``) and for steady epochs
+    only, without Keras' one-off compilation (``best_keras_steady_variant``,
+    ``steady_speedup_vs_best_keras``), and against ``step3`` (``speedup_vs_step3``). Above 1 is faster.
+    Shared by ``summary.csv`` (harness) and the report."""
+    for column in ("best_keras_wall_s", "speedup_vs_best_keras", "steady_speedup_vs_best_keras", "speedup_vs_step3"):
+        stats[column] = np.nan
+    stats["best_keras_variant"] = None
+    stats["best_keras_steady_variant"] = None
+    if "steady_epoch_median_s" not in stats:
+        stats["steady_epoch_median_s"] = np.nan
+    for _, group in stats.groupby(["batch_size", "threads"]):
+        keras = group[(group["framework"] == "keras") & group["wall_median_s"].notna()]
+        if not keras.empty:
+            best = keras.loc[keras["wall_median_s"].idxmin()]
+            stats.loc[group.index, "best_keras_wall_s"] = best["wall_median_s"]
+            stats.loc[group.index, "speedup_vs_best_keras"] = best["wall_median_s"] / group["wall_median_s"]
+            stats.loc[group.index, "best_keras_variant"] = best["variant"]
+        keras = keras[keras["steady_epoch_median_s"].notna()]
+        if not keras.empty:
+            best = keras.loc[keras["steady_epoch_median_s"].idxmin()]
+            steady = best["steady_epoch_median_s"] / group["steady_epoch_median_s"]
+            stats.loc[group.index, "steady_speedup_vs_best_keras"] = steady
+            stats.loc[group.index, "best_keras_steady_variant"] = best["variant"]
+        step3 = group[(group["framework"] == "numpy") & (group["variant"] == "step3")]
+        if not step3.empty and pd.notna(step3["wall_median_s"].iloc[0]):
+            stats.loc[group.index, "speedup_vs_step3"] = step3["wall_median_s"].iloc[0] / group["wall_median_s"]
+    return stats
+
+
 def compute_stats(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (framework, variant, batch_size, threads) statistics over non-instrumented runs.
 
@@ -275,29 +307,8 @@ def compute_stats(runs: pd.DataFrame) -> pd.DataFrame:
         stats = pd.DataFrame(columns=columns + ["wall_median_s"])
     stats["gemm_efficiency"] = stats.get("gemm_floor_median_s", np.nan) / stats["wall_median_s"]
     stats["cpu_per_wall"] = stats.get("cpu_median_s", np.nan) / stats["wall_median_s"]
-    # Speed-up against the fastest Keras variant at the same batch size and threads.
-    # The same over steady epochs only (no first epoch, so no Keras compilation): fair for short studies.
-    best_wall, best_name, best_steady, step3 = [], [], [], []
-    for _, row in stats.iterrows():
-        same = stats[(stats["batch_size"] == row["batch_size"]) & (stats["threads"] == row["threads"])]
-        keras = same[(same["framework"] == "keras") & same["wall_median_s"].notna()]
-        if len(keras):
-            best = keras.loc[keras["wall_median_s"].idxmin()]
-            best_wall.append(best["wall_median_s"])
-            best_name.append(best["variant"])
-        else:
-            best_wall.append(math.nan)
-            best_name.append("")
-        steady = keras["steady_epoch_median_s"].dropna() if "steady_epoch_median_s" in keras else pd.Series([], dtype=float)
-        best_steady.append(float(steady.min()) if len(steady) else math.nan)
-        s3 = same[(same["framework"] == "numpy") & (same["variant"] == "step3")]["wall_median_s"].dropna()
-        step3.append(float(s3.iloc[0]) if len(s3) else math.nan)
-    stats["best_keras_wall_s"] = best_wall
-    stats["best_keras_variant"] = best_name
-    stats["speedup_vs_best_keras"] = stats["best_keras_wall_s"] / stats["wall_median_s"]
-    steady_median = stats["steady_epoch_median_s"] if "steady_epoch_median_s" in stats else np.nan
-    stats["steady_speedup_vs_best_keras"] = pd.Series(best_steady, index=stats.index, dtype=float) / steady_median
-    stats["speedup_vs_step3"] = pd.Series(step3, index=stats.index, dtype=float) / stats["wall_median_s"]
+    add_speedups(stats)
+    stats["best_keras_variant"] = stats["best_keras_variant"].fillna("")
     stats["_order"] = [style.variant_rank(f, v) for f, v in zip(stats["framework"], stats["variant"])]
     stats = stats.sort_values(
         by=["batch_size", "threads", "_order"], key=style.sort_key, kind="stable"

@@ -75,6 +75,12 @@ def _views(flat: np.ndarray, shapes) -> list[np.ndarray]:
     return views
 
 
+def row_shares(rows: int, shares: int) -> list[tuple[int, int]]:
+    """(start, stop) of ``shares`` contiguous, near-equal shares of ``rows`` rows, in order."""
+    bounds = [rows * i // shares for i in range(shares + 1)]
+    return list(zip(bounds, bounds[1:]))
+
+
 class BatchPlan(NamedTuple):
     """What every chunk of one batch shares: whether the scaling is folded, and layer 0 as applied to X."""
 
@@ -334,9 +340,8 @@ class Optimized(Variant):
         m = len(idx)
         plan = self._plan(m)
         n_shares = max(1, min(self.row_threads, m // self.min_share_rows))
-        bounds = [m * i // n_shares for i in range(n_shares + 1)]
         work = []  # (rows, workspace, where the share's gradient goes)
-        for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        for n, (lo, hi) in enumerate(row_shares(m, n_shares)):
             ws = self._workspace(n, min(m, self.chunk_rows))
             work.append((idx[lo:hi], ws, self.step_grads if n == 0 else ws.grad_views))
         if phases is None and n_shares > 1:
