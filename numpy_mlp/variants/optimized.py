@@ -263,13 +263,13 @@ class Optimized(Variant):
         return activations
 
     def cost(self, batch, activations):
-        loss, n_correct = self._data_cost(batch, activations)
+        _, y, labels = batch
+        loss, n_correct = self._data_cost(activations[-1], y, labels)
         return loss + self._regularization_cost(), n_correct
 
-    def _data_cost(self, batch, activations) -> tuple[float, int]:
-        _, y, labels = batch
-        a_out = activations[-1]  # (m, outputs)
-        return self.loss_value(a_out, y), int(np.count_nonzero(a_out.argmax(axis=1) == labels))
+    def _data_cost(self, outputs, y, labels) -> tuple[float, int]:
+        """Loss (regularization excluded) and correct count of outputs A_L (m, outputs)."""
+        return self.loss_value(outputs, y), int(np.count_nonzero(outputs.argmax(axis=1) == labels))
 
     def _regularization_cost(self) -> float:
         cost = 0.0
@@ -360,7 +360,7 @@ class Optimized(Variant):
                 self._backpropagate(chunk, activations, ws, ws.partial_views, plan)
                 grads.flat += ws.partial
             clock.lap("backward")
-        loss, n_correct = self._data_cost((None, y, labels), [outputs])
+        loss, n_correct = self._data_cost(outputs, y, labels)
         clock.lap("cost")
         return loss, n_correct
 
