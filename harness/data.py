@@ -1,36 +1,27 @@
-"""MNIST loading, verification and input scaling for the study.
+"""MNIST for the study: found, downloaded (with pooch) if need be, and verified.
 
-``load_mnist`` looks for MNIST in this order and uses the first source found:
+``load_mnist`` uses the first of these sources:
 
-1. ``data_dir`` if given, else the environment variable ``MNIST_DIR``: a folder with the four IDX
-   files (each raw or ``.gz``), or Keras' ``mnist.npz`` (the folder may hold it, or the path may
-   name it). A folder named explicitly is the only source tried: if it is missing or its files are
-   bad, ``MnistError`` is raised rather than falling back to the caches or the network.
-2. The project's cache, ``$XDG_CACHE_HOME/mlp-numpy-tf2/mnist`` (default ``~/.cache/...``; the
-   ``cache_dir`` argument overrides it), then Keras' cache ``$KERAS_HOME/datasets/mnist.npz``
-   (default ``~/.keras/datasets/mnist.npz``). A cached file that fails verification is never used
-   and never overwritten: ``MnistError`` names it and asks the user to delete it.
-3. A download (unless ``download=False``) of each missing ``<name>.gz`` from the mirrors in order,
-   streamed into a temporary file in the cache folder, verified, and only then renamed to its final
-   name, so an interrupted or failed download never leaves a file under the final name.
+1. ``data_dir`` if given, else ``$MNIST_DIR``: a folder with the four IDX files (each raw or
+   ``.gz``) or Keras' ``mnist.npz``, or the path of an ``mnist.npz``. A folder named this way is
+   the only source tried: missing or bad files raise ``MnistError``, never fall back.
+2. The project's cache (``pooch.os_cache``, ``~/.cache/mlp-numpy-tf2/mnist`` on Linux), then
+   Keras' ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras``). A cached file that fails
+   verification is never used nor replaced: the error names it and asks the user to delete it.
+3. A download of each missing ``<name>.gz`` with ``pooch.retrieve``, mirror after mirror: pooch
+   checks the archive's SHA-256 before renaming it into the cache, so no bad file lands there.
 
-Every source is verified the same way: IDX magic number, header dimensions, exact payload length,
-labels in 0..9, and the SHA-256 of the decompressed IDX bytes (for ``mnist.npz`` the arrays are
-re-serialized as IDX bytes, header and data, so the same checksums apply). Every data problem
-raises ``MnistError`` with a one-line message naming the file.
+Every file is verified the same way wherever it comes from: IDX magic number, dimensions and
+length, then the SHA-256 of the IDX bytes (``mnist.npz`` arrays are re-serialized as IDX bytes
+for it), so a copy compressed differently is accepted. Every problem raises ``MnistError``: one
+line that names the file.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
-import logging
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -38,58 +29,45 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pooch
 
-__all__ = [
-    "DEFAULT_MIRRORS",
-    "MNIST_FILES",
-    "MnistError",
-    "default_cache_dir",
-    "keras_cache_file",
-    "load_mnist",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["DEFAULT_MIRRORS", "MNIST_FILES", "MnistError", "load_mnist"]
 
 
 class MnistFile(NamedTuple):
-    """What one MNIST IDX file must contain."""
+    """What one MNIST IDX file must contain, and the SHA-256 of the mirrors' ``.gz`` of it."""
 
     magic: int
     shape: tuple[int, ...]
-    sha256: str  # of the decompressed IDX bytes
+    sha256: str  # of the IDX bytes: the same for any copy, whatever its compression
+    gz_sha256: str  # of the original archive the mirrors serve: pooch checks downloads against it
 
 
-#: The four files, in the order ``load_mnist`` returns them, with SHA-256 of the decompressed bytes.
+#: The four files, in the order ``load_mnist`` returns them.
 MNIST_FILES: dict[str, MnistFile] = {
     "train-images-idx3-ubyte": MnistFile(
-        0x00000803, (60000, 28, 28), "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
-    ),
+        0x803, (60000, 28, 28), "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
     "train-labels-idx1-ubyte": MnistFile(
-        0x00000801, (60000,), "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
-    ),
+        0x801, (60000,), "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
     "t10k-images-idx3-ubyte": MnistFile(
-        0x00000803, (10000, 28, 28), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
-    ),
+        0x803, (10000, 28, 28), "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
     "t10k-labels-idx1-ubyte": MnistFile(
-        0x00000801, (10000,), "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
-    ),
+        0x801, (10000,), "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
 }
 
-#: Keys of Keras' ``mnist.npz`` for each IDX file.
-NPZ_KEYS = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
+#: The arrays of Keras' ``mnist.npz`` and the IDX file each one is.
+NPZ_KEYS = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+            "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 
 #: Public mirrors serving ``<name>.gz``, tried in order.
 DEFAULT_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-
-_USER_AGENT = "mlp-numpy-tf2-study (MNIST loader; Python urllib)"
 
 
 class MnistError(ValueError):
@@ -99,148 +77,81 @@ class MnistError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
-# --------------------------------------------------------------------------------------------
-# locations
-
-
 def default_cache_dir() -> Path:
-    """The project's MNIST cache: ``$XDG_CACHE_HOME/mlp-numpy-tf2/mnist``, default ``~/.cache``."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "mlp-numpy-tf2" / "mnist"
+    """The project's MNIST cache, in the user's cache folder (``$XDG_CACHE_HOME`` on Linux)."""
+    return pooch.os_cache("mlp-numpy-tf2") / "mnist"
 
 
 def keras_cache_file() -> Path:
     """Keras' MNIST cache: ``$KERAS_HOME/datasets/mnist.npz``, default ``~/.keras``."""
-    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(home) / "datasets" / "mnist.npz"
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets" / "mnist.npz"
 
 
 def _find_idx(folder: Path, name: str) -> Path | None:
     """The raw or ``.gz`` copy of IDX file ``name`` in ``folder``, raw first; None if neither."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
 
 
-# --------------------------------------------------------------------------------------------
-# parsing and verification
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise MnistError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
-def _gunzip(data: bytes, source: str) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise MnistError(f"{source}: corrupt gzip data ({e})") from None
-
-
-def _verify(arr: np.ndarray, name: str, source: str, digest: str) -> None:
-    """Check labels are 0..9 and ``digest`` (SHA-256 of the IDX bytes) is the expected one."""
-    if len(MNIST_FILES[name].shape) == 1 and arr.size and arr.max() > 9:
-        raise MnistError(f"{source}: label value {int(arr.max())} out of range 0..9")
+def _check_sha256(digest: str, name: str, source: str) -> None:
     expected = MNIST_FILES[name].sha256
     if digest != expected:
-        raise MnistError(
-            f"{source}: SHA-256 mismatch for {name}: expected {expected[:16]}..., "
-            f"got {digest[:16]}... (corrupt or not the original MNIST)"
-        )
+        raise MnistError(f"{source}: SHA-256 mismatch for {name}: expected {expected[:16]}..., "
+                         f"got {digest[:16]}... (corrupt or not the original MNIST)")
 
 
-def parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
-    """Parse and verify the decompressed bytes of MNIST IDX file ``name``.
+def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
+    """The verified array (shape ``MNIST_FILES[name].shape``, read-only) in IDX bytes ``data``.
 
-    Parameters
-    ----------
-    data : the whole decompressed file, header included.
-    name : which file it should be, a key of ``MNIST_FILES``.
-    source : how to name the file in error messages (its path or URL).
-
-    Returns
-    -------
-    A read-only uint8 view of ``data``, shape ``MNIST_FILES[name].shape``, e.g. (60000, 28, 28).
+    ``source`` names the file in error messages (its path).
     """
     spec = MNIST_FILES[name]
-    ndim = len(spec.shape)
-    header = 4 + 4 * ndim
-    if len(data) < 4:
-        raise MnistError(f"{source}: only {len(data)} bytes, too short for an IDX file")
+    header = 4 + 4 * len(spec.shape)
     magic = int.from_bytes(data[:4], "big")
-    if magic != spec.magic:
-        raise MnistError(
-            f"{source}: bad magic number 0x{magic:08x}, expected 0x{spec.magic:08x} "
-            f"(uint8 IDX with {ndim} dimension{'s' if ndim > 1 else ''})"
-        )
-    if len(data) < header:
-        raise MnistError(f"{source}: truncated header: expected {header} bytes, found {len(data)}")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    if len(data) < header or magic != spec.magic:
+        raise MnistError(f"{source}: not an MNIST IDX file: magic number 0x{magic:08x}, expected "
+                         f"0x{spec.magic:08x}, in {len(data)} bytes")
+    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=len(spec.shape), offset=4))
     if dims != spec.shape:
         raise MnistError(f"{source}: wrong shape {dims} in the header, expected {spec.shape}")
     expected, found = int(np.prod(dims)), len(data) - header
-    if found < expected:
-        raise MnistError(f"{source}: truncated: expected {expected} bytes of data, found {found}")
-    if found > expected:
-        raise MnistError(f"{source}: {found - expected} extra bytes after the {expected} bytes of data")
-    arr = np.frombuffer(data, np.uint8, offset=header).reshape(dims)
-    _verify(arr, name, source, hashlib.sha256(data).hexdigest())
-    return arr
+    if found != expected:
+        what = "truncated" if found < expected else "extra bytes"
+        raise MnistError(f"{source}: {what}: expected {expected} bytes of data, found {found}")
+    _check_sha256(hashlib.sha256(data).hexdigest(), name, source)
+    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
 def _load_idx_file(path: Path, name: str) -> np.ndarray:
-    data = _read_bytes(path)
-    if path.suffix == ".gz":
-        data = _gunzip(data, str(path))
-    return parse_idx(data, name, str(path))
-
-
-def _idx_digest(arr: np.ndarray, magic: int) -> str:
-    """SHA-256 of ``arr`` serialized as an IDX file (big-endian header, then the uint8 data)."""
-    h = hashlib.sha256(magic.to_bytes(4, "big"))
-    h.update(np.asarray(arr.shape, ">u4").tobytes())
-    h.update(np.ascontiguousarray(arr))
-    return h.hexdigest()
+    try:
+        data = path.read_bytes()
+        return _parse_idx(gzip.decompress(data) if path.suffix == ".gz" else data, name, str(path))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise MnistError(f"{path}: corrupt gzip data ({e})") from None
+    except OSError as e:
+        raise MnistError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """Load and verify Keras' ``mnist.npz``; returns arrays keyed by IDX file name."""
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise MnistError(f"{path}: cannot read as .npz ({e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise MnistError(f"{path}: not an .npz archive (a single .npy array?)")
-    with npz:
-        missing = [key for key in NPZ_KEYS if key not in npz.files]
-        if missing:
-            raise MnistError(f"{path}: missing array(s) {', '.join(missing)} (expected {', '.join(NPZ_KEYS)})")
-        try:
-            raw = {key: npz[key] for key in NPZ_KEYS}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise MnistError(f"{path}: corrupt .npz ({e})") from None
-    return {name: _check_npz_array(raw[key], name, f"{path} [{key}]") for key, name in NPZ_KEYS.items()}
-
-
-def _check_npz_array(arr: np.ndarray, name: str, source: str) -> np.ndarray:
-    spec = MNIST_FILES[name]
-    if arr.dtype != np.uint8:
-        raise MnistError(f"{source}: dtype {arr.dtype}, expected uint8")
-    if arr.size == int(np.prod(spec.shape)) and arr.shape[:1] == spec.shape[:1]:
-        arr = arr.reshape(spec.shape)  # accept flattened images, (60000, 784)
-    if arr.shape != spec.shape:
-        raise MnistError(f"{source}: wrong shape {arr.shape}, expected {spec.shape}")
-    _verify(arr, name, source, _idx_digest(arr, spec.magic))
-    return arr
-
-
-# --------------------------------------------------------------------------------------------
-# sources
+        with np.load(path, allow_pickle=False) as npz:
+            raw = {key: npz[key] for key in NPZ_KEYS if key in npz.files}
+    except (OSError, ValueError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as e:
+        raise MnistError(f"{path}: cannot read as an .npz archive ({e})") from None
+    missing = [key for key in NPZ_KEYS if key not in raw]
+    if missing:
+        raise MnistError(f"{path}: missing array(s) {', '.join(missing)} (expected {', '.join(NPZ_KEYS)})")
+    arrays = {}
+    for key, name in NPZ_KEYS.items():
+        spec, arr, source = MNIST_FILES[name], raw[key], f"{path} [{key}]"
+        if arr.dtype != np.uint8 or arr.size != np.prod(spec.shape) or arr.shape[:1] != spec.shape[:1]:
+            raise MnistError(f"{source}: {arr.dtype} array of shape {arr.shape}, expected uint8 {spec.shape}")
+        arr = np.ascontiguousarray(arr).reshape(spec.shape)  # images may be flattened, (60000, 784)
+        digest = hashlib.sha256(spec.magic.to_bytes(4, "big") + np.asarray(spec.shape, ">u4").tobytes())
+        digest.update(arr)
+        _check_sha256(digest.hexdigest(), name, source)
+        arrays[name] = arr
+    return arrays
 
 
 def _load_folder(folder: Path, origin: str) -> dict[str, np.ndarray]:
@@ -263,65 +174,30 @@ def _load_folder(folder: Path, origin: str) -> dict[str, np.ndarray]:
 
 
 def _load_cached(load, path: Path, *args):
-    """Run ``load(path, *args)``; a failure says the cached file must be deleted (never overwritten)."""
+    """Run ``load(path, *args)``; a failure says the cached file must be deleted (never replaced)."""
     try:
         return load(path, *args)
     except MnistError as e:
         raise MnistError(f"{e}; this cached file is never used or overwritten: delete it and run again") from None
 
 
-def _describe(exc: BaseException) -> str:
-    """A short reason for a failed download."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return str(exc.reason)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _fetch(url: str, name: str, final: Path, timeout: float) -> np.ndarray:
-    """Download ``url`` (a gzip IDX file) into a temp file beside ``final``, verify it, rename it."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    except OSError as e:
-        raise MnistError(f"{final.parent}: cannot write to the MNIST cache folder ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-            try:
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    shutil.copyfileobj(response, out, 1 << 20)
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                raise MnistError(f"{url}: {_describe(e)}") from None
-        arr = parse_idx(_gunzip(_read_bytes(Path(tmp)), url), name, url)
-        os.replace(tmp, final)
-        return arr
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _download(name: str, cache: Path, mirrors: Iterable[str], timeout: float) -> np.ndarray:
-    """Download IDX file ``name`` (as ``<name>.gz``) into ``cache``, trying ``mirrors`` in order."""
-    final = cache / f"{name}.gz"
+def _download(name: str, cache: Path, mirrors: list[str], timeout: float) -> np.ndarray:
+    """Download ``<name>.gz`` into ``cache`` with pooch from the first mirror that serves it intact."""
     reasons = []
     for mirror in mirrors:
-        url = f"{mirror.rstrip('/')}/{final.name}"
-        log.info("downloading %s", url)
+        url = f"{mirror.rstrip('/')}/{name}.gz"
         try:
-            return _fetch(url, name, final, timeout)
-        except MnistError as e:
-            log.info("%s", e)
-            reasons.append(str(e))
-    raise MnistError(
-        f"could not download {final.name} into {cache} from any mirror ({'; '.join(reasons) or 'no mirrors'}); "
-        "set MNIST_DIR to a folder with the MNIST files"
-    )
+            path = pooch.retrieve(url, f"sha256:{MNIST_FILES[name].gz_sha256}", f"{name}.gz", cache,
+                                  downloader=pooch.HTTPDownloader(timeout=timeout))
+        except (OSError, ValueError) as e:  # requests' errors are OSErrors; a wrong checksum, a ValueError
+            reasons.append(f"{url}: {e}")
+            continue
+        return _load_idx_file(Path(path), name)
+    raise MnistError(f"could not download {name}.gz into {cache} from any mirror "
+                     f"({'; '.join(reasons) or 'no mirrors'}); set MNIST_DIR to a folder with the MNIST files")
 
 
-def _load_cache_or_download(
-    cache: Path, download: bool, mirrors: Iterable[str], timeout: float
-) -> dict[str, np.ndarray]:
+def _load_cache_or_download(cache: Path, download: bool, mirrors: list[str], timeout: float) -> dict[str, np.ndarray]:
     paths = {name: _find_idx(cache, name) for name in MNIST_FILES}
     arrays = {name: _load_cached(_load_idx_file, path, name) for name, path in paths.items() if path}
     if len(arrays) == len(MNIST_FILES):
@@ -331,18 +207,9 @@ def _load_cache_or_download(
         return _load_cached(_load_npz, keras_npz)
     missing = [name for name in MNIST_FILES if name not in arrays]
     if not download:
-        raise MnistError(
-            f"{cache / missing[0]}.gz: not found (nor {keras_npz}) and downloading is disabled; "
-            "set MNIST_DIR to a folder with the MNIST files"
-        )
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MnistError(f"{cache}: cannot create the MNIST cache folder ({e.strerror or e})") from None
-    mirrors = list(mirrors)
-    for name in missing:
-        arrays[name] = _download(name, cache, mirrors, timeout)
-    return arrays
+        raise MnistError(f"{cache / missing[0]}.gz: not found (nor {keras_npz}) and downloading is disabled; "
+                         "set MNIST_DIR to a folder with the MNIST files")
+    return arrays | {name: _download(name, cache, mirrors, timeout) for name in missing}
 
 
 def load_mnist(
@@ -350,7 +217,7 @@ def load_mnist(
     *,
     download: bool = True,
     cache_dir: str | os.PathLike | None = None,
-    mirrors: Iterable[str] | None = None,
+    mirrors: Iterable[str] = DEFAULT_MIRRORS,
     timeout: float = 30,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load the verified MNIST data set (see the module docstring for where it is looked for).
@@ -361,38 +228,25 @@ def load_mnist(
         ``mnist.npz``; default ``$MNIST_DIR``. When given (either way), it is the only source tried.
     download : whether to download missing files into the cache.
     cache_dir : the project's cache folder, default ``default_cache_dir()``.
-    mirrors : base URLs serving ``<name>.gz``, tried in order; default ``DEFAULT_MIRRORS``.
+    mirrors : base URLs serving ``<name>.gz``, tried in order.
     timeout : seconds for each network operation (connect, each read).
 
     Returns
     -------
-    x_train : (60000, 784) uint8, pixel values 0..255.
-    y_train : (60000,) uint8, labels 0..9.
-    x_test : (10000, 784) uint8.
-    y_test : (10000,) uint8.
-    All C-contiguous and writeable.
+    x_train (60000, 784), y_train (60000,), x_test (10000, 784), y_test (10000,): uint8 (pixels
+    0..255, labels 0..9), C-contiguous and writeable.
 
     Raises
     ------
     MnistError
-        If the data cannot be found, read, downloaded or verified; the message is one line that
-        names the file.
+        If the data cannot be found, read, downloaded or verified (one line naming the file).
     """
     if data_dir is not None:
         arrays = _load_folder(Path(data_dir), "data_dir")
     elif os.environ.get("MNIST_DIR"):
         arrays = _load_folder(Path(os.environ["MNIST_DIR"]), "MNIST_DIR")
     else:
-        if isinstance(mirrors, str):
-            mirrors = [mirrors]
-        arrays = _load_cache_or_download(
-            Path(cache_dir) if cache_dir is not None else default_cache_dir(),
-            download,
-            DEFAULT_MIRRORS if mirrors is None else mirrors,
-            timeout,
-        )
-    out = []
-    for name, spec in MNIST_FILES.items():
-        arr = arrays[name].reshape(spec.shape[0], -1) if len(spec.shape) > 1 else arrays[name]
-        out.append(np.require(arr, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"]))
-    return tuple(out)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        arrays = _load_cache_or_download(cache, download, list(mirrors), timeout)
+    return tuple(np.require(arr.reshape(len(arr), -1) if arr.ndim > 1 else arr, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
+                 for arr in (arrays[name] for name in MNIST_FILES))

@@ -1,10 +1,13 @@
-"""Tests of harness.data: loading and verifying MNIST from folders, caches and (loopback) mirrors."""
+"""Tests of harness.data on the real MNIST (MNIST_DIR): sources, lookup order, errors naming the file."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import http.server
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,9 +17,12 @@ import pytest
 from harness.data import MNIST_FILES, MnistError, load_mnist
 from numpy_mlp import InputScaler
 
-SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+from conftest import mnist_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_MNIST = mnist_dir()  # read before isolated_env removes MNIST_DIR
 NAMES = list(MNIST_FILES)  # train-images, train-labels, t10k-images, t10k-labels
-TIMEOUT = 10  # seconds, for every loopback download
+LABELS = "t10k-labels-idx1-ubyte"  # the smallest file, for the download tests
 
 
 # ------------------------------------------------------------------------------------------------
@@ -25,10 +31,10 @@ TIMEOUT = 10  # seconds, for every loopback download
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    missing = [n for n in NAMES if not (SHARED_MNIST / f"{n}.gz").is_file()]
+    missing = [n for n in NAMES if not (REAL_MNIST / f"{n}.gz").is_file()]
     if missing:
-        pytest.skip(f"real MNIST not found: {SHARED_MNIST} lacks {', '.join(m + '.gz' for m in missing)}")
-    return SHARED_MNIST
+        pytest.skip(f"real MNIST not found: {REAL_MNIST} lacks {', '.join(m + '.gz' for m in missing)} (set MNIST_DIR)")
+    return REAL_MNIST
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +46,8 @@ def raw(shared_dir) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def reference(raw) -> tuple[np.ndarray, ...]:
     """x_train, y_train, x_test, y_test parsed independently of harness.data."""
-    out = []
-    for n in NAMES:
-        shape = MNIST_FILES[n].shape
-        header = 4 + 4 * len(shape)
-        out.append(np.frombuffer(raw[n], np.uint8, offset=header).reshape(shape[0], -1).squeeze())
-    return tuple(out)
+    return tuple(np.frombuffer(raw[n], np.uint8, offset=4 + 4 * len(MNIST_FILES[n].shape))
+                 .reshape(MNIST_FILES[n].shape[0], -1).squeeze() for n in NAMES)
 
 
 @pytest.fixture(autouse=True)
@@ -69,9 +71,8 @@ def make_folder(folder: Path, shared_dir: Path, files: dict[str, bytes] | None =
     folder.mkdir(parents=True, exist_ok=True)
     files = files or {}
     for n in NAMES:
-        if n in skip or n in files or f"{n}.gz" in files:
-            continue
-        (folder / f"{n}.gz").symlink_to(shared_dir / f"{n}.gz")
+        if n not in skip and n not in files and f"{n}.gz" not in files:
+            (folder / f"{n}.gz").symlink_to(shared_dir / f"{n}.gz")
     for fname, data in files.items():
         (folder / fname).write_bytes(data)
     return folder
@@ -79,7 +80,7 @@ def make_folder(folder: Path, shared_dir: Path, files: dict[str, bytes] | None =
 
 def assert_same(loaded, reference) -> None:
     for got, want in zip(loaded, reference, strict=True):
-        assert got.dtype == np.uint8 and got.flags.c_contiguous
+        assert got.dtype == np.uint8 and got.flags.c_contiguous and got.flags.writeable
         np.testing.assert_array_equal(got, want)
 
 
@@ -89,18 +90,192 @@ def one_line(e: pytest.ExceptionInfo) -> str:
     return msg
 
 
-def save_npz(path: Path, reference) -> Path:
+def save_npz(path: Path, reference, **replace) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     x_train, y_train, x_test, y_test = reference
-    np.savez(path, x_train=x_train.reshape(-1, 28, 28), y_train=y_train,
-             x_test=x_test.reshape(-1, 28, 28), y_test=y_test)
+    arrays = dict(x_train=x_train.reshape(-1, 28, 28), y_train=y_train, x_test=x_test.reshape(-1, 28, 28), y_test=y_test)
+    np.savez(path, **(arrays | replace))
     return path
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# good sources
+
+
+def test_load_real_mnist_from_env(monkeypatch, shared_dir, reference):
+    monkeypatch.setenv("MNIST_DIR", str(shared_dir))
+    x_train, y_train, x_test, y_test = data = load_mnist(download=False)
+    assert x_train.shape == (60000, 784) and y_train.shape == (60000,)
+    assert x_test.shape == (10000, 784) and y_test.shape == (10000,)
+    assert set(np.unique(y_train)) == set(range(10)) == set(np.unique(y_test))
+    assert_same(data, reference)
+
+
+def test_load_raw_idx_copy(tmp_path, shared_dir, raw, reference):
+    folder = make_folder(tmp_path / "raw", shared_dir, files={n: raw[n] for n in NAMES})
+    assert not list(folder.glob("*.gz"))
+    assert_same(load_mnist(folder), reference)
+
+
+def test_load_mnist_npz(tmp_path, reference):
+    npz = save_npz(tmp_path / "npz" / "mnist.npz", reference)
+    assert_same(load_mnist(npz.parent), reference)  # the folder holding it
+    assert_same(load_mnist(npz), reference)  # or the file itself
+
+
+def test_project_cache_then_keras_cache(tmp_path, isolated_env, shared_dir, reference):
+    cache = make_folder(tmp_path / "cache", shared_dir, skip={LABELS})
+    keras_npz = save_npz(isolated_env / ".keras" / "datasets" / "mnist.npz", reference)
+    assert_same(load_mnist(cache_dir=cache, download=False), reference)  # incomplete cache: Keras' npz
+    keras_npz.unlink()
+    (cache / f"{LABELS}.gz").symlink_to(shared_dir / f"{LABELS}.gz")
+    assert_same(load_mnist(cache_dir=cache, download=False), reference)  # complete cache
+
+
+# ------------------------------------------------------------------------------------------------
+# bad sources: one clear MnistError naming the file
+
+
+def _flip_pixel(data: bytes) -> bytes:
+    b = bytearray(data)
+    b[16 + 28 * 14 + 14] ^= 0xFF
+    return bytes(b)
+
+
+def _set_dims(data: bytes, dims) -> bytes:
+    return data[:4] + np.asarray(dims, ">u4").tobytes() + data[4 + 4 * len(dims):]
+
+
+# (file whose copy is bad, how its bytes are made from the decompressed original, gzip it?, text)
+BAD_FILES = {
+    "garbage": (LABELS, lambda d: b"<html>not found</html>", False, "not an MNIST IDX file"),
+    "wrong_magic": (LABELS, lambda d: b"\x00\x00\x08\x03" + d[4:], False,
+                    "magic number 0x00000803, expected 0x00000801"),
+    "truncated": (LABELS, lambda d: d[:-100], False, "truncated: expected 10000 bytes of data, found 9900"),
+    "extra_bytes": (LABELS, lambda d: d + b"\x00\x00", False, "extra bytes: expected 10000 bytes of data, found 10002"),
+    "wrong_shape": ("t10k-images-idx3-ubyte", lambda d: _set_dims(d, (10000, 14, 56)), False,
+                    "wrong shape (10000, 14, 56) in the header, expected (10000, 28, 28)"),
+    "wrong_checksum": ("t10k-images-idx3-ubyte", _flip_pixel, False,
+                       "SHA-256 mismatch for t10k-images-idx3-ubyte: expected 0fa7898d509279e4"),
+    "label_10_gz": ("train-labels-idx1-ubyte", lambda d: d[:-1] + b"\x0a", True,
+                    "SHA-256 mismatch for train-labels-idx1-ubyte"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_file(case, tmp_path, shared_dir, raw):
+    name, mutate, gz, text = BAD_FILES[case]
+    data = mutate(raw[name])
+    fname = f"{name}.gz" if gz else name
+    folder = make_folder(tmp_path / "bad", shared_dir, files={fname: gzip.compress(data, 1) if gz else data})
+    with pytest.raises(MnistError) as e:
+        load_mnist(folder, download=False)
+    msg = one_line(e)
+    assert str(folder / fname) in msg and text in msg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_gzip(damage, tmp_path, shared_dir):
+    gz = bytearray((shared_dir / f"{LABELS}.gz").read_bytes())
+    if damage == "truncated":
+        gz = gz[: len(gz) // 2]
+    else:
+        gz[100:400] = bytes(300)
+    folder = make_folder(tmp_path / "bad", shared_dir, files={f"{LABELS}.gz": bytes(gz)})
+    with pytest.raises(MnistError) as e:
+        load_mnist(folder)
+    msg = one_line(e)
+    assert str(folder / f"{LABELS}.gz") in msg and "corrupt gzip" in msg
+
+
+def test_missing_file(tmp_path, shared_dir):
+    folder = make_folder(tmp_path / "partial", shared_dir, skip={"train-labels-idx1-ubyte"})
+    with pytest.raises(MnistError) as e:
+        load_mnist(folder)
+    assert str(folder / "train-labels-idx1-ubyte") in one_line(e)
+
+
+def test_bad_npz(tmp_path, reference):
+    bad = reference[2].copy()
+    bad[0, 300] ^= 1
+    path = save_npz(tmp_path / "mnist.npz", reference, x_test=bad)
+    with pytest.raises(MnistError) as e:
+        load_mnist(tmp_path)
+    assert f"{path} [x_test]" in one_line(e) and "SHA-256 mismatch" in str(e.value)
+    save_npz(path, reference, y_train=reference[1].astype(np.int64))
+    with pytest.raises(MnistError) as e:
+        load_mnist(path)
+    assert f"{path} [y_train]: int64 array" in one_line(e)
+
+
+def test_explicit_folder_missing_does_not_fall_back(monkeypatch, tmp_path, shared_dir):
+    cache = make_folder(tmp_path / "cache", shared_dir)  # a perfectly good cache, must not be used
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("MNIST_DIR", str(missing))
+    with pytest.raises(MnistError) as e:
+        load_mnist(cache_dir=cache, mirrors=[])
+    assert str(missing) in one_line(e) and "MNIST_DIR" in str(e.value) and "does not exist" in str(e.value)
+
+
+def test_bad_cache_file_is_not_used_nor_replaced(tmp_path, shared_dir, raw):
+    bad = gzip.compress(_flip_pixel(raw["t10k-images-idx3-ubyte"]))
+    cache = make_folder(tmp_path / "cache", shared_dir, files={"t10k-images-idx3-ubyte.gz": bad})
+    with pytest.raises(MnistError) as e:  # a download attempt would fail with "could not download"
+        load_mnist(cache_dir=cache, mirrors=[f"http://127.0.0.1:{closed_port()}/"], timeout=5)
+    assert str(cache / "t10k-images-idx3-ubyte.gz") in one_line(e) and "delete it" in str(e.value)
+    assert (cache / "t10k-images-idx3-ubyte.gz").read_bytes() == bad
+
+
+def test_bad_keras_cache_is_not_used_nor_replaced(tmp_path, isolated_env):
+    keras_npz = isolated_env / ".keras" / "datasets" / "mnist.npz"
+    keras_npz.parent.mkdir(parents=True)
+    keras_npz.write_bytes(b"not a zip file")
+    with pytest.raises(MnistError) as e:
+        load_mnist(cache_dir=tmp_path / "cache", mirrors=[f"http://127.0.0.1:{closed_port()}/"], timeout=5)
+    assert str(keras_npz) in one_line(e) and "delete it" in str(e.value)
+    assert keras_npz.read_bytes() == b"not a zip file"
+
+
+def test_nothing_found_and_download_disabled(tmp_path):
+    with pytest.raises(MnistError) as e:
+        load_mnist(cache_dir=tmp_path / "cache", download=False)
+    assert "downloading is disabled" in one_line(e) and str(tmp_path / "cache") in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# through the command line: one line, exit status 2, nothing written
+
+
+@pytest.mark.parametrize("case", ["corrupt", "missing", "wrong_checksum"])
+def test_bad_data_dir_through_the_cli(case, tmp_path, shared_dir, raw):
+    if case == "corrupt":
+        folder = make_folder(tmp_path / "data", shared_dir, files={f"{LABELS}.gz": b"\x1f\x8b garbage"})
+    elif case == "missing":
+        folder = make_folder(tmp_path / "data", shared_dir, skip={LABELS})
+    else:
+        folder = make_folder(tmp_path / "data", shared_dir, files={f"{LABELS}.gz": gzip.compress(raw[LABELS][:-1] + bytes([(raw[LABELS][-1] + 1) % 10]))})
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "harness", "run", "--data-dir", str(folder), "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(folder / LABELS) in result.stderr
+    assert {"corrupt": "corrupt gzip", "missing": "not found", "wrong_checksum": "SHA-256 mismatch"}[case] in result.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# downloads through pooch, from loopback mirrors
 
 
 @pytest.fixture
@@ -123,261 +298,59 @@ def serve():
                 pass
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        running.append((server, thread))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        running.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/", hits
 
     yield start
-    for server, thread in running:
+    for server in running:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def good_mirror(tmp_path_factory, shared_dir) -> Path:
-    return make_folder(tmp_path_factory.mktemp("good_mirror"), shared_dir)
+@pytest.fixture
+def mirrors(tmp_path, shared_dir, raw, monkeypatch):
+    """A good mirror and a bad one (right name, wrong bytes) serving the labels file only.
+
+    The shared copy is compressed differently from the public mirrors' archive, so the archive
+    checksum pooch checks is set to the shared copy's for these tests.
+    """
+    gz = (shared_dir / f"{LABELS}.gz").read_bytes()
+    monkeypatch.setitem(MNIST_FILES, LABELS, MNIST_FILES[LABELS]._replace(gz_sha256=hashlib.sha256(gz).hexdigest()))
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / f"{LABELS}.gz").write_bytes(gz)
+    (bad / f"{LABELS}.gz").write_bytes(gzip.compress(raw[LABELS]))  # same content, not the known archive
+    return good, bad
 
 
-@pytest.fixture(scope="session")
-def broken_mirror(tmp_path_factory, shared_dir, raw) -> Path:
-    """train-images.gz truncated; the others valid gzip whose content fails the SHA-256 check."""
-    folder = tmp_path_factory.mktemp("broken_mirror")
-    gz = (shared_dir / f"{NAMES[0]}.gz").read_bytes()
-    (folder / f"{NAMES[0]}.gz").write_bytes(gz[: len(gz) // 2])
-    for n in NAMES[1:]:
-        data = bytearray(raw[n])
-        data[-1] = (data[-1] + 1) % 10  # still a valid label / pixel, wrong checksum
-        (folder / f"{n}.gz").write_bytes(gzip.compress(bytes(data), compresslevel=1))
-    return folder
+def test_download_tries_the_mirrors_in_order(tmp_path, shared_dir, serve, mirrors, reference):
+    good, bad = mirrors
+    cache = make_folder(tmp_path / "cache", shared_dir, skip={LABELS})
+    bad_url, bad_hits = serve(bad)
+    good_url, good_hits = serve(good)
+    assert_same(load_mnist(cache_dir=cache, mirrors=[bad_url, good_url], timeout=5), reference)
+    assert bad_hits == good_hits == [f"/{LABELS}.gz"]
+    assert listing(cache) == sorted(f"{n}.gz" for n in NAMES)  # final name, no temporary file
+    assert (cache / f"{LABELS}.gz").read_bytes() == (good / f"{LABELS}.gz").read_bytes()
 
 
-def cache_listing(cache: Path) -> list[str]:
-    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
-
-
-# ------------------------------------------------------------------------------------------------
-# good sources
-
-
-def test_load_real_mnist_from_env(monkeypatch, shared_dir, reference):
-    monkeypatch.setenv("MNIST_DIR", str(shared_dir))
-    x_train, y_train, x_test, y_test = data = load_mnist(download=False)
-    assert x_train.shape == (60000, 784) and y_train.shape == (60000,)
-    assert x_test.shape == (10000, 784) and y_test.shape == (10000,)
-    for a in data:
-        assert a.dtype == np.uint8 and a.flags.c_contiguous and a.flags.writeable
-    assert set(np.unique(y_train)) == set(range(10)) == set(np.unique(y_test))
-    assert_same(data, reference)
-
-
-def test_load_raw_idx_copy(tmp_path, shared_dir, raw, reference):
-    folder = make_folder(tmp_path / "raw", shared_dir, files={n: raw[n] for n in NAMES})
-    assert not list(folder.glob("*.gz"))
-    assert_same(load_mnist(folder), reference)
-
-
-def test_load_mnist_npz(tmp_path, reference):
-    npz = save_npz(tmp_path / "npz" / "mnist.npz", reference)
-    assert_same(load_mnist(npz.parent), reference)  # the folder holding it
-    assert_same(load_mnist(npz), reference)  # or the file itself
-
-
-def test_keras_cache_is_used(tmp_path, isolated_env, reference):
-    save_npz(isolated_env / ".keras" / "datasets" / "mnist.npz", reference)
-    cache = tmp_path / "cache"
-    assert_same(load_mnist(cache_dir=cache, download=False, mirrors=[]), reference)
-    assert not cache.exists()
-
-
-# ------------------------------------------------------------------------------------------------
-# bad sources: one clear MnistError naming the file
-
-
-def _flip_pixel(data: bytes) -> bytes:
-    b = bytearray(data)
-    b[16 + 28 * 14 + 14] ^= 0xFF
-    return bytes(b)
-
-
-def _set_dims(data: bytes, dims) -> bytes:
-    return data[:4] + np.asarray(dims, ">u4").tobytes() + data[4 + 4 * len(dims):]
-
-
-def _label_10(data: bytes) -> bytes:
-    return data[:-1] + b"\x0a"
-
-
-# (file whose copy is bad, how its bytes are made from the decompressed original, gzip it?, text)
-BAD_FILES = {
-    "wrong_magic": ("t10k-labels-idx1-ubyte", lambda d: b"\x00\x00\x08\x03" + d[4:], False,
-                    "bad magic number 0x00000803, expected 0x00000801"),
-    "truncated": ("t10k-labels-idx1-ubyte", lambda d: d[:-100], False,
-                  "truncated: expected 10000 bytes of data, found 9900"),
-    "extra_bytes": ("t10k-labels-idx1-ubyte", lambda d: d + b"\x00\x00", False, "2 extra bytes"),
-    "wrong_checksum": ("t10k-images-idx3-ubyte", _flip_pixel, False,
-                       "SHA-256 mismatch for t10k-images-idx3-ubyte: expected 0fa7898d509279e4"),
-    "wrong_shape": ("t10k-images-idx3-ubyte", lambda d: _set_dims(d, (10000, 14, 56)), False,
-                    "wrong shape (10000, 14, 56) in the header, expected (10000, 28, 28)"),
-    "label_out_of_range": ("t10k-labels-idx1-ubyte", _label_10, True, "label value 10 out of range"),
-    "wrong_checksum_gz": ("train-labels-idx1-ubyte", lambda d: d[:-1] + bytes([(d[-1] + 1) % 10]), True,
-                          "SHA-256 mismatch"),
-}
-
-
-@pytest.mark.parametrize("case", BAD_FILES)
-def test_bad_file(case, tmp_path, shared_dir, raw):
-    name, mutate, gz, text = BAD_FILES[case]
-    data = mutate(raw[name])
-    fname = f"{name}.gz" if gz else name
-    folder = make_folder(tmp_path / "bad", shared_dir, files={fname: gzip.compress(data, 1) if gz else data})
+def test_download_from_no_good_mirror_keeps_nothing(tmp_path, shared_dir, serve, mirrors):
+    _, bad = mirrors
+    cache = make_folder(tmp_path / "cache", shared_dir, skip={LABELS})
+    bad_url, _ = serve(bad)
+    (tmp_path / "empty").mkdir()
+    empty_url, _ = serve(tmp_path / "empty")  # HTTP 404
+    closed_url = f"http://127.0.0.1:{closed_port()}/"
     with pytest.raises(MnistError) as e:
-        load_mnist(folder, download=False)
+        load_mnist(cache_dir=cache, mirrors=[bad_url, empty_url, closed_url], timeout=5)
     msg = one_line(e)
-    assert str(folder / fname) in msg and text in msg
-
-
-@pytest.mark.parametrize("damage", ["truncated", "garbage"])
-def test_corrupt_gzip(damage, tmp_path, shared_dir):
-    name = "t10k-labels-idx1-ubyte"
-    gz = bytearray((shared_dir / f"{name}.gz").read_bytes())
-    if damage == "truncated":
-        gz = gz[: len(gz) // 2]
-    else:
-        gz[100:400] = bytes(300)
-    folder = make_folder(tmp_path / "bad", shared_dir, files={f"{name}.gz": bytes(gz)})
-    with pytest.raises(MnistError) as e:
-        load_mnist(folder)
-    msg = one_line(e)
-    assert str(folder / f"{name}.gz") in msg and "corrupt gzip" in msg
-
-
-def test_missing_file(tmp_path, shared_dir):
-    folder = make_folder(tmp_path / "partial", shared_dir, skip={"train-labels-idx1-ubyte"})
-    with pytest.raises(MnistError) as e:
-        load_mnist(folder)
-    assert str(folder / "train-labels-idx1-ubyte") in one_line(e)
-
-
-def test_bad_npz(tmp_path, reference):
-    x_train, y_train, x_test, y_test = reference
-    bad = x_test.copy()
-    bad[0, 300] ^= 1
-    path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=bad, y_test=y_test)
-    with pytest.raises(MnistError) as e:
-        load_mnist(tmp_path)
-    assert f"{path} [x_test]" in one_line(e) and "SHA-256 mismatch" in str(e.value)
-
-
-def test_explicit_folder_missing_does_not_fall_back(monkeypatch, tmp_path, shared_dir):
-    cache = make_folder(tmp_path / "cache", shared_dir)  # a perfectly good cache, must not be used
-    missing = tmp_path / "nowhere"
-    monkeypatch.setenv("MNIST_DIR", str(missing))
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=cache, mirrors=[])
-    assert str(missing) in one_line(e) and "MNIST_DIR" in str(e.value) and "does not exist" in str(e.value)
-
-
-def test_bad_cache_file_is_not_used_nor_overwritten(tmp_path, shared_dir, raw, serve, good_mirror):
-    name = "train-labels-idx1-ubyte"
-    cache = make_folder(tmp_path / "cache", shared_dir, files={f"{name}.gz": gzip.compress(_label_10(raw[name]))})
-    before = (cache / f"{name}.gz").read_bytes()
-    url, hits = serve(good_mirror)
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=cache, mirrors=[url], timeout=TIMEOUT)
-    msg = one_line(e)
-    assert str(cache / f"{name}.gz") in msg and "delete it" in msg
-    assert (cache / f"{name}.gz").read_bytes() == before
-    assert hits == []  # nothing downloaded to replace it
-
-
-def test_bad_keras_cache_is_not_used_nor_overwritten(tmp_path, isolated_env, serve, good_mirror):
-    keras_npz = isolated_env / ".keras" / "datasets" / "mnist.npz"
-    keras_npz.parent.mkdir(parents=True)
-    keras_npz.write_bytes(b"not a zip file")
-    url, hits = serve(good_mirror)
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=tmp_path / "cache", mirrors=[url], timeout=TIMEOUT)
-    assert str(keras_npz) in one_line(e) and "delete it" in str(e.value)
-    assert keras_npz.read_bytes() == b"not a zip file" and hits == []
-
-
-def test_no_network(tmp_path):
-    cache = tmp_path / "cache"
-    port = closed_port()
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=cache, mirrors=[f"http://127.0.0.1:{port}/"], timeout=TIMEOUT)
-    msg = one_line(e)
-    assert "could not download train-images-idx3-ubyte.gz" in msg and "MNIST_DIR" in msg
-    assert f"127.0.0.1:{port}/train-images-idx3-ubyte.gz" in msg
-    assert cache_listing(cache) == []
-
-
-def test_nothing_found_and_download_disabled(tmp_path):
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=tmp_path / "cache", download=False)
-    assert "downloading is disabled" in one_line(e) and str(tmp_path / "cache") in str(e.value)
-
-
-# ------------------------------------------------------------------------------------------------
-# downloads from loopback mirrors
-
-
-def test_download_then_cache(tmp_path, serve, good_mirror, reference):
-    cache = tmp_path / "cache"
-    url, hits = serve(good_mirror)
-    assert_same(load_mnist(cache_dir=cache, mirrors=[url], timeout=TIMEOUT), reference)
-    assert sorted(hits) == sorted(f"/{n}.gz" for n in NAMES)
-    assert cache_listing(cache) == sorted(f"{n}.gz" for n in NAMES)  # final names, no temp files
-    for n in NAMES:
-        assert (cache / f"{n}.gz").read_bytes() == (good_mirror / f"{n}.gz").read_bytes()
-    assert_same(load_mnist(cache_dir=cache, mirrors=[url], timeout=TIMEOUT), reference)
-    assert len(hits) == len(NAMES)  # the second load used the cache
-
-
-def test_default_cache_dir_is_under_xdg_cache_home(isolated_env, serve, good_mirror):
-    url, _ = serve(good_mirror)
-    load_mnist(mirrors=[url], timeout=TIMEOUT)
-    cache = isolated_env / ".cache" / "mlp-numpy-tf2" / "mnist"
-    assert cache_listing(cache) == sorted(f"{n}.gz" for n in NAMES)
-
-
-def test_download_falls_back_to_second_mirror(tmp_path, serve, good_mirror, broken_mirror, reference):
-    cache = tmp_path / "cache"
-    bad_url, bad_hits = serve(broken_mirror)
-    good_url, good_hits = serve(good_mirror)
-    assert_same(load_mnist(cache_dir=cache, mirrors=[bad_url, good_url], timeout=TIMEOUT), reference)
-    assert len(bad_hits) == len(good_hits) == len(NAMES)
-    assert cache_listing(cache) == sorted(f"{n}.gz" for n in NAMES)
-
-
-def test_download_all_mirrors_broken(tmp_path, serve, broken_mirror):
-    cache = tmp_path / "cache"
-    empty = tmp_path / "empty_mirror"
-    empty.mkdir()
-    bad_url, _ = serve(broken_mirror)
-    url_404, _ = serve(empty)
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=cache, mirrors=[bad_url, url_404], timeout=TIMEOUT)
-    msg = one_line(e)
-    assert "could not download train-images-idx3-ubyte.gz" in msg and "MNIST_DIR" in msg
-    assert f"{bad_url}train-images-idx3-ubyte.gz: corrupt gzip" in msg
-    assert f"{url_404}train-images-idx3-ubyte.gz: HTTP 404" in msg
-    assert cache_listing(cache) == []  # no final name, no leftover temp file
-
-
-def test_download_with_bad_checksum_keeps_nothing(tmp_path, serve, shared_dir, broken_mirror):
-    """Valid gzip, wrong content: rejected after download, never renamed into the cache."""
-    mirror = make_folder(tmp_path / "mirror", shared_dir, skip={"t10k-labels-idx1-ubyte"})
-    (mirror / "t10k-labels-idx1-ubyte.gz").symlink_to(broken_mirror / "t10k-labels-idx1-ubyte.gz")
-    cache = tmp_path / "cache"
-    url, _ = serve(mirror)
-    with pytest.raises(MnistError) as e:
-        load_mnist(cache_dir=cache, mirrors=[url], timeout=TIMEOUT)
-    assert "t10k-labels-idx1-ubyte.gz: SHA-256 mismatch" in one_line(e)
-    assert cache_listing(cache) == sorted(f"{n}.gz" for n in NAMES[:3])
+    assert f"could not download {LABELS}.gz into {cache}" in msg and "set MNIST_DIR" in msg
+    assert f"{bad_url}{LABELS}.gz: SHA256 hash of downloaded file" in msg
+    assert f"{empty_url}{LABELS}.gz: 404" in msg and f"{closed_url}{LABELS}.gz:" in msg
+    assert msg.index(bad_url) < msg.index(empty_url) < msg.index(closed_url)
+    assert listing(cache) == sorted(f"{n}.gz" for n in NAMES if n != LABELS)
 
 
 # ------------------------------------------------------------------------------------------------
