@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -206,20 +207,20 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
     ``resume``, ``plan`` may be a function of the stored plan that returns the plan asked for (the
     command line's options over the stored plan), called once the folder is locked.
 
-    Before MNIST is loaded: ``out`` is created and written to, locked, and checked (a new study needs
-    a folder without one; ``resume`` needs the same plan in study.json and readable tables, and drops
-    the runs to redo: incomplete ones, and with ``retry_failed`` failed and timed-out ones). Raises
-    StudyError for every problem with the folder, then or later (a write that fails ends the study,
-    keeping the runs that had landed).
+    Before MNIST is loaded, ``out`` is created, written to, locked and checked: a new study needs a
+    folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
+    incomplete runs and, with ``retry_failed``, failed and timed-out ones. Every problem with the
+    folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs that
+    had landed).
     """
     files = StudyFiles(Path(out))
     command = list(sys.argv if command is None else command)
-    with _claim(files, command) as landed:
+    with _claim(files, command) as claim:
         if resume:
             stored = read_plan(files.study)
             plan = plan(stored) if callable(plan) else plan
             _check_plan(stored, plan, files)
-            runs, epochs, dropped = _resume_tables(plan, files, retry_failed, progress_stream)
+            runs, epochs, retried = _resume_tables(plan, files, retry_failed, progress_stream)
             try:
                 sessions = read_sessions(files.environment)
             except (OSError, ValueError) as exc:
@@ -228,10 +229,9 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
         elif files.study.exists() or files.runs.exists():
             raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
         else:
-            runs, epochs, dropped, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), False, []
-        done = {run_key(row) for _, row in runs.iterrows()}
+            runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
+        done = {run_key(row) for _, row in runs.iterrows()} - retried
         todo = [spec for spec in plan.runs() if spec.key not in done]
-        print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
         if todo:
             _remove_stale_scratch()
             with _writing(Path(tempfile.gettempdir()), f"a scratch folder in {tempfile.gettempdir()}"):
@@ -239,15 +239,16 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             with scratch_folder as scratch:
                 scratch = Path(scratch)
                 data_path = prepare_data(plan, data_dir, scratch)
+                print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
                 record = {"sessions": [*sessions, environment_record(command)]}
                 _write_text(files.environment, json.dumps(record, indent=2) + "\n")
                 if not resume:
                     _write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
-                landed()
-                if dropped:  # before anything is added
-                    _commit(files, runs, epochs)
-                _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, len(sessions), progress_stream)
+                claim.landed = True
+                _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, retried, len(sessions),
+                         progress_stream)
         else:
+            print(f"study: 0 runs to do -> {files.out}", file=progress_stream, flush=True)
             _write_summary(files, runs)
     return files
 
@@ -258,17 +259,21 @@ def run_key(row) -> tuple:
     return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
 
 
-def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, session, progress_stream) -> None:
+def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream) -> None:
+    """Run ``todo`` and commit each run as it finishes; the rows of a run in ``replaced`` (one being
+    retried) give way to its new ones."""
     progress = Progress(len(todo), progress_stream)
     try:
         for spec in todo:
             progress.start(spec)
             result = execute(spec, plan, data_path, scratch, timeout, progress)
-            more_runs = pd.concat([runs, as_table([{**result["run"], "session": session}], RUN_COLUMNS)], ignore_index=True)
-            if result["epochs"]:
-                epochs = pd.concat([epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
-            _commit(files, more_runs, epochs)
-            runs = more_runs
+            row = as_table([{**result["run"], "session": session}], RUN_COLUMNS)
+            old_runs, old_epochs = (_without(runs, spec.key), _without(epochs, spec.key)) if spec.key in replaced else (runs, epochs)
+            more_runs = pd.concat([old_runs, row], ignore_index=True)
+            more_epochs = (pd.concat([old_epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
+                           if result["epochs"] else old_epochs)
+            _commit(files, more_runs, more_epochs)
+            runs, epochs = more_runs, more_epochs
             progress.finish(spec, result["run"])
     except BaseException:
         progress.close()
@@ -304,19 +309,16 @@ def _write_text(path: Path, text: str) -> None:
 @contextlib.contextmanager
 def _claim(files: StudyFiles, command: list[str]):
     """Create the folder, prove that a file can be written there and lock it, all before MNIST is
-    loaded. Yields ``landed``, to call once the study has written into the folder: if it fails
-    before that, the folders made here are removed again, so a failed start leaves nothing."""
+    loaded. Yields a claim whose ``landed`` the study sets once it has written into the folder: if
+    it fails before that, the folders made here are removed again, so a failed start leaves nothing."""
     out = files.out
     made = [p for p in (out, *out.parents) if not p.exists()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out) as probe:
-            probe.write(b"\0" * 4096)
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as exc:
-        _remove_made(made, files)
-        raise StudyError(f"--out {out} cannot be written: {exc.strerror or exc}") from None
+    for what, step in (("created", lambda: out.mkdir(parents=True, exist_ok=True)), ("written", lambda: _probe(out))):
+        try:
+            step()
+        except OSError as exc:
+            _remove_made(made, files)
+            raise StudyError(f"--out {out} cannot be {what}: {exc.strerror or exc}") from None
     lock = FileLock(files.lock)
     try:
         lock.acquire(timeout=0)
@@ -326,17 +328,25 @@ def _claim(files: StudyFiles, command: list[str]):
     except OSError as exc:
         _remove_made(made, files)
         raise StudyError(f"--out {out} cannot be locked: {exc.strerror or exc}") from None
-    state = {"landed": False}
+    claim = SimpleNamespace(landed=False)
     try:
         started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": " ".join(command)}
         _write_text(files.holder, json.dumps(holder) + "\n")
-        yield lambda: state.update(landed=True)
+        yield claim
     finally:
         files.holder.unlink(missing_ok=True)
         lock.release()
-        if not state["landed"]:
+        if not claim.landed:
             _remove_made(made, files)
+
+
+def _probe(folder: Path) -> None:
+    """Write a page into a file there and remove it: fails now if the folder is read-only or full."""
+    with tempfile.TemporaryFile(dir=folder) as probe:
+        probe.write(b"\0" * 4096)
+        probe.flush()
+        os.fsync(probe.fileno())
 
 
 def _holder(files: StudyFiles) -> str:
@@ -437,47 +447,54 @@ def _check_plan(stored: StudyPlan, plan: StudyPlan, files: StudyFiles) -> None:
         raise StudyError(f"--resume: {files.out} was planned with {was}; the options ask for {now}")
 
 
-def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, stream) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
-    """runs.csv and epochs.csv as a resume continues them: checked (damaged, or rows of another
-    plan: StudyError), without the runs to redo and without epoch rows of runs not in runs.csv;
-    and whether anything was dropped."""
+def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+    """runs.csv and epochs.csv as a resume continues them, and the runs to retry.
+
+    Damaged tables, and rows of runs another plan would make, are a StudyError. A run whose epoch rows
+    are not exactly its epochs (an ok run: 1..epochs; one that failed or diverged: 1..k), or that is in
+    runs.csv twice, is dropped, to be redone, and so are epoch rows of runs not in runs.csv. With
+    ``retry_failed``, failed and timed-out runs are returned to be redone; their rows stay until
+    their new rows replace them."""
     try:
         runs = read_results(files.runs, RUN_COLUMNS, RESUME_RUN_COLUMNS)
         epochs = read_results(files.epochs, EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS)
     except DamagedTable as exc:
         raise StudyError(f"--resume: {exc}") from None
     specs = {spec.key: spec for spec in plan.runs()}
-    run_keys = [run_key(row) for _, row in runs.iterrows()]
-    for key, (_, row) in zip(run_keys, runs.iterrows()):
+    rows = [(run_key(row), row) for _, row in runs.iterrows()]
+    for key, row in rows:
         spec = specs.get(key)
         if spec is None or (row["epochs"], row["seed"]) != (spec.epochs, spec.seed):
-            raise StudyError(f"--resume: {files.runs} holds runs of another plan than study.json's (e.g. "
-                             f"{'/'.join(map(str, key[:2]))} batch {key[2]}, {row['epochs']} epochs, seed {row['seed']}); "
-                             "continue it in a new folder")
+            raise StudyError(f"--resume: {files.runs} holds runs that study.json does not plan (e.g. {key[0]}/{key[1]} "
+                             f"batch {key[2]}, {row['epochs']} epochs, seed {row['seed']}); continue in a new folder")
     epoch_keys = [run_key(row) for _, row in epochs.iterrows()]
     numbers: dict[tuple, list[int]] = {}
     for key, epoch in zip(epoch_keys, epochs["epoch"]):
         numbers.setdefault(key, []).append(int(epoch))
-    counts = pd.Series(run_keys, dtype=object).value_counts().to_dict() if run_keys else {}
+    times = {}
+    for key, _ in rows:
+        times[key] = times.get(key, 0) + 1
 
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
-        expected = row["epochs"] if row["status"] == "ok" else len(have)  # a failed run stops early
-        return counts[key] == 1 and have == list(range(1, expected + 1)) and len(have) <= row["epochs"]
+        last = row["epochs"] if row["status"] == "ok" else len(have)
+        return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
 
-    incomplete = [k for k, (_, row) in zip(run_keys, runs.iterrows()) if not whole(k, row)]
-    retried = [k for k, status in zip(run_keys, runs["status"]) if retry_failed and status in RETRIED and k not in incomplete]
-    redo = set(incomplete) | set(retried)
-    keep = [k not in redo for k in run_keys]
-    kept = set(k for k, kept in zip(run_keys, keep) if kept)
-    orphans = [k not in kept and k not in redo for k in epoch_keys]
-    labels = lambda keys: ", ".join(specs[k].label for k in dict.fromkeys(keys))  # noqa: E731
-    if incomplete:
-        print(f"resume: redoing {len(set(incomplete))} run(s) whose epoch rows are incomplete: {labels(incomplete)}",
-              file=stream, flush=True)
-    if retried:
-        print(f"resume: retrying {len(retried)} failed or timed-out run(s): {labels(retried)}", file=stream, flush=True)
-    if any(orphans):
-        print(f"resume: dropping {sum(orphans)} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
-    dropped = bool(redo) or any(orphans)
-    return runs[keep].reset_index(drop=True), epochs[[k in kept for k in epoch_keys]].reset_index(drop=True), dropped
+    incomplete = {key for key, row in rows if not whole(key, row)}
+    retried = {key for key, row in rows if retry_failed and row["status"] in RETRIED} - incomplete
+    kept = [key not in incomplete for key, _ in rows]
+    kept_keys = {key for key, _ in rows} - incomplete
+    orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
+    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", incomplete),
+                              (len(retried), "retrying {} failed or timed-out run(s)", retried)):
+        if count:
+            print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
+    if orphans:
+        print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
+    epochs = epochs[[key in kept_keys for key in epoch_keys]]
+    return runs[kept].reset_index(drop=True), epochs.reset_index(drop=True), retried
+
+
+def _without(table: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    """The rows of a table that are not of the run ``key``."""
+    return table[[run_key(row) != key for _, row in table.iterrows()]]
