@@ -5,6 +5,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,7 +13,21 @@ from .plan import DEFAULT_PRESET, FRAMEWORKS, PRESETS, StudyPlan, all_cores, var
 
 
 class UsageError(Exception):
-    """Bad options: reported as one line, exit status 2, before anything runs."""
+    """Bad options or an unusable results folder (harness.study.StudyError): reported as one line,
+    exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that they end a command the way Ctrl-C does:
+    the worker is stopped, the summary written, the scratch folder removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
 def _positive_int(text: str) -> int:
@@ -63,14 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
                      "5-10x as long as the others); '--once' alone: none")
     run.add_argument("--threads", nargs="+", type=_positive_int, metavar="N",
                      help="BLAS and TensorFlow threads, one study per value (default: all cores)")
-    run.add_argument("--seed", type=_non_negative_int, default=0, metavar="S",
+    run.add_argument("--seed", type=_non_negative_int, metavar="S",
                      help="seed of repeat 0 (repeat r uses S + r): initial weights and shuffling (default 0)")
     run.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
     run.add_argument("--phase-epochs", type=_non_negative_int, metavar="N",
                      help="epochs of the extra per-phase-timed numpy runs (0: none)")
     run.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>)")
-    run.add_argument("--resume", action="store_true", help="continue an interrupted study in --out, skipping finished runs")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the study in --out with the plan in its study.json, skipping finished runs and "
+                     "redoing incomplete ones; plan options may be given only with the values of that plan")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: also redo the runs that failed or timed out ('diverged' runs are results "
+                     "and are kept)")
     run.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -100,10 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_from_args(args) -> StudyPlan:
+def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
+    """The plan the options ask for: the preset's values where an option is not given, or, for a
+    resume without --preset, the ``stored`` plan's (so `--resume --out DIR` alone asks for that plan)."""
     preset_name = args.preset or DEFAULT_PRESET
     preset = PRESETS[preset_name]
-    frameworks = tuple(args.frameworks or preset.frameworks)
+    base = stored if stored is not None and args.preset is None else None
+    frameworks = tuple(args.frameworks or (base or preset).frameworks)
     for name in frameworks:
         if name not in FRAMEWORKS:
             raise UsageError(f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)}")
@@ -111,7 +134,10 @@ def plan_from_args(args) -> StudyPlan:
     wanted = args.variants or preset.variants
     variants = {}
     for framework in frameworks:
-        variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
+        if base is not None and not args.variants and framework in base.variants:
+            variants[framework] = base.variants[framework]
+        else:
+            variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
     for name in wanted:
         if not any(name in known[f] for f in FRAMEWORKS):
             choices = ", ".join(v for f in FRAMEWORKS for v in known[f])
@@ -119,31 +145,33 @@ def plan_from_args(args) -> StudyPlan:
         if not any(name in known[f] for f in frameworks):
             raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
     frameworks = tuple(f for f in frameworks if variants[f])
-    train_limit = args.train_limit if args.train_limit is not None else preset.train_limit
+    defaults = base or preset
+    train_limit = args.train_limit if args.train_limit is not None else defaults.train_limit
     n_train = min(train_limit or 60000, 60000)
-    batch_sizes = tuple(args.batch_sizes or preset.batch_sizes)
+    batch_sizes = tuple(args.batch_sizes or defaults.batch_sizes)
     for batch_size in batch_sizes:
         if batch_size > n_train:
             raise UsageError(f"batch size {batch_size} is larger than the training set ({n_train} samples)")
-    threads = tuple(t or all_cores() for t in (args.threads or preset.threads))
+    threads = tuple(t or all_cores() for t in (args.threads or defaults.threads))
     for name in args.once or ():
         if not any(name in known[f] for f in FRAMEWORKS):
             raise UsageError(f"unknown variant {name!r} in --once")
+    modified = any((args.frameworks, args.variants, args.batch_sizes, args.epochs, args.repeats, args.threads,
+                    args.train_limit, args.once is not None))
     return StudyPlan(
         frameworks=frameworks,
         variants=variants,
         batch_sizes=batch_sizes,
-        epochs=args.epochs or preset.epochs,
-        repeats=args.repeats or preset.repeats,
+        epochs=args.epochs or defaults.epochs,
+        repeats=args.repeats or defaults.repeats,
         threads=tuple(dict.fromkeys(threads)),
-        seed=args.seed,
+        seed=args.seed if args.seed is not None else base.seed if base else 0,
         train_limit=train_limit,
-        phase_epochs=args.phase_epochs if args.phase_epochs is not None else preset.phase_epochs,
-        eval_every_epoch=preset.eval_every_epoch,
-        once=tuple(preset.once if args.once is None else args.once),
-        preset=preset_name if not any((args.frameworks, args.variants, args.batch_sizes, args.epochs, args.repeats,
-                                        args.threads, args.train_limit, args.once is not None))
-        else f"{preset_name} (modified)",
+        phase_epochs=args.phase_epochs if args.phase_epochs is not None else defaults.phase_epochs,
+        eval_every_epoch=defaults.eval_every_epoch,
+        once=tuple(defaults.once if args.once is None else args.once),
+        preset=base.preset if base else f"{preset_name} (modified)" if modified else preset_name,
+        **({"config": base.config} if base else {}),
     )
 
 
@@ -156,10 +184,6 @@ def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    if resume and not (path / "runs.csv").exists():
-        raise UsageError(f"--resume: {out} holds no runs.csv to continue")
-    if not resume and (path / "runs.csv").exists():
-        raise UsageError(f"--out {out} already holds a study; use --resume to continue it or choose another folder")
     return path
 
 
@@ -178,23 +202,31 @@ def check_data_dir(data_dir: str | None) -> str | None:
 
 
 def cmd_run(args) -> int:
-    plan = plan_from_args(args)
-    out = check_out_dir(args.out, args.resume)
-    data_dir = check_data_dir(args.data_dir)
-
     from .study import run_study
 
+    if args.retry_failed and not args.resume:
+        raise UsageError("--retry-failed needs --resume: it redoes the failed runs of a study being continued")
+    out = check_out_dir(args.out, args.resume)
+    # a resume asks for the stored plan with the options over it, once the folder is locked
+    plan = (lambda stored: plan_from_args(args, stored)) if args.resume else plan_from_args(args)
+    data_dir = check_data_dir(args.data_dir)
     try:
-        files = run_study(plan, out, data_dir, resume=args.resume, timeout=args.timeout, command=sys.argv)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {out}; continue with --resume --out {out}", file=sys.stderr)
-        return 130
-    print(f"results: {files.out}")
-    if not args.no_report:
-        from reports import build_report
+        files = run_study(plan, out, data_dir, resume=args.resume, retry_failed=args.retry_failed,
+                          timeout=args.timeout, command=sys.argv)
+        print(f"results: {files.out}")
+        if not args.no_report:
+            from reports import ReportInputError, build_report
 
-        report = build_report(files.out)
-        print(f"report: {report}")
+            try:
+                print(f"report: {build_report(files.out)}")
+            except (OSError, ReportInputError) as exc:
+                raise UsageError(f"the results are complete, but the report could not be built ({exc}); "
+                                 f"once fixed: python -m reports build {files.out}") from None
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"\ninterrupted ({signal.Signals(signum).name}): finished runs are kept in {out}; "
+              f"continue with --resume --out {out}", file=sys.stderr)
+        return 128 + signum
     return 0
 
 
@@ -230,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import MnistError
 
+    for name in ("SIGTERM", "SIGHUP"):  # like Ctrl-C: see Interrupted
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     try:
         return {"run": cmd_run, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}[args.command](args)
     except (UsageError, MnistError) as exc:

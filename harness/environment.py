@@ -1,7 +1,8 @@
-"""The environment record stored with every study: machine, versions, BLAS, threads, commit."""
+"""The environment record stored with every session of a study: machine, versions, BLAS, threads, commit."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -73,3 +74,19 @@ def environment_record(command: list[str] | None = None) -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(command if command is not None else sys.argv),
     }
+
+
+def read_sessions(path) -> list[dict]:
+    """The environment records of a study's sessions (the first run and each --resume), oldest
+    first, from its environment.json: ``{"sessions": [...]}``; a file of an older harness holds one
+    record, read as one session; no file, none. ValueError when the file holds neither."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and "sessions" not in data:
+        return [data]
+    sessions = data.get("sessions") if isinstance(data, dict) else None
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise ValueError("it holds neither a list of sessions nor one environment record")
+    return sessions

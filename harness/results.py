@@ -1,4 +1,4 @@
-"""Files of a study: the tables' columns, reading them, writing them atomically."""
+"""Files of a study: the tables' columns, reading them back for a resume, writing them atomically."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +13,7 @@ RUN_COLUMNS = [
     "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
     "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
     "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
+    "session",  # index of the record in environment.json of the session that made the run
 ]
 EPOCH_COLUMNS = [
     "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",
@@ -20,22 +21,77 @@ EPOCH_COLUMNS = [
     "phase_prepare_s", "phase_forward_s", "phase_cost_s", "phase_backward_s", "phase_update_s",
 ]
 RUN_KEY = ["framework", "variant", "batch_size", "threads", "repeat", "instrumented"]
+STATUSES = ("ok", "failed", "timeout", "diverged")
+
+# What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
+# summarize them), with the kind of value each column must hold. Other columns may be missing (a
+# folder of an older harness): they are left empty.
+_KEY_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "threads": "whole",
+              "repeat": "whole", "instrumented": "bool"}
+RESUME_RUN_COLUMNS = {
+    **_KEY_KINDS, "epochs": "whole", "seed": "whole", "status": "status",
+    **dict.fromkeys(["wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "train_acc", "test_acc",
+                     "gemm_floor_s", "peak_rss_mb"], "number"),
+}
+RESUME_EPOCH_COLUMNS = {**_KEY_KINDS, "epoch": "whole"}
+
+
+class DamagedTable(ValueError):
+    """A results table that a study cannot continue from; the message names the file and the fault."""
 
 
 def atomic_write_csv(path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False))
 
 
-def read_table(path, columns: list[str]) -> pd.DataFrame:
-    """A results table, or an empty one with the right columns when the file does not exist yet."""
+def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataFrame:
+    """A table the study wrote, read back for a resume: an empty table when the file does not exist;
+    DamagedTable when it is empty, unreadable, lacks a required column or holds a value of the wrong
+    kind there (the message names the row). Required columns come back typed (whole numbers as int,
+    flags as bool), so that their values compare equal to a plan's."""
     path = Path(path)
     if not path.exists():
-        return pd.DataFrame(columns=columns)
-    return pd.read_csv(path, keep_default_na=True)
+        return as_table([], columns)
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DamagedTable(f"{path} is empty") from None
+    except (OSError, ValueError) as exc:  # ParserError and UnicodeDecodeError are ValueErrors
+        raise DamagedTable(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    absent = [c for c in required if c not in frame.columns]
+    if absent:
+        raise DamagedTable(f"{path} lacks the column(s) {', '.join(absent)}")
+    for column, kind in required.items():
+        frame[column] = _typed(frame[column], kind, f"{path}: {column}")
+    return as_table(frame, columns)
 
 
-def as_table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
+_EXPECTED = {"number": "a number", "whole": "a whole number", "bool": "True or False",
+             "status": f"one of {', '.join(STATUSES)}", "text": "a name"}
+
+
+def _typed(values: pd.Series, kind: str, where: str) -> pd.Series:
+    if kind == "number":
+        typed = pd.to_numeric(values, errors="coerce")
+        bad = typed.isna() & values.notna()
+    elif kind == "whole":
+        typed = pd.to_numeric(values, errors="coerce")
+        bad = typed.isna() | (typed % 1 != 0)
+    elif kind == "bool":
+        typed = values.map({True: True, False: False, "True": True, "False": False})
+        bad = typed.isna()
+    elif kind == "status":
+        typed, bad = values, ~values.isin(STATUSES)
+    else:  # text
+        typed, bad = values.astype(str), values.isna()
+    if bad.any():
+        row = bad.to_numpy().argmax()
+        raise DamagedTable(f"{where} in row {row + 1} is {values.iloc[row]!r}, not {_EXPECTED[kind]}")
+    return typed.astype(int) if kind == "whole" else typed.astype(bool) if kind == "bool" else typed
+
+
+def as_table(rows: list[dict] | pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     for column in columns:
         if column not in frame:
             frame[column] = None

@@ -3,11 +3,21 @@
 The parent only schedules and collects. It loads MNIST once, fits the input scaler once and hands
 every worker the same arrays through one .npz file; runs are executed one at a time, so that they
 never compete for the cores they are measuring.
+
+A results folder holds one study: one plan (study.json), worked on by one process at a time (a lock
+in the folder), over one or more sessions (environment.json, one record each). A finished run lands
+whole: its epoch rows first, then its row in runs.csv, which is the commit record; a resume redoes
+any run whose rows are incomplete. Every problem with the folder is a StudyError (one line).
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +25,30 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+import psutil
+from filelock import FileLock, Timeout
 
-from .environment import PROJECT_ROOT, environment_record
-from .plan import RunSpec, StudyPlan
+from .cli import UsageError
+from .environment import PROJECT_ROOT, environment_record, read_sessions
+from .plan import RunSpec, StudyPlan, variant_descriptions
 from .results import (
-    EPOCH_COLUMNS, RUN_COLUMNS, RUN_KEY, as_table, atomic_write_csv, atomic_write_text, read_table,
+    EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, RUN_COLUMNS, RUN_KEY, DamagedTable, as_table,
+    atomic_write_csv, atomic_write_text, read_results,
 )
 from .summary import summarize
+
+SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
+RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
+
+
+class StudyError(UsageError):
+    """The results folder cannot be used (unwritable, in use, another plan, damaged tables) or a write
+    failed: one line for the user, exit status 2; what had landed is kept."""
 
 
 @dataclass
@@ -51,6 +75,24 @@ class StudyFiles:
     def study(self) -> Path:
         return self.out / "study.json"
 
+    @property
+    def lock(self) -> Path:
+        return self.out / ".study.lock"
+
+    @property
+    def holder(self) -> Path:
+        """Who holds the lock (pid, host, command, start), for the message of a study turned away."""
+        return self.out / ".study.lock.holder"
+
+
+@contextlib.contextmanager
+def _writing(path: Path, what: str | None = None):
+    """Turn a failed write (read-only, full, vanished folder) into one StudyError line."""
+    try:
+        yield
+    except OSError as exc:
+        raise StudyError(f"cannot write {what or path}: {exc.strerror or exc}") from None
+
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
     """Load MNIST (verified), cut the training set to ``train_limit`` and fit the scaler, once."""
@@ -62,8 +104,9 @@ def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
         x_train, y_train = x_train[: plan.train_limit], y_train[: plan.train_limit]
     scaler = InputScaler.fit(x_train, plan.config.input_scaling, dtype=plan.config.dtype)
     path = folder / "data.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-             scaler_shift=scaler.shift, scaler_scale=scaler.scale)
+    with _writing(path, f"the scratch copy of the data, {path}"):
+        np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                 scaler_shift=scaler.shift, scaler_scale=scaler.scale)
     return path
 
 
@@ -111,12 +154,15 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     """Run one spec in a fresh Python process; always returns a row (failures included)."""
     spec_path, result_path = scratch / "spec.json", scratch / "result.json"
     result_path.unlink(missing_ok=True)
-    payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path)}
-    spec_path.write_text(json.dumps(payload))
+    payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path), "parent_pid": os.getpid()}
+    with _writing(spec_path):
+        spec_path.write_text(json.dumps(payload))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    # Its own session: Ctrl-C and the terminal's other signals reach the study alone, which ends the
+    # worker itself; and the worker ends when the study does (see harness.worker.die_with_parent).
     process = subprocess.Popen(
         [sys.executable, "-m", "harness.worker", str(spec_path), str(result_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT, start_new_session=True,
     )
     stderr_lines: list[str] = []
     reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)
@@ -154,46 +200,301 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     return {"run": row, "epochs": epochs}
 
 
-def run_study(plan: StudyPlan, out: Path, data_dir=None, *, resume: bool = False, timeout: float = 1800.0,
-              command: list[str] | None = None, progress_stream=sys.stderr) -> StudyFiles:
-    """Execute every run of ``plan`` not yet in ``out``; write each finished run at once."""
+def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *, resume: bool = False,
+              retry_failed: bool = False, timeout: float = 1800.0, command: list[str] | None = None,
+              progress_stream=sys.stderr) -> StudyFiles:
+    """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
+    ``resume``, ``plan`` may be a function of the stored plan that returns the plan asked for (the
+    command line's options over the stored plan), called once the folder is locked.
+
+    Before MNIST is loaded, ``out`` is created, written to, locked and checked: a new study needs a
+    folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
+    incomplete runs and, with ``retry_failed``, failed and timed-out ones. Every problem with the
+    folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs that
+    had landed).
+    """
     files = StudyFiles(Path(out))
-    with tempfile.TemporaryDirectory(prefix="mlp-study-") as scratch:
-        scratch = Path(scratch)
-        data_path = prepare_data(plan, data_dir, scratch)  # fails here, before any file is written
-        files.out.mkdir(parents=True, exist_ok=True)
-        runs = read_table(files.runs, RUN_COLUMNS) if resume else as_table([], RUN_COLUMNS)
-        epochs = read_table(files.epochs, EPOCH_COLUMNS) if resume else as_table([], EPOCH_COLUMNS)
-        done = {_normalize(tuple(r)) for r in runs[RUN_KEY].itertuples(index=False)}
-        todo = [spec for spec in plan.runs() if _normalize(spec.key) not in done]
-        print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
-        atomic_write_text(files.environment, json.dumps(environment_record(command), indent=2) + "\n")
-        atomic_write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
-        _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream)
+    command = list(sys.argv if command is None else command)
+    with _claim(files, command) as claim:
+        if resume:
+            stored = read_plan(files.study)
+            plan = plan(stored) if callable(plan) else plan
+            _check_plan(stored, plan, files)
+            runs, epochs, retried = _resume_tables(plan, files, retry_failed, progress_stream)
+            try:
+                sessions = read_sessions(files.environment)
+            except (OSError, ValueError) as exc:
+                raise StudyError(f"cannot read {files.environment}: {exc}; move it aside to continue without "
+                                 "the earlier sessions' records") from None
+        elif files.study.exists() or files.runs.exists():
+            raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
+        else:
+            runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
+        done = {run_key(row) for _, row in runs.iterrows()} - retried
+        todo = [spec for spec in plan.runs() if spec.key not in done]
+        if todo:
+            _remove_stale_scratch()
+            with _writing(Path(tempfile.gettempdir()), f"a scratch folder in {tempfile.gettempdir()}"):
+                scratch_folder = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+            with scratch_folder as scratch:
+                scratch = Path(scratch)
+                data_path = prepare_data(plan, data_dir, scratch)
+                print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
+                record = {"sessions": [*sessions, environment_record(command)]}
+                _write_text(files.environment, json.dumps(record, indent=2) + "\n")
+                if not resume:
+                    _write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
+                claim.landed = True
+                _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, retried, len(sessions),
+                         progress_stream)
+        else:
+            print(f"study: 0 runs to do -> {files.out}", file=progress_stream, flush=True)
+            _write_summary(files, runs)
     return files
 
 
-def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream) -> None:
+def run_key(row) -> tuple:
+    """A run's key from its row in runs.csv or epochs.csv, equal to its RunSpec.key."""
+    framework, variant, batch_size, threads, repeat, instrumented = (row[c] for c in RUN_KEY)
+    return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
+
+
+def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream) -> None:
+    """Run ``todo`` and commit each run as it finishes; the rows of a run in ``replaced`` (one being
+    retried) give way to its new ones."""
     progress = Progress(len(todo), progress_stream)
     try:
         for spec in todo:
             progress.start(spec)
             result = execute(spec, plan, data_path, scratch, timeout, progress)
-            runs = pd.concat([runs, as_table([result["run"]], RUN_COLUMNS)], ignore_index=True)
-            if result["epochs"]:
-                epochs = pd.concat([epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
-            atomic_write_csv(files.runs, runs[RUN_COLUMNS])
-            atomic_write_csv(files.epochs, epochs[EPOCH_COLUMNS])
+            row = as_table([{**result["run"], "session": session}], RUN_COLUMNS)
+            old_runs, old_epochs = (_without(runs, spec.key), _without(epochs, spec.key)) if spec.key in replaced else (runs, epochs)
+            more_runs = pd.concat([old_runs, row], ignore_index=True)
+            more_epochs = (pd.concat([old_epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
+                           if result["epochs"] else old_epochs)
+            _commit(files, more_runs, more_epochs)
+            runs, epochs = more_runs, more_epochs
             progress.finish(spec, result["run"])
-    finally:
+    except BaseException:
         progress.close()
-        if len(runs):
+        with contextlib.suppress(StudyError):  # the error that ends the study is the one to report
+            _write_summary(files, runs)
+        raise
+    progress.close()
+    _write_summary(files, runs)
+
+
+def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
+    """Write both tables, epochs.csv first: a run is in runs.csv only once all its epoch rows are in
+    epochs.csv (an interruption in between leaves epoch rows of no run, which a resume drops)."""
+    runs = runs.assign(session=pd.to_numeric(runs["session"]).astype("Int64"))  # 0, 1, ..., not 0.0
+    with _writing(files.epochs):
+        atomic_write_csv(files.epochs, epochs[EPOCH_COLUMNS])
+    with _writing(files.runs):
+        atomic_write_csv(files.runs, runs[RUN_COLUMNS])
+
+
+def _write_summary(files: StudyFiles, runs: pd.DataFrame) -> None:
+    if len(runs):
+        with _writing(files.summary):
             atomic_write_csv(files.summary, summarize(runs))
 
 
-def _normalize(key: tuple) -> tuple:
-    """Keys read back from CSV come as numpy scalars and 'True' strings; compare them as plain values."""
-    framework, variant, batch_size, threads, repeat, instrumented = key
-    if isinstance(instrumented, str):
-        instrumented = instrumented == "True"
-    return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
+def _write_text(path: Path, text: str) -> None:
+    with _writing(path):
+        atomic_write_text(path, text)
+
+
+# -- the folder: writable, locked, and cleaned up after a failed start --------------------------------
+@contextlib.contextmanager
+def _claim(files: StudyFiles, command: list[str]):
+    """Create the folder, prove that a file can be written there and lock it, all before MNIST is
+    loaded. Yields a claim whose ``landed`` the study sets once it has written into the folder: if
+    it fails before that, the folders made here are removed again, so a failed start leaves nothing."""
+    out = files.out
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    for what, step in (("created", lambda: out.mkdir(parents=True, exist_ok=True)), ("written", lambda: _probe(out))):
+        try:
+            step()
+        except OSError as exc:
+            _remove_made(made, files)
+            raise StudyError(f"--out {out} cannot be {what}: {exc.strerror or exc}") from None
+    lock = FileLock(files.lock)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        _remove_made(made, files)
+        raise StudyError(f"--out {out} is in use by {_holder(files)}; wait for it to end or choose another folder") from None
+    except OSError as exc:
+        _remove_made(made, files)
+        raise StudyError(f"--out {out} cannot be locked: {exc.strerror or exc}") from None
+    claim = SimpleNamespace(landed=False)
+    try:
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": " ".join(command)}
+        _write_text(files.holder, json.dumps(holder) + "\n")
+        yield claim
+    finally:
+        files.holder.unlink(missing_ok=True)
+        lock.release()
+        if not claim.landed:
+            _remove_made(made, files)
+
+
+def _probe(folder: Path) -> None:
+    """Write a page into a file there and remove it: fails now if the folder is read-only or full."""
+    with tempfile.TemporaryFile(dir=folder) as probe:
+        probe.write(b"\0" * 4096)
+        probe.flush()
+        os.fsync(probe.fileno())
+
+
+def _holder(files: StudyFiles) -> str:
+    try:
+        holder = json.loads(files.holder.read_text(encoding="utf-8"))
+        return f"pid {holder['pid']} on {holder['host']} since {holder['started']} ({holder['command']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another study (which has not said who it is yet)"
+
+
+def _remove_made(made: list[Path], files: StudyFiles) -> None:
+    """Remove the folders a failed start created (innermost first), if they hold no more than the lock."""
+    if not made:
+        return
+    with contextlib.suppress(OSError):
+        files.lock.unlink()
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _remove_stale_scratch() -> None:
+    """Remove the scratch folders (the data, ~55 MB on the full MNIST) of studies that were killed
+    too hard to clean up (kill -9): those whose owner, named in the folder's name, is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        owner = re.fullmatch(rf"{re.escape(SCRATCH_PREFIX)}(\d+)-\w+", folder.name)
+        if owner and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _alive(int(owner[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# -- resume: the same plan, and the runs to redo -------------------------------------------------------
+def read_plan(path: Path) -> StudyPlan:
+    """The plan stored in a results folder's study.json (what ``--resume`` continues)."""
+    from numpy_mlp import MLPConfig
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"--resume: {Path(path).parent} holds no study to continue (no study.json)") from None
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"cannot read {path}: {exc}") from None
+    try:
+        config = dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))
+        plan = StudyPlan(
+            frameworks=tuple(data["frameworks"]),
+            variants={framework: tuple(names) for framework, names in data["variants"].items()},
+            batch_sizes=tuple(int(b) for b in data["batch_sizes"]),
+            epochs=int(data["epochs"]),
+            repeats=int(data["repeats"]),
+            threads=tuple(int(t) for t in data["threads"]),
+            seed=int(data["seed"]),
+            train_limit=None if data["train_limit"] is None else int(data["train_limit"]),
+            phase_epochs=int(data["phase_epochs"]),
+            eval_every_epoch=bool(data["eval_every_epoch"]),
+            config=MLPConfig.from_dict(config),
+            preset=data.get("preset"),
+            once=tuple(data.get("once", ())),
+        )
+        plan.runs()  # every framework has its variants
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StudyError(f"{path} is not a study plan ({type(exc).__name__}: {exc})") from None
+    known = variant_descriptions()
+    unknown = [f"{f}/{name}" for f in plan.frameworks for name in plan.variants[f] if name not in known.get(f, {})]
+    if unknown:
+        raise StudyError(f"{path} plans {', '.join(unknown)}, not known here (a plugin's? see MLP_STUDY_PLUGINS)")
+    return plan
+
+
+def _plan_fields(plan: StudyPlan) -> dict:
+    """The plan as flat, comparable fields (the config's as ``config.NAME``); the preset's name is a label."""
+    fields = json.loads(json.dumps(plan.to_dict()))
+    fields.pop("preset", None)
+    config = fields.pop("config")
+    return {**fields, **{f"config.{k}": v for k, v in config.items()}}
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}/{name}" for key, names in value.items() for name in names) or "none"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)
+
+
+def _check_plan(stored: StudyPlan, plan: StudyPlan, files: StudyFiles) -> None:
+    stored, wanted = _plan_fields(stored), _plan_fields(plan)
+    differ = [k for k in dict.fromkeys([*stored, *wanted]) if stored.get(k) != wanted.get(k)]
+    if differ:
+        was = ", ".join(f"{k} {_describe(stored.get(k))}" for k in differ)
+        now = ", ".join(f"{k} {_describe(wanted.get(k))}" for k in differ)
+        raise StudyError(f"--resume: {files.out} was planned with {was}; the options ask for {now}")
+
+
+def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+    """runs.csv and epochs.csv as a resume continues them, and the runs to retry.
+
+    Damaged tables, and rows of runs another plan would make, are a StudyError. A run whose epoch rows
+    are not exactly its epochs (an ok run: 1..epochs; one that failed or diverged: 1..k), or that is in
+    runs.csv twice, is dropped, to be redone, and so are epoch rows of runs not in runs.csv. With
+    ``retry_failed``, failed and timed-out runs are returned to be redone; their rows stay until
+    their new rows replace them."""
+    try:
+        runs = read_results(files.runs, RUN_COLUMNS, RESUME_RUN_COLUMNS)
+        epochs = read_results(files.epochs, EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS)
+    except DamagedTable as exc:
+        raise StudyError(f"--resume: {exc}") from None
+    specs = {spec.key: spec for spec in plan.runs()}
+    rows = [(run_key(row), row) for _, row in runs.iterrows()]
+    for key, row in rows:
+        spec = specs.get(key)
+        if spec is None or (row["epochs"], row["seed"]) != (spec.epochs, spec.seed):
+            raise StudyError(f"--resume: {files.runs} holds runs that study.json does not plan (e.g. {key[0]}/{key[1]} "
+                             f"batch {key[2]}, {row['epochs']} epochs, seed {row['seed']}); continue in a new folder")
+    epoch_keys = [run_key(row) for _, row in epochs.iterrows()]
+    numbers: dict[tuple, list[int]] = {}
+    for key, epoch in zip(epoch_keys, epochs["epoch"]):
+        numbers.setdefault(key, []).append(int(epoch))
+    times = {}
+    for key, _ in rows:
+        times[key] = times.get(key, 0) + 1
+
+    def whole(key, row) -> bool:
+        have = sorted(numbers.get(key, []))
+        last = row["epochs"] if row["status"] == "ok" else len(have)
+        return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
+
+    incomplete = {key for key, row in rows if not whole(key, row)}
+    retried = {key for key, row in rows if retry_failed and row["status"] in RETRIED} - incomplete
+    kept = [key not in incomplete for key, _ in rows]
+    kept_keys = {key for key, _ in rows} - incomplete
+    orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
+    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", incomplete),
+                              (len(retried), "retrying {} failed or timed-out run(s)", retried)):
+        if count:
+            print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
+    if orphans:
+        print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
+    epochs = epochs[[key in kept_keys for key in epoch_keys]]
+    return runs[kept].reset_index(drop=True), epochs.reset_index(drop=True), retried
+
+
+def _without(table: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    """The rows of a table that are not of the run ``key``."""
+    return table[[run_key(row) != key for _, row in table.iterrows()]]

@@ -114,10 +114,35 @@ def run(spec: dict, data_path: str) -> dict:
     return {"run": row, "epochs": epochs}
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the study that started it ends, however it ends (kill -9 included): an
+    orphaned worker would go on computing beside the next study. On Linux the kernel sends SIGKILL
+    when the parent dies (PR_SET_PDEATHSIG); elsewhere a thread checks the parent every second."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
+            if os.getppid() != parent_pid:  # the study died before the request took effect
+                os._exit(1)
+            return
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     spec_path, result_path = argv
     with open(spec_path) as f:
         spec = json.load(f)
+    die_with_parent(spec["parent_pid"])
     try:
         result = run(spec, spec["data_path"])
     except Exception as exc:  # reported as a failed run; the parent goes on with the study

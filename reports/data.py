@@ -123,6 +123,24 @@ def _read_json(path: Path, missing: list[str], notes: list[str], what: str) -> d
     return data
 
 
+def _first_session(env: dict, notes: list[str]) -> dict:
+    """environment.json holds one record per session of the study (``{"sessions": [...]}``: the first
+    run and each --resume; an older harness wrote a single record). The report shows the first
+    session's and notes what the later ones ran on differently."""
+    if "sessions" not in env:
+        return env
+    sessions = [s for s in env["sessions"] if isinstance(s, dict)] if isinstance(env["sessions"], list) else []
+    if not sessions:
+        notes.append("`environment.json` holds no session record; the machine and software versions cannot be shown.")
+        return {}
+    first = sessions[0]
+    if len(sessions) > 1:
+        changed = sorted({k for s in sessions[1:] for k in s if k not in ("date", "command") and s[k] != first.get(k)})
+        notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's"
+                     + (f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
+    return first
+
+
 def load_runs(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ReportInputError(f"{path} not found: the results folder has no runs.csv")
@@ -221,7 +239,7 @@ def load(results_dir) -> StudyData:
     else:
         missing.append("`summary.csv` is missing; all statistics were computed from runs.csv "
                        "(they are the same by definition).")
-    env = _read_json(results_dir / "environment.json", missing, notes, "the machine and software versions")
+    env = _first_session(_read_json(results_dir / "environment.json", missing, notes, "the machine and software versions"), notes)
     study = _read_json(results_dir / "study.json", missing, notes, "the study's settings")
     stats = compute_stats(runs)
     data = StudyData(results_dir, runs, epochs, summary_file, env, study, stats, missing, notes)

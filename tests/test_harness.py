@@ -79,7 +79,8 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     assert len(summary) == 6 and summary["n_ok"].eq(2).all()
     assert summary.loc[summary["variant"] == "fit-tuned", "speedup_vs_best_keras"].eq(1.0).all()
 
-    environment = json.loads((out / "environment.json").read_text())
+    environment = json.loads((out / "environment.json").read_text())["sessions"][0]  # one session so far
+    assert runs["session"].eq(0).all()
     for key in ("cpu_model", "cores", "os", "python", "numpy", "tensorflow", "keras", "blas", "onednn", "git_commit", "date", "command"):
         assert key in environment
     assert json.loads((out / "study.json").read_text())["train_limit"] == 2000
@@ -177,6 +178,7 @@ BAD_OPTIONS = {
     "threads 0": (["--threads", "0"], "must be positive"),
     "missing data folder": (["--data-dir", "/nonexistent/mnist"], "does not exist"),
     "resume without out": (["--resume"], "--resume needs --out"),
+    "retry without resume": (["--retry-failed"], "--retry-failed needs --resume"),
     "unknown variant to run once": (["--once", "step9"], "unknown variant 'step9' in --once"),
 }
 
@@ -235,7 +237,7 @@ def test_list_and_env():
 def test_every_option_is_explained_in_help():
     result = harness("run", "--help", timeout=60)
     for option in ("--frameworks", "--variants", "--batch-sizes", "--epochs", "--repeats", "--threads", "--seed",
-                   "--train-limit", "--data-dir", "--out", "--resume", "--preset", "--timeout", "--once"):
+                   "--train-limit", "--data-dir", "--out", "--resume", "--retry-failed", "--preset", "--timeout", "--once"):
         assert option in result.stdout
 
 
