@@ -195,6 +195,9 @@ def cmd_run(args) -> int:
 
         report = build_report(files.out)
         print(f"report: {report}")
+    from .summary import noisy_cell_lines
+    for line in noisy_cell_lines(files.summary):  # last, where a reader looks
+        print(line)
     return 0
 
 

@@ -188,7 +188,7 @@ def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progr
     finally:
         progress.close()
         if len(runs):
-            atomic_write_csv(files.summary, summarize(runs))
+            atomic_write_csv(files.summary, summarize(runs, epochs))
 
 
 def _normalize(key: tuple) -> tuple:
