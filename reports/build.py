@@ -16,30 +16,6 @@ from .figures import FIGURE_NAMES, FigureOutcome, accuracy_curves, draw_all, fmt
 from harness.plan import variant_descriptions
 from harness.summary import FASTER, N_RESAMPLES, NOISY_REL_IQR, REFERENCE, SLOWER, UNCLEAR
 
-VARIANT_DESCRIPTIONS = {
-    ("numpy", "original"): "the blog series' starting point: float64, deltas propagated back down to the input "
-                           "layer, a bias row inserted into every layer's input (on a transposed batch, mixing "
-                           "C- and F-ordered arrays), and the sigmoid recomputed to get its derivative",
-    ("numpy", "step1"): "Step I: float32 for all big arrays; no backward propagation into the input layer "
-                        "(no weight gradient needs it)",
-    ("numpy", "step2"): "Step II: bias handled without inserting a row into the transposed input batch "
-                        "(no C/F-order clash in the forward pass)",
-    ("numpy", "step3"): "Step III, the article's final code: sigmoid derivative from the stored outputs, "
-                        "A·(1−A); weight matrix sliced instead of adding a bias row in the backward pass",
-    ("numpy", "optimized"): "this project's step beyond Step III (same mathematics): samples as rows and Keras' "
-                            "(inputs, outputs) kernels, buffers allocated once and reused in place, each batch "
-                            "pushed through the network in cache-sized chunks of uint8 rows, from batch 1000 a "
-                            "share of the rows per core, the input scaling folded into the first layer for "
-                            "large batches, regularization fused into the update",
-    ("keras", "fit"): "Keras `model.fit` as a new user would call it: `compile` + `fit(shuffle=True)`, default "
-                      "settings (one batch per call into the compiled step, no XLA)",
-    ("keras", "fit-tuned"): "Keras `model.fit` with the best settings found by `python -m keras_baseline.tune`: "
-                            "a whole epoch of batches per call (`steps_per_execution`), XLA from batch 20000 up",
-    ("keras", "loop"): "a custom loop: `tf.GradientTape` inside one `tf.function` per epoch that runs every "
-                       "batch, XLA from batch 20000 up; batches in the same order as the NumPy code",
-}
-
-
 # -- formatting ----------------------------------------------------------------------------------
 def _ok(x) -> bool:
     return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and np.isfinite(x)
@@ -91,10 +67,6 @@ def fmt_epochs(x) -> str:
 
 def fmt_pct(x) -> str:
     return f"{x:.0%}" if _ok(x) else "–"
-
-
-def _lbl(fw: str, var: str) -> str:
-    return f"{style.framework_label(fw)} {var}"
 
 
 def _at(b: int, t: int, several_threads: bool) -> str:
@@ -249,7 +221,7 @@ class Composer:
                 if best is None or not _ok(best["steady_epoch_median_s"]):
                     continue
                 ms = best["steady_epoch_median_s"] / steps * 1000
-                parts.append(f"{_lbl(fw, best['variant'])} {ms:.3g} ms")
+                parts.append(f"{style.label(fw, best['variant'])} {ms:.3g} ms")
             if len(parts) >= 2:
                 per_step.append(f"batch {b:,} ({steps} steps per epoch): {', '.join(parts)}")
         if per_step:
@@ -342,11 +314,9 @@ class Composer:
         present = self.d.runs.groupby(["framework", "variant"])
         counts = {k: (int((g["status"] == "ok").sum()), len(g)) for k, g in present}
         registry = {(fw, v): text for fw, named in variant_descriptions().items() for v, text in named.items()}
-        keys = style.sort_series(set(VARIANT_DESCRIPTIONS) | set(counts))
-        for fw, var in keys:
+        for fw, var in style.sort_series(set(registry) | set(counts)):
             n_ok, n = counts.get((fw, var), (0, 0))
-            rows.append([_lbl(fw, var), VARIANT_DESCRIPTIONS.get((fw, var)) or registry.get((fw, var), "(not described)"),
-                         f"{n_ok}/{n}" if n else "not run"])
+            rows.append([style.label(fw, var), registry.get((fw, var), "(not described)"), f"{n_ok}/{n}" if n else "not run"])
         variants.add(Table(["Variant", "What it is", "Runs ok / runs"], rows, ["l", "l", "r"]))
         variants.add(Para("Every peer variant (Keras on TensorFlow, Keras/TF; Keras on JAX, Keras/JAX) uses the "
                           "same summed loss, momentum rule and learning-rate schedule as the NumPy code, so that "
@@ -434,7 +404,7 @@ class Composer:
         if (self.stats["n_ok"] == 0).any():
             bad = self.stats[self.stats["n_ok"] == 0]
             notes.append("No successful run for " + _join(
-                [f"{_lbl(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in bad.itertuples()])
+                [f"{style.label(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in bad.itertuples()])
                 + " (see *Failed runs and missing data*).")
         if not self.peers():
             notes.append("The speed-up columns are empty because there are no successful peer runs.")
@@ -494,7 +464,7 @@ class Composer:
             sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
                 "Variant", "Runs ok", "Wall times of the runs (s)", "Median (s)", "Spread (IQR / median)"],
                 [[f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
-                    _lbl(r.framework, r.variant), str(r.n_ok), ", ".join(fmt_s(w) for w in self.walls(r)),
+                    style.label(r.framework, r.variant), str(r.n_ok), ", ".join(fmt_s(w) for w in self.walls(r)),
                     fmt_s(r.wall_median_s), f"{r.wall_rel_iqr:.0%}"] for r in noisy.itertuples()],
                 ["r"] * (2 if self.several_threads else 1) + ["l", "r", "r", "r", "r"]))
         elif (timed["n_ok"] >= 2).any():
@@ -507,7 +477,7 @@ class Composer:
                          "more for intervals."))
         elif len(single):
             sec.add(Para("**One run, no interval**: " + _join(
-                [f"{_lbl(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in single.itertuples()])
+                [f"{style.label(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in single.itertuples()])
                 + " ran once, so their speed-ups have no interval and no verdict."))
         return sec
 
@@ -558,10 +528,10 @@ class Composer:
             if s.empty:
                 continue
             fast, slow = s.loc[s["wall_median_s"].idxmin()], s.loc[s["wall_median_s"].idxmax()]
-            txt = (f"At batch {b:,} the lowest median wall time is {_lbl(fast['framework'], fast['variant'])}'s "
+            txt = (f"At batch {b:,} the lowest median wall time is {style.label(fast['framework'], fast['variant'])}'s "
                    f"({fmt_s(fast['wall_median_s'])} s)")
             if len(s) > 1:
-                txt += f" and the highest {_lbl(slow['framework'], slow['variant'])}'s ({fmt_s(slow['wall_median_s'])} s)"
+                txt += f" and the highest {style.label(slow['framework'], slow['variant'])}'s ({fmt_s(slow['wall_median_s'])} s)"
             parts.append(txt + ".")
         bs = self.d.batch_sizes
         if len(bs) >= 2:
@@ -581,7 +551,7 @@ class Composer:
         if len(cpw):
             hi_row = cpw.loc[cpw["cpu_per_wall"].idxmax()]
             parts.append(f"CPU time exceeds wall time where several cores work in parallel: up to "
-                         f"{hi_row['cpu_per_wall']:.2f} CPU-seconds per second ({_lbl(hi_row['framework'], hi_row['variant'])}).")
+                         f"{hi_row['cpu_per_wall']:.2f} CPU-seconds per second ({style.label(hi_row['framework'], hi_row['variant'])}).")
         return [" ".join(parts) + self.threads_note()]
 
     def epoch_table(self) -> Section:
@@ -589,7 +559,7 @@ class Composer:
         rows = []
         for r in self.ok_stats.itertuples(index=False):
             rows.append([f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
-                _lbl(r.framework, r.variant), fmt_s(r.first_epoch_median_s), fmt_s(r.steady_epoch_median_s),
+                style.label(r.framework, r.variant), fmt_s(r.first_epoch_median_s), fmt_s(r.steady_epoch_median_s),
                 fmt_s(r.setup_median_s), f"{r.peak_rss_median_mb:.0f}" if _ok(r.peak_rss_median_mb) else "–"])
         headers = ["Batch"] + (["Threads"] if self.several_threads else []) + [
             "Variant", "First epoch (s)", "Steady epoch (s)", "Set-up (s)", "Peak memory (MB)"]
@@ -637,7 +607,7 @@ class Composer:
             return sec
         rows, sentences = [], []
         for _, r in s.iterrows():
-            me, ref = _lbl(r["framework"], r["variant"]), style.label_of(r["best_peer_steady"])
+            me, ref = style.label(r["framework"], r["variant"]), style.label_of(r["best_peer_steady"])
             peer = self.peer_row(r["best_peer_steady"], r["batch_size"], r["threads"])
             ahead, behind = (me, ref) if r["steady_epoch_median_s"] < peer["steady_epoch_median_s"] else (ref, me)
             n = fmt_epochs(r["break_even_epochs"])
@@ -664,7 +634,7 @@ class Composer:
         sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
             "Variant", "Speed-up vs step3", "Verdict", "Steady-epoch speed-up vs step3", "Steady verdict"],
             [[f"{r['batch_size']:,}"] + ([str(r["threads"])] if self.several_threads else []) + [
-                _lbl(r["framework"], r["variant"]), fmt_ratio(r, "speedup_vs_step3"), fmt_verdict(r, "speedup_vs_step3"),
+                style.label(r["framework"], r["variant"]), fmt_ratio(r, "speedup_vs_step3"), fmt_verdict(r, "speedup_vs_step3"),
                 fmt_ratio(r, "steady_speedup_vs_step3"), fmt_verdict(r, "steady_speedup_vs_step3")]
              for _, r in s.iterrows()],
             ["r"] * (2 if self.several_threads else 1) + ["l", "r", "l", "r", "l"]))
@@ -774,10 +744,10 @@ class Composer:
             lo, hi = last.loc[last["test_acc"].idxmin()], last.loc[last["test_acc"].idxmax()]
             spread = (hi["test_acc"] - lo["test_acc"]) * 100
             txt = (f"At batch {int(b):,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} "
-                   f"({_lbl(lo['framework'], lo['variant'])}) and {fmt_acc(hi['test_acc'])} "
-                   f"({_lbl(hi['framework'], hi['variant'])}), a spread of {spread:.1f} percentage points")
+                   f"({style.label(lo['framework'], lo['variant'])}) and {fmt_acc(hi['test_acc'])} "
+                   f"({style.label(hi['framework'], hi['variant'])}), a spread of {spread:.1f} percentage points")
             if len(last) == 1:
-                txt = (f"At batch {int(b):,}, only {_lbl(lo['framework'], lo['variant'])} has accuracy data "
+                txt = (f"At batch {int(b):,}, only {style.label(lo['framework'], lo['variant'])} has accuracy data "
                        f"(final test accuracy {fmt_acc(lo['test_acc'])})")
             elif spread <= 1.0:
                 txt += ": the implementations learn essentially the same model, so their times are comparable"
@@ -801,20 +771,20 @@ class Composer:
             txt = f"At batch {int(b):,}"
             if len(reached):
                 f = reached.iloc[0]
-                txt += (f", {_lbl(f['framework'], f['variant'])} reaches {self.threshold:.0%} test accuracy first, "
+                txt += (f", {style.label(f['framework'], f['variant'])} reaches {self.threshold:.0%} test accuracy first, "
                         f"after {fmt_s(f['time_s'])} s of training (epoch {int(f['epoch'])})")
                 bk = reached[reached["framework"] != "numpy"]
                 if len(bk) and f["framework"] == "numpy":
                     k = bk.iloc[0]
-                    txt += f"; the first peer is {_lbl(k['framework'], k['variant'])} at {fmt_s(k['time_s'])} s"
+                    txt += f"; the first peer is {style.label(k['framework'], k['variant'])} at {fmt_s(k['time_s'])} s"
             if len(missed) == len(g):
                 c = curves[curves["batch_size"] == b]
                 best = c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None
                 txt += (f", no variant reaches it within {self.d.epochs_per_run or '?'} epochs"
                         + (f" (best median test accuracy {fmt_acc(best['test_acc'])}, "
-                           f"{_lbl(best['framework'], best['variant'])})" if best is not None else ""))
+                           f"{style.label(best['framework'], best['variant'])})" if best is not None else ""))
             elif len(missed):
-                txt += "; " + _join([_lbl(r.framework, r.variant) for r in missed.itertuples()]) + " did not reach it"
+                txt += "; " + _join([style.label(r.framework, r.variant) for r in missed.itertuples()]) + " did not reach it"
             parts.append(txt + ".")
         note = (f" Figures in this paragraph are for {style.threads_label(threads)}."
                 if table["threads"].nunique() > 1 else "")

@@ -29,7 +29,6 @@ EPOCH_NUMERIC = (
     "batch_size", "threads", "repeat", "epoch", "wall_s", "cpu_s", "eval_s", "loss", "train_acc",
     "test_acc", "lr", *style.PHASE_COLUMNS,
 )
-STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
 class ReportInputError(Exception):
@@ -240,14 +239,12 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
         columns="_order").reset_index(drop=True)
 
 
-def runs_epochs(data: StudyData, ok_only: bool = True, instrumented: bool | None = False) -> pd.DataFrame | None:
+def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFrame | None:
     """Per-epoch rows of the runs that count (status ok, instrumented or not as asked)."""
     ep = data.epochs
     if ep is None or ep.empty:
         return None
-    sel = ep
-    if ok_only:
-        sel = sel[sel["status"].isin(["ok", "unknown"])]
+    sel = ep[ep["status"].isin(["ok", "unknown"])]
     if instrumented is not None:
         sel = sel[sel["instrumented"] == instrumented]
     return sel
@@ -284,10 +281,7 @@ def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
             else:
                 times.append(result[0])
                 epochs_hit.append(result[1])
-        times_arr = np.sort(np.asarray(times, dtype=float))
-        med = float(times_arr[(len(times_arr) - 1) // 2]) if len(times_arr) % 2 else float(
-            np.mean(times_arr[len(times_arr) // 2 - 1: len(times_arr) // 2 + 1]))
-        rows.append(dict(zip(RUN_KEY, key), time_s=med,
+        rows.append(dict(zip(RUN_KEY, key), time_s=float(np.median(times)),  # inf when most runs miss it
                          epoch=int(np.median(epochs_hit)) if epochs_hit else -1,
                          n_runs=len(times), n_reached=len(epochs_hit)))
     table = pd.DataFrame(rows, columns=cols)
