@@ -84,7 +84,6 @@ def summary_columns() -> list[str]:
 class Cell:
     """One cell's runs and their bootstrap draws: the medians of ``N_RESAMPLES`` resamples."""
 
-    n: int
     wall: np.ndarray  # (n_resamples,) median wall time of each resample
     first: np.ndarray  # median first epoch
     steady: np.ndarray  # median over drawn runs of the median of each run's redrawn steady epochs
@@ -103,7 +102,7 @@ def resample_cell(wall, first, steady_epochs: list[np.ndarray], rng, n_resamples
             padded[i, : len(epochs)] = epochs
         drawn = counts[runs][..., None]
         slots = np.arange(counts.max())
-        picks = np.minimum((rng.random((n_resamples, n, counts.max())) * drawn).astype(int), drawn - 1)
+        picks = rng.integers(0, drawn, (n_resamples, n, counts.max()))  # beyond a run's count: masked below
         values = padded[runs[..., None], picks]
         if counts.min() < counts.max():
             per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
@@ -112,7 +111,7 @@ def resample_cell(wall, first, steady_epochs: list[np.ndarray], rng, n_resamples
         steady = np.median(per_run, axis=1)
     else:
         steady = np.full(n_resamples, np.nan)
-    return Cell(n, np.median(wall[runs], axis=1), np.median(first[runs], axis=1), steady)
+    return Cell(np.median(wall[runs], axis=1), np.median(first[runs], axis=1), steady)
 
 
 def interval(draws: np.ndarray) -> tuple[float, float]:
@@ -286,11 +285,12 @@ def noisy_cell_lines(summary_csv: Path) -> list[str]:
     summary = pd.read_csv(summary_csv)
     lines = []
     for row in summary[summary["noisy"] == True].itertuples(index=False):  # noqa: E712 - NaN-safe
-        lines.append(f"noisy: {row.framework}/{row.variant} at batch {row.batch_size}, {row.threads} threads: "
-                     f"its {row.n_ok} runs spread {row.wall_rel_iqr:.0%} (IQR / median; flagged from "
-                     f"{NOISY_REL_IQR:.1%})")
+        lines.append(f"noisy: {row.framework}/{row.variant} at batch {row.batch_size}, {row.threads} "
+                     f"thread{'s' if row.threads != 1 else ''}: its {row.n_ok} runs spread {row.wall_rel_iqr:.0%} "
+                     f"(IQR / median; flagged from {NOISY_REL_IQR:.1%})")
     if lines:
-        lines.append("    its verdicts are uncertain: rerun with more --repeats, on a quieter machine")
+        lines.append("    the verdicts of noisy cells are uncertain: rerun them with more --repeats (e.g. 5), "
+                     "on a quieter machine")
     single = int((summary["n_ok"] == 1).sum())
     if single:
         lines.append(f"{single} of {len(summary)} cells have one run: no interval and no verdict for them "

@@ -78,6 +78,10 @@ def test_steady_interval_resamples_the_epochs_within_runs():
     # identical runs: only the epoch-to-epoch noise of epochs.csv can widen the interval
     assert without["steady_speedup_vs_best_peer_lo"] == without["steady_speedup_vs_best_peer_hi"] == pytest.approx(1.5)
     assert with_epochs["steady_speedup_vs_best_peer_hi"] - with_epochs["steady_speedup_vs_best_peer_lo"] > 0.2
+    # a run whose epochs are missing from epochs.csv counts with its steady_epoch_wall_s alone
+    partial = pd.DataFrame([e for e in epochs if (e["framework"], e["repeat"]) != ("keras", 2)])
+    row = summarize(runs, partial).set_index("framework").loc["numpy"]
+    assert 1.0 < row["steady_speedup_vs_best_peer_lo"] < 1.5 < row["steady_speedup_vs_best_peer_hi"] < 2.0
 
 
 def test_noisy_cells_are_flagged_and_printed(tmp_path):
