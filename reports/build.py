@@ -316,7 +316,8 @@ class Composer:
         registry = {(fw, v): text for fw, named in variant_descriptions().items() for v, text in named.items()}
         for fw, var in style.sort_series(set(registry) | set(counts)):
             n_ok, n = counts.get((fw, var), (0, 0))
-            rows.append([style.label(fw, var), registry.get((fw, var), "(not described)"), f"{n_ok}/{n}" if n else "not run"])
+            rows.append([style.label(fw, var), registry.get((fw, var), "(not described)"),
+                         f"{n_ok}/{n}" if n else "not run"])
         variants.add(Table(["Variant", "What it is", "Runs ok / runs"], rows, ["l", "l", "r"]))
         variants.add(Para("Every peer variant (Keras on TensorFlow, Keras/TF; Keras on JAX, Keras/JAX) uses the "
                           "same summed loss, momentum rule and learning-rate schedule as the NumPy code, so that "
@@ -531,7 +532,8 @@ class Composer:
             txt = (f"At batch {b:,} the lowest median wall time is {style.label(fast['framework'], fast['variant'])}'s "
                    f"({fmt_s(fast['wall_median_s'])} s)")
             if len(s) > 1:
-                txt += f" and the highest {style.label(slow['framework'], slow['variant'])}'s ({fmt_s(slow['wall_median_s'])} s)"
+                txt += (f" and the highest {style.label(slow['framework'], slow['variant'])}'s "
+                        f"({fmt_s(slow['wall_median_s'])} s)")
             parts.append(txt + ".")
         bs = self.d.batch_sizes
         if len(bs) >= 2:
@@ -634,7 +636,8 @@ class Composer:
         sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
             "Variant", "Speed-up vs step3", "Verdict", "Steady-epoch speed-up vs step3", "Steady verdict"],
             [[f"{r['batch_size']:,}"] + ([str(r["threads"])] if self.several_threads else []) + [
-                style.label(r["framework"], r["variant"]), fmt_ratio(r, "speedup_vs_step3"), fmt_verdict(r, "speedup_vs_step3"),
+                style.label(r["framework"], r["variant"]), fmt_ratio(r, "speedup_vs_step3"),
+                fmt_verdict(r, "speedup_vs_step3"),
                 fmt_ratio(r, "steady_speedup_vs_step3"), fmt_verdict(r, "steady_speedup_vs_step3")]
              for _, r in s.iterrows()],
             ["r"] * (2 if self.several_threads else 1) + ["l", "r", "l", "r", "l"]))
@@ -674,8 +677,10 @@ class Composer:
             wall = ours["wall_median_s"] if ours is not None else math.nan
             iqr = ours["wall_iqr_s"] if ours is not None else math.nan
             scaled = a.seconds * scale
-            rows.append([a.variant, f"{a.batch_size:,}", f"{a.seconds:g}" + (" (derived)" if a.derived else ""),
-                         fmt_s(scaled), fmt_s(wall) if _ok(wall) else "not run", fmt_s(iqr) if ours is not None and ours["n_ok"] >= 2 else "–"])
+            rows.append([style.label("numpy", a.variant), f"{a.batch_size:,}",
+                         f"{a.seconds:g}" + (" (derived)" if a.derived else ""), fmt_s(scaled),
+                         fmt_s(wall) if _ok(wall) else "not run",
+                         fmt_s(iqr) if ours is not None and ours["n_ok"] >= 2 else "–"])
         sec.add(Table(["Variant", "Batch", "Article, 35 epochs (s)", "Article, scaled to this study (s)",
                        "Ours, median (s)", "Ours, IQR (s)"], rows, ["l", "r", "r", "r", "r", "r"]))
         cpu = self.d.env.get("cpu_model") or "a different, unrecorded CPU"

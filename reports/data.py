@@ -92,16 +92,8 @@ class StudyData:
 
 # -- reading -------------------------------------------------------------------------------------
 def _to_bool(series: pd.Series) -> pd.Series:
-    def conv(v) -> bool:
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return False
-        if isinstance(v, (int, np.integer, float)):
-            return bool(v)
-        return str(v).strip().lower() in ("true", "1", "yes", "y", "t")
-
-    return series.map(conv).astype(bool)
+    """True/False as pandas reads them, or the strings true/1/yes; anything else (missing too) is False."""
+    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes", "y", "t"])
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
