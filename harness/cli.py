@@ -222,6 +222,10 @@ def cmd_run(args) -> int:
             except (OSError, ReportInputError) as exc:
                 raise UsageError(f"the results are complete, but the report could not be built ({exc}); "
                                  f"once fixed: python -m reports build {files.out}") from None
+        from .summary import noisy_cell_lines
+
+        for line in noisy_cell_lines(files.summary):  # last, where a reader looks
+            print(line)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"\ninterrupted ({signal.Signals(signum).name}): finished runs are kept in {out}; "

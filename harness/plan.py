@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 from dataclasses import dataclass, field
 
 from numpy_mlp import VARIANTS as NUMPY_VARIANTS
@@ -146,22 +147,25 @@ class StudyPlan:
     once: tuple[str, ...] = ()  # variants run in the first repeat only
 
     def runs(self) -> list[RunSpec]:
-        """Repeats outermost, so that slow drifts of the machine spread over all variants alike."""
+        """Repeats outermost, so that slow drifts of the machine spread over all variants alike; within
+        each round of repeats the runs in an order shuffled with the plan's seed, so that a noisy minute
+        does not always hit the same variant (and a resumed study keeps the order)."""
         runs = []
+        rng = random.Random(self.seed)
         for repeat in range(self.repeats):
-            for threads in self.threads:
-                for batch_size in self.batch_sizes:
-                    for framework in self.frameworks:
-                        for variant in self.variants[framework]:
-                            if repeat > 0 and variant in self.once:
-                                continue
-                            runs.append(
-                                RunSpec(
-                                    framework, variant, batch_size, self.epochs, repeat, self.seed + repeat,
-                                    threads, eval_every_epoch=self.eval_every_epoch,
-                                    gemm_floor=framework == "numpy",
-                                )
-                            )
+            round_ = [
+                RunSpec(
+                    framework, variant, batch_size, self.epochs, repeat, self.seed + repeat, threads,
+                    eval_every_epoch=self.eval_every_epoch, gemm_floor=framework == "numpy",
+                )
+                for threads in self.threads
+                for batch_size in self.batch_sizes
+                for framework in self.frameworks
+                for variant in self.variants[framework]
+                if repeat == 0 or variant not in self.once
+            ]
+            rng.shuffle(round_)
+            runs += round_
         if self.phase_epochs and "numpy" in self.frameworks:
             for threads in self.threads:
                 for batch_size in self.batch_sizes:

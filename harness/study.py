@@ -249,7 +249,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
                          progress_stream)
         else:
             print(f"study: 0 runs to do -> {files.out}", file=progress_stream, flush=True)
-            _write_summary(files, runs)
+            _write_summary(files, runs, epochs)
     return files
 
 
@@ -278,10 +278,10 @@ def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, repla
     except BaseException:
         progress.close()
         with contextlib.suppress(StudyError):  # the error that ends the study is the one to report
-            _write_summary(files, runs)
+            _write_summary(files, runs, epochs)
         raise
     progress.close()
-    _write_summary(files, runs)
+    _write_summary(files, runs, epochs)
 
 
 def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
@@ -294,10 +294,10 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
         atomic_write_csv(files.runs, runs[RUN_COLUMNS])
 
 
-def _write_summary(files: StudyFiles, runs: pd.DataFrame) -> None:
+def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
     if len(runs):
         with _writing(files.summary):
-            atomic_write_csv(files.summary, summarize(runs))
+            atomic_write_csv(files.summary, summarize(runs, epochs))
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -1,61 +1,298 @@
-"""summary.csv: per (framework, variant, batch size, threads), medians and IQRs of the timed runs."""
+"""summary.csv: per (framework, variant, batch size, threads), medians, spreads and speed-ups with
+95 % bootstrap intervals and verdicts, noisy-cell flags and break-even epochs.
+
+Every framework but numpy is a *peer*. Each row is compared with the fastest peer variant at the same
+batch size and threads (``best_peer``, named ``framework/variant``), with the fastest variant of each
+peer framework of ``harness.plan.FRAMEWORKS`` (so the columns are fixed by the registry) and with
+NumPy ``step3``; once for whole trainings (what a user waits for) and once per steady epoch (without
+the first epoch's tracing and compilation). A speed-up above 1 means this row is faster.
+
+Intervals: percentile bootstrap, ``N_RESAMPLES`` resamples, seeded per cell (the same data always
+give the same intervals). Whole trainings resample a cell's runs (ratio of medians); steady epochs
+resample runs, then the steady epochs of each drawn run, so that both process-to-process and
+epoch-to-epoch noise widen the interval. A cell with one run has no interval. Verdicts: ``faster``
+or ``slower`` when the interval lies above or below 1, else ``no clear difference``.
+
+Noisy cells: IQR / median of the runs' wall times at or above ``NOISY_REL_IQR``. Break-even epochs:
+against the fastest peer per steady epoch (``best_peer_steady``), where one side has the slower first
+and the faster steady epoch, the epoch count at which both trainings take equally long.
+"""
 from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from reports.data import add_speedups
+from .plan import FRAMEWORKS
 
 SUMMARY_KEY = ["framework", "variant", "batch_size", "threads"]
-SUMMARY_COLUMNS = SUMMARY_KEY + [
-    "n_runs", "n_ok", "wall_median_s", "wall_iqr_s", "cpu_median_s", "cpu_iqr_s",
-    "first_epoch_median_s", "steady_epoch_median_s", "test_acc_median", "train_acc_median",
-    "speedup_vs_best_keras", "best_keras_variant", "steady_speedup_vs_best_keras", "best_keras_steady_variant",
-    "speedup_vs_step3", "gemm_floor_median_s",
-    "gemm_efficiency", "peak_rss_median_mb",
-]
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+SEED = 0
+# A cell is noisy when IQR / median of its runs' wall times reaches this: for normal noise the IQR is
+# 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
+# the reference study, quiet cells spread 2-7 %; the cells with one run far out spread 15-31 %.
+NOISY_REL_IQR = 0.135
+
+FASTER, SLOWER, UNCLEAR, NO_INTERVAL, REFERENCE = "faster", "slower", "no clear difference", "no interval", "reference"
 
 
-def _iqr(values: pd.Series) -> float:
-    values = values.dropna()
-    if values.empty:
-        return np.nan
-    q75, q25 = np.percentile(values, [75, 25])
-    return float(q75 - q25)
+def peer_frameworks() -> list[str]:
+    return [name for name in FRAMEWORKS if name != "numpy"]
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Statistics over the non-instrumented runs; speed-ups compare medians at equal batch size and
-    threads (>1 means faster than the reference).
+def speedup_column(reference: str, steady: bool) -> str:
+    """The one name of a speed-up column; ``reference``: best_peer, best_<framework> or step3."""
+    return f"{'steady_' if steady else ''}speedup_vs_{reference}"
 
-    ``speedup_vs_best_keras`` compares whole trainings, first epoch included (what a user waits for);
-    ``steady_speedup_vs_best_keras`` compares the steady epochs only, leaving out Keras' one-off
-    tracing and compilation: the fair measure when a study runs only a few epochs.
-    """
+
+def interval_columns(column: str) -> list[str]:
+    """A speed-up column, its interval's bounds and its verdict."""
+    return [column, f"{column}_lo", f"{column}_hi", f"{column}_verdict"]
+
+
+def reference_column(reference: str, steady: bool) -> str:
+    """The column naming the reference variant (best_peer: 'framework/variant'; best_<fw>: 'variant')."""
+    if reference == "best_peer":
+        return "best_peer_steady" if steady else "best_peer"
+    return f"{reference}{'_steady' if steady else ''}_variant"
+
+
+def references() -> list[str]:
+    return ["best_peer"] + [f"best_{name}" for name in peer_frameworks()] + ["step3"]
+
+
+def summary_columns() -> list[str]:
+    columns = SUMMARY_KEY + [
+        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy",
+        "cpu_median_s", "cpu_q25_s", "cpu_q75_s", "cpu_iqr_s", "first_epoch_median_s", "steady_epoch_median_s",
+        "setup_median_s", "test_acc_median", "train_acc_median",
+    ]
+    for reference in references():
+        for steady in (False, True):
+            if reference != "step3":
+                columns.append(reference_column(reference, steady))
+            columns += interval_columns(speedup_column(reference, steady))
+    return columns + ["break_even_epochs", "break_even_epochs_lo", "break_even_epochs_hi",
+                      "gemm_floor_median_s", "gemm_efficiency", "peak_rss_median_mb"]
+
+
+@dataclass
+class Cell:
+    """One cell's runs and their bootstrap draws: the medians of ``N_RESAMPLES`` resamples."""
+
+    wall: np.ndarray  # (n_resamples,) median wall time of each resample
+    first: np.ndarray  # median first epoch
+    steady: np.ndarray  # median over drawn runs of the median of each run's redrawn steady epochs
+
+
+def resample_cell(wall, first, steady_epochs: list[np.ndarray], rng, n_resamples: int = N_RESAMPLES) -> Cell:
+    """Draw runs with replacement (one draw for all three medians), then steady epochs within each drawn
+    run. ``steady_epochs[i]``: the steady epoch times of run i (may differ in length)."""
+    wall, first = np.asarray(wall, float), np.asarray(first, float)
+    n = len(wall)
+    runs = rng.integers(0, n, (n_resamples, n))
+    counts = np.array([len(e) for e in steady_epochs])
+    if counts.size and counts.min() > 0:
+        padded = np.full((n, counts.max()), np.nan)
+        for i, epochs in enumerate(steady_epochs):
+            padded[i, : len(epochs)] = epochs
+        drawn = counts[runs][..., None]
+        slots = np.arange(counts.max())
+        picks = rng.integers(0, drawn, (n_resamples, n, counts.max()))  # beyond a run's count: masked below
+        values = padded[runs[..., None], picks]
+        if counts.min() < counts.max():
+            per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
+        else:
+            per_run = np.median(values, axis=2)
+        steady = np.median(per_run, axis=1)
+    else:
+        steady = np.full(n_resamples, np.nan)
+    return Cell(np.median(wall[runs], axis=1), np.median(first[runs], axis=1), steady)
+
+
+def interval(draws: np.ndarray) -> tuple[float, float]:
+    """The central ``CONFIDENCE`` percentile interval of bootstrap draws (which may hold inf)."""
+    tail = (1 - CONFIDENCE) / 2
+    lo, hi = np.quantile(draws, [tail, 1 - tail], method="inverted_cdf")
+    return float(lo), float(hi)
+
+
+def verdict(lo: float, hi: float) -> str:
+    """faster / slower / no clear difference: where the interval of a speed-up lies against 1."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return NO_INTERVAL
+    return FASTER if lo > 1 else SLOWER if hi < 1 else UNCLEAR
+
+
+def break_even(first_a, steady_a, first_b, steady_b):
+    """Epochs after which the side with the faster steady epoch has the shorter total training time,
+    where it has the slower first epoch: total(n) = first + (n - 1) steady, equal at
+    n = 1 + (first_a - first_b) / (steady_b - steady_a). NaN when neither side trades one for the other."""
+    gain = np.asarray(steady_b) - np.asarray(steady_a)
+    cost = np.asarray(first_a) - np.asarray(first_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cost * gain > 0, 1 + cost / gain, np.nan)
+
+
+def _break_even_draws(a: Cell, b: Cell, a_wins: bool) -> np.ndarray:
+    """Per resample, the epochs after which the long-run winner of the point estimate leads: 1 when it
+    leads from the start, inf when it no longer wins in the long run."""
+    win, lose = (a, b) if a_wins else (b, a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = 1 + (win.first - lose.first) / (lose.steady - win.steady)
+    return np.where(win.steady < lose.steady, np.maximum(n, 1.0), np.inf)
+
+
+MEDIANS = {  # summary column: runs.csv column, median over a cell's runs that finished ok
+    "wall_median_s": "wall_s", "cpu_median_s": "cpu_s", "first_epoch_median_s": "first_epoch_wall_s",
+    "steady_epoch_median_s": "steady_epoch_wall_s", "setup_median_s": "setup_s", "test_acc_median": "test_acc",
+    "train_acc_median": "train_acc", "gemm_floor_median_s": "gemm_floor_s", "peak_rss_median_mb": "peak_rss_mb",
+}
+
+
+def _cell_rng(key: tuple, seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(repr(tuple(map(str, key))).encode())])
+
+
+def _steady_epochs(ok: pd.DataFrame, epochs: pd.DataFrame | None) -> list[np.ndarray]:
+    """Each run's steady epoch times from epochs.csv; its steady_epoch_wall_s alone without them."""
+    by_repeat = {}
+    if epochs is not None:
+        by_repeat = {int(r): g["wall_s"].dropna().to_numpy(float) for r, g in epochs.groupby("repeat")}
+    out = []
+    for repeat, steady in zip(ok["repeat"].to_numpy(), ok["steady_epoch_wall_s"].to_numpy(float)):
+        found = by_repeat.get(int(repeat))
+        out.append(found if found is not None and len(found) else np.array([steady])[np.isfinite([steady])])
+    return out
+
+
+def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
+              n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
+    """summary.csv from the runs (runs.csv) and, for the steady-epoch intervals, their epochs
+    (epochs.csv; without it each run counts with its steady_epoch_wall_s alone). Instrumented runs and
+    runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones."""
+    columns = summary_columns()
+    runs = runs[~runs["instrumented"].astype(bool)].reindex(columns=list(dict.fromkeys(
+        SUMMARY_KEY + ["repeat", "status", *MEDIANS.values()])))
     if runs.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    runs = runs[~runs["instrumented"].astype(bool)]
-    rows = []
-    for key, group in runs.groupby(SUMMARY_KEY, sort=False):
-        ok = group[group["status"] == "ok"]
-        rows.append(
-            dict(
-                zip(SUMMARY_KEY, key),
-                n_runs=len(group),
-                n_ok=len(ok),
-                wall_median_s=ok["wall_s"].median(),
-                wall_iqr_s=_iqr(ok["wall_s"]),
-                cpu_median_s=ok["cpu_s"].median(),
-                cpu_iqr_s=_iqr(ok["cpu_s"]),
-                first_epoch_median_s=ok["first_epoch_wall_s"].median(),
-                steady_epoch_median_s=ok["steady_epoch_wall_s"].median(),
-                test_acc_median=ok["test_acc"].median(),
-                train_acc_median=ok["train_acc"].median(),
-                gemm_floor_median_s=ok["gemm_floor_s"].median(),
-                peak_rss_median_mb=ok["peak_rss_mb"].median(),
-            )
-        )
-    summary = pd.DataFrame(rows)
+        return pd.DataFrame(columns=columns)
+    numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
+    runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numbers})
+    ok = runs[(runs["status"] == "ok") & runs["wall_s"].notna()]
+    by_cell = ok.groupby(SUMMARY_KEY)
+    summary = pd.concat([
+        runs.groupby(SUMMARY_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
+        by_cell[numbers].median().set_axis(list(MEDIANS), axis=1),
+        *(by_cell[["wall_s", "cpu_s"]].quantile(q / 100).set_axis([f"wall_q{q}_s", f"cpu_q{q}_s"], axis=1)
+          for q in (25, 75)),
+    ], axis=1).reset_index()
+    summary["n_ok"] = summary["n_ok"].fillna(0).astype(int)
+    summary["wall_iqr_s"] = summary["wall_q75_s"] - summary["wall_q25_s"]
+    summary["cpu_iqr_s"] = summary["cpu_q75_s"] - summary["cpu_q25_s"]
+    summary["wall_rel_iqr"] = (summary["wall_iqr_s"] / summary["wall_median_s"]).where(summary["n_ok"] >= 2)
+    summary["noisy"] = summary["wall_rel_iqr"] >= NOISY_REL_IQR
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
-    add_speedups(summary)
-    return summary[SUMMARY_COLUMNS].sort_values(["threads", "batch_size", "framework", "variant"], ignore_index=True)
+    steady_rows = {}
+    if epochs is not None and not epochs.empty:
+        steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
+                                .groupby(SUMMARY_KEY)))
+    cells = {}
+    for key, cell in by_cell:
+        if len(cell) >= 2:
+            steady = _steady_epochs(cell, steady_rows.get(key))
+            cells[key] = resample_cell(cell["wall_s"], cell["first_epoch_wall_s"], steady, _cell_rng(key, seed),
+                                       n_resamples)
+    summary = summary.join(_comparisons(summary, cells))
+    return summary.reindex(columns=columns).sort_values(["threads", "batch_size", "framework", "variant"],
+                                                        ignore_index=True)
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row[k] for k in SUMMARY_KEY)
+
+
+def _fastest(rows: list[dict], metric: str) -> dict | None:
+    rows = [r for r in rows if np.isfinite(r[metric])]
+    return min(rows, key=lambda r: r[metric]) if rows else None
+
+
+def _comparisons(summary: pd.DataFrame, cells: dict) -> pd.DataFrame:
+    """Per row, the reference variants, speed-ups, intervals, verdicts and break-even epochs."""
+    records = summary.to_dict("index")
+    out = {i: {} for i in records}
+    groups: dict[tuple, list[int]] = {}
+    for i, row in records.items():
+        groups.setdefault((row["batch_size"], row["threads"]), []).append(i)
+    for members in groups.values():
+        rows = [records[i] for i in members]
+        peers = [r for r in rows if r["framework"] != "numpy"]
+        targets = {"best_peer": peers, "step3": [r for r in rows if (r["framework"], r["variant"]) == ("numpy", "step3")]}
+        targets.update({f"best_{name}": [r for r in rows if r["framework"] == name] for name in peer_frameworks()})
+        for steady in (False, True):
+            metric = "steady_epoch_median_s" if steady else "wall_median_s"
+            for reference, candidates in targets.items():
+                ref = _fastest(candidates, metric)
+                if ref is None:
+                    continue
+                named = f"{ref['framework']}/{ref['variant']}" if reference == "best_peer" else ref["variant"]
+                for i in members:
+                    if reference != "step3":
+                        out[i][reference_column(reference, steady)] = named
+                    out[i].update(_speedup(records[i], ref, cells, steady, speedup_column(reference, steady)))
+        ref = _fastest(peers, "steady_epoch_median_s")
+        for i in members if ref is not None else ():
+            out[i].update(_break_even_of(records[i], ref, cells))
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def _speedup(row, ref, cells, steady: bool, name: str) -> dict:
+    metric = "steady_epoch_median_s" if steady else "wall_median_s"
+    result = {name: ref[metric] / row[metric]}
+    if _key(row) == _key(ref):
+        return {**result, f"{name}_lo": 1.0, f"{name}_hi": 1.0, f"{name}_verdict": REFERENCE}
+    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    lo = hi = np.nan
+    if cell is not None and ref_cell is not None:
+        draws = (ref_cell.steady / cell.steady) if steady else (ref_cell.wall / cell.wall)
+        if np.isfinite(draws).all():
+            lo, hi = interval(draws)
+    result.update({f"{name}_lo": lo, f"{name}_hi": hi})
+    if np.isfinite(result[name]):
+        result[f"{name}_verdict"] = verdict(lo, hi)
+    return result
+
+
+def _break_even_of(row, ref, cells) -> dict:
+    args = (row["first_epoch_median_s"], row["steady_epoch_median_s"], ref["first_epoch_median_s"],
+            ref["steady_epoch_median_s"])
+    result = {"break_even_epochs": float(break_even(*args))}
+    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    if np.isfinite(result["break_even_epochs"]) and cell is not None and ref_cell is not None:
+        lo, hi = interval(_break_even_draws(cell, ref_cell, a_wins=args[1] < args[3]))
+        result.update(break_even_epochs_lo=lo, break_even_epochs_hi=hi)
+    return result
+
+
+def noisy_cell_lines(summary_csv: Path) -> list[str]:
+    """What the end of a study's console output says about its spreads: each noisy cell with what to
+    do, and how many cells have one run and so no interval."""
+    if not Path(summary_csv).is_file():
+        return []
+    summary = pd.read_csv(summary_csv)
+    lines = []
+    for row in summary[summary["noisy"] == True].itertuples(index=False):  # noqa: E712 - NaN-safe
+        lines.append(f"noisy: {row.framework}/{row.variant} at batch {row.batch_size}, {row.threads} "
+                     f"thread{'s' if row.threads != 1 else ''}: its {row.n_ok} runs spread {row.wall_rel_iqr:.0%} "
+                     f"(IQR / median; flagged from {NOISY_REL_IQR:.1%})")
+    if lines:
+        lines.append("    the verdicts of noisy cells are uncertain: rerun them with more --repeats (e.g. 5), "
+                     "on a quieter machine")
+    single = int((summary["n_ok"] == 1).sum())
+    if single:
+        lines.append(f"{single} of {len(summary)} cells have one run: no interval and no verdict for them "
+                     "(--repeats 3 or more gives them one)")
+    return lines

@@ -45,11 +45,6 @@ ARTICLE_TIMES: tuple[ArticleTime, ...] = (
     ArticleTime("step3", 20000, 6.8, False, "Step III result, best of three"),
 )
 
-ARTICLE_BATCH_SIZES = (500, 20000)
-
-# Training accuracy of the last mini-batch after 35 epochs, Step III code.
-ARTICLE_LAST_BATCH_TRAIN_ACC = {500: 0.99272, 20000: 0.95602}
-
 
 def article_time(variant: str, batch_size: int) -> ArticleTime | None:
     """The article's figure for this variant and batch size, or None."""

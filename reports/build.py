@@ -13,30 +13,8 @@ from .atomic import write_text_atomic
 from .data import RUN_KEY, StudyData, choose_threshold, load, time_to_accuracy_table
 from .document import Bullets, Document, Figure, Para, Section, Table, to_html, to_markdown
 from .figures import FIGURE_NAMES, FigureOutcome, accuracy_curves, draw_all, fmt_s, phase_table
-
-VARIANT_DESCRIPTIONS = {
-    ("numpy", "original"): "the blog series' starting point: float64, deltas propagated back down to the input "
-                           "layer, a bias row inserted into every layer's input (on a transposed batch, mixing "
-                           "C- and F-ordered arrays), and the sigmoid recomputed to get its derivative",
-    ("numpy", "step1"): "Step I: float32 for all big arrays; no backward propagation into the input layer "
-                        "(no weight gradient needs it)",
-    ("numpy", "step2"): "Step II: bias handled without inserting a row into the transposed input batch "
-                        "(no C/F-order clash in the forward pass)",
-    ("numpy", "step3"): "Step III, the article's final code: sigmoid derivative from the stored outputs, "
-                        "A·(1−A); weight matrix sliced instead of adding a bias row in the backward pass",
-    ("numpy", "optimized"): "this project's step beyond Step III (same mathematics): samples as rows and Keras' "
-                            "(inputs, outputs) kernels, buffers allocated once and reused in place, each batch "
-                            "pushed through the network in cache-sized chunks of uint8 rows, from batch 1000 a "
-                            "share of the rows per core, the input scaling folded into the first layer for "
-                            "large batches, regularization fused into the update",
-    ("keras", "fit"): "Keras `model.fit` as a new user would call it: `compile` + `fit(shuffle=True)`, default "
-                      "settings (one batch per call into the compiled step, no XLA)",
-    ("keras", "fit-tuned"): "Keras `model.fit` with the best settings found by `python -m keras_baseline.tune`: "
-                            "a whole epoch of batches per call (`steps_per_execution`), XLA from batch 20000 up",
-    ("keras", "loop"): "a custom loop: `tf.GradientTape` inside one `tf.function` per epoch that runs every "
-                       "batch, XLA from batch 20000 up; batches in the same order as the NumPy code",
-}
-
+from harness.plan import variant_descriptions
+from harness.summary import FASTER, N_RESAMPLES, NOISY_REL_IQR, REFERENCE, SLOWER, UNCLEAR
 
 # -- formatting ----------------------------------------------------------------------------------
 def _ok(x) -> bool:
@@ -47,16 +25,48 @@ def fmt_acc(x) -> str:
     return f"{x:.4f}" if _ok(x) else "–"
 
 
-def fmt_x(x) -> str:
-    return f"{x:.2f}×" if _ok(x) else "–"
+def fmt_interval(x, lo, hi, verdict) -> str:
+    """A speed-up with its 95 % interval, '1.27× [1.18, 1.36]'; a cell without one says why."""
+    if not _ok(x):
+        return "–"
+    if verdict == REFERENCE:
+        return f"{x:.2f}× (reference)"
+    if _ok(lo) and _ok(hi):
+        return f"{x:.2f}× [{lo:.2f}, {hi:.2f}]"
+    return f"{x:.2f}× (one run: no interval)"
+
+
+def fmt_ratio(row, column: str) -> str:
+    """The speed-up in ``column`` of a summary row, with its interval."""
+    return fmt_interval(row.get(column), row.get(f"{column}_lo"), row.get(f"{column}_hi"),
+                        row.get(f"{column}_verdict"))
+
+
+def fmt_verdict(row, column: str) -> str:
+    v = row.get(f"{column}_verdict")
+    return v if isinstance(v, str) and v else "–"
+
+
+def claim(row, column: str, subject: str, other: str) -> str:
+    """A sentence on who is faster that says no more than the verdict of ``column`` supports."""
+    ratio, v = fmt_ratio(row, column), row.get(f"{column}_verdict")
+    if v == FASTER:
+        return f"{subject} is faster than {other}: {ratio}"
+    if v == SLOWER:
+        return f"{subject} is slower than {other}: {ratio}"
+    if v == UNCLEAR:
+        return f"there is no clear difference between {subject} and {other}: {ratio}"
+    return f"{subject} against {other}: {ratio}"
+
+
+def fmt_epochs(x) -> str:
+    if not _ok(x):
+        return "never" if x == math.inf else "–"
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
 
 
 def fmt_pct(x) -> str:
     return f"{x:.0%}" if _ok(x) else "–"
-
-
-def _lbl(fw: str, var: str) -> str:
-    return f"{style.FRAMEWORK_LABELS.get(fw, fw)} {var}"
 
 
 def _at(b: int, t: int, several_threads: bool) -> str:
@@ -116,6 +126,14 @@ class Composer:
               & s["wall_median_s"].notna()]
         return None if s.empty else s.loc[s["wall_median_s"].idxmin()]
 
+    def peers(self) -> list[str]:
+        """The peer frameworks with successful runs, in report order."""
+        return [f for f in self.d.frameworks if f != "numpy"]
+
+    def peer_row(self, name: str, b: int, t: int):
+        """The summary row of a 'framework/variant' name (summary.csv's best_peer)."""
+        return self.row(*name.split("/", 1), b, t) if isinstance(name, str) and "/" in name else None
+
     def row(self, fw: str, var: str, b: int, t: int):
         s = self.ok_stats
         s = s[(s["framework"] == fw) & (s["variant"] == var) & (s["batch_size"] == b) & (s["threads"] == t)]
@@ -123,9 +141,9 @@ class Composer:
 
     # ---------------------------------------------------------------------------------------
     def document(self) -> Document:
-        doc = Document("When does hand-written NumPy beat Keras/TensorFlow 2 on the CPU? "
-                       "A small MLP on MNIST")
-        doc.sections += [self.intro(), self.question(), *self.setup(), self.headline()]
+        doc = Document("When does hand-written NumPy beat Keras on the CPU? A small MLP on MNIST")
+        doc.sections += [self.intro(), self.question(), *self.setup(), self.headline(), self.fastest_table(),
+                         self.certainty()]
         doc.sections += self.figure_sections()
         doc.sections += [self.problems(), self.about()]
         return doc
@@ -151,45 +169,42 @@ class Composer:
             "faster step by step, until it roughly matched the same network trained with Keras/TensorFlow 2 on "
             "a CPU. It left a question open: **when does hand-written NumPy beat a framework on the CPU, and "
             "why?** This study re-measures every step of that optimization ladder and compares it with several "
-            "ways of training the same network in Keras, at several batch sizes, repeating each run."))
-        sec.add(Para("**Short answer, from the data below:**"))
+            "ways of training the same network in Keras (its *peers*: every framework other than NumPy), at "
+            "several batch sizes, repeating each run."))
+        sec.add(Para("**Short answer, from the data below** (speed-ups with their 95 % intervals; who is faster "
+                     "is said only where the interval excludes 1):"))
         sec.add(Bullets(_safe(self.short_answer, lambda msg: [msg])))
         return sec
 
-    def compare(self, b: int, t: int) -> tuple | None:
-        """(fastest NumPy row, fastest Keras row, Keras wall / NumPy wall) at a batch size and threads."""
-        bn, bk = self.best(b, t, "numpy"), self.best(b, t, "keras")
-        if bn is None or bk is None:
-            return None
-        return bn, bk, bk["wall_median_s"] / bn["wall_median_s"]
+    def against_peers(self, bn, b: int, t: int) -> str:
+        """How the fastest NumPy row fares against the fastest peer, whole training and per steady epoch."""
+        peer = self.peer_row(bn.get("best_peer"), b, t)
+        other = f"the fastest peer, {style.label_of(bn['best_peer'])}" + (
+            f" ({fmt_s(peer['wall_median_s'])} s)" if peer is not None else "")
+        text = claim(bn, "speedup_vs_best_peer", f"NumPy {bn['variant']} ({fmt_s(bn['wall_median_s'])} s)", other)
+        if isinstance(bn.get("best_peer_steady"), str):
+            text += "; per steady epoch, " + claim(bn, "steady_speedup_vs_best_peer", "it",
+                                                   style.label_of(bn["best_peer_steady"]))
+        return text
 
     def short_answer(self) -> list[str]:
         items = []
-        fws = set(self.ok_stats["framework"])
-        if "numpy" not in fws or "keras" not in fws:
-            missing = [style.FRAMEWORK_LABELS.get(f, f) for f in ("numpy", "keras") if f not in fws]
-            items.append(f"No successful {_join(missing)} runs: this study cannot compare the two "
-                         "frameworks. What it shows is listed below for the framework that ran.")
+        if "numpy" not in self.d.frameworks or not self.peers():
+            missing = _join([n for n, ok in (("NumPy", "numpy" in self.d.frameworks), ("peer", self.peers())) if not ok])
+            items.append(f"No successful {missing} runs: this study cannot compare NumPy with a framework. "
+                         "What it shows is listed below for what ran.")
         for b in self.d.batch_sizes:
-            main = self.compare(b, self.main_threads)
-            if main is None:
-                continue
-            bn, bk, ratio = main
-            if ratio >= 1:
-                verdict = f"NumPy is **{ratio:.2f}× faster**"
-            else:
-                verdict = f"Keras is **{1 / ratio:.2f}× faster**"
-            txt = (f"At batch {b:,}: {verdict} — fastest NumPy variant {bn['variant']} "
-                   f"{fmt_s(bn['wall_median_s'])} s against fastest Keras variant {bk['variant']} "
-                   f"{fmt_s(bk['wall_median_s'])} s" + (f" ({style.threads_label(self.main_threads)})"
-                                                       if self.several_threads else ""))
-            others = []
-            for t in self.d.threads_values:
-                c = self.compare(b, t) if t != self.main_threads else None
-                if c is not None:
-                    others.append(f"{style.threads_label(t)}: {fmt_s(c[0]['wall_median_s'])} s against "
-                                  f"{fmt_s(c[1]['wall_median_s'])} s, {fmt_x(c[2])}")
-            items.append(txt + (f"; with {'; '.join(others)}" if others else "") + ".")
+            for t in self.d.threads_values if self.several_threads else [self.main_threads]:
+                bn = self.best(b, t, "numpy")
+                if bn is None or not isinstance(bn.get("best_peer"), str):
+                    continue
+                text = f"At {self.at(b, t)}, " + self.against_peers(bn, b, t)
+                if len(self.peers()) > 1:
+                    text += "; against the fastest of each peer framework: " + "; ".join(
+                        f"{style.label(fw, bn[f'best_{fw}_variant'])} {fmt_ratio(bn, f'speedup_vs_best_{fw}')} "
+                        f"{fmt_verdict(bn, f'speedup_vs_best_{fw}')}" for fw in self.peers()
+                        if isinstance(bn.get(f"best_{fw}_variant"), str))
+                items.append(text + ".")
         items += self.why()
         return items or ["There are not enough successful runs to answer."]
 
@@ -201,33 +216,37 @@ class Composer:
         for b, t in self.main_combos():
             steps = math.ceil(train / b)
             parts = []
-            for fw in ("numpy", "keras"):
+            for fw in self.d.frameworks:
                 best = self.best(b, t, fw)
                 if best is None or not _ok(best["steady_epoch_median_s"]):
                     continue
                 ms = best["steady_epoch_median_s"] / steps * 1000
-                parts.append(f"{_lbl(fw, best['variant'])} {ms:.3g} ms")
-            if len(parts) == 2:
-                per_step.append(f"batch {b:,} ({steps} steps per epoch): {parts[0]} vs {parts[1]}")
+                parts.append(f"{style.label(fw, best['variant'])} {ms:.3g} ms")
+            if len(parts) >= 2:
+                per_step.append(f"batch {b:,} ({steps} steps per epoch): {', '.join(parts)}")
         if per_step:
-            out.append("Time per mini-batch step in a steady epoch, fastest variant of each framework"
+            out.append("Time per mini-batch step in a steady epoch, fastest variant of each framework (medians)"
                        + (f" ({style.threads_label(self.main_threads)})" if self.several_threads else "")
                        + " — " + "; ".join(per_step) + ". A framework pays a fixed cost per step (launching "
                        "the compiled step, bookkeeping); the fewer and larger the batches, the more arithmetic "
                        "that cost is spread over.")
-        k = self.ok_stats[self.ok_stats["framework"] == "keras"]
-        extra = (k["first_epoch_median_s"] - k["steady_epoch_median_s"]).dropna()
-        if len(extra) and extra.median() > 0:
-            out.append(f"Keras' first epoch takes a median {fmt_s(float(extra.median()))} s longer than its "
-                       "later epochs (tracing and compiling the training step), a one-off cost that weighs "
-                       "more the fewer epochs are run.")
+        extra = []
+        for fw in self.peers():
+            k = self.ok_stats[self.ok_stats["framework"] == fw]
+            gap = (k["first_epoch_median_s"] - k["steady_epoch_median_s"]).dropna()
+            if len(gap) and gap.median() > 0:
+                extra.append(f"{style.framework_label(fw)} {fmt_s(float(gap.median()))} s")
+        if extra:
+            out.append("A peer's first epoch takes longer than its later epochs (tracing and compiling the "
+                       f"training step; median over its variants and batch sizes): {', '.join(extra)}, a one-off "
+                       "cost that weighs more the fewer epochs are run (see *Break-even epochs*).")
         main = self.ok_stats[self.ok_stats["threads"] == self.main_threads]
         cpw = main.groupby("framework")["cpu_per_wall"].median().dropna()
         if len(cpw):
             out.append("CPU seconds per wall-clock second, i.e. how many cores are busy on average (median over "
                        "variants and batch sizes" + (f", {style.threads_label(self.main_threads)}" if
                                                      self.several_threads else "") + "): "
-                       + ", ".join(f"{style.FRAMEWORK_LABELS.get(f, f)} {v:.2f}"
+                       + ", ".join(f"{style.framework_label(f)} {v:.2f}"
                                    for f, v in sorted(cpw.items(), key=lambda kv: style.framework_rank(kv[0])))
                        + (f", on a machine with {self.d.env['cores']} cores." if self.d.env.get("cores") else "."))
         eff = main[(main["framework"] == "numpy") & main["gemm_efficiency"].notna()]
@@ -294,14 +313,15 @@ class Composer:
         rows = []
         present = self.d.runs.groupby(["framework", "variant"])
         counts = {k: (int((g["status"] == "ok").sum()), len(g)) for k, g in present}
-        keys = style.sort_series(set(VARIANT_DESCRIPTIONS) | set(counts))
-        for fw, var in keys:
+        registry = {(fw, v): text for fw, named in variant_descriptions().items() for v, text in named.items()}
+        for fw, var in style.sort_series(set(registry) | set(counts)):
             n_ok, n = counts.get((fw, var), (0, 0))
-            rows.append([_lbl(fw, var), VARIANT_DESCRIPTIONS.get((fw, var), "(not described)"),
+            rows.append([style.label(fw, var), registry.get((fw, var), "(not described)"),
                          f"{n_ok}/{n}" if n else "not run"])
         variants.add(Table(["Variant", "What it is", "Runs ok / runs"], rows, ["l", "l", "r"]))
-        variants.add(Para("All Keras variants use the same summed loss, momentum rule and learning-rate schedule "
-                          "as the NumPy code, so that both sides do the same arithmetic."))
+        variants.add(Para("Every peer variant (Keras on TensorFlow, Keras/TF; Keras on JAX, Keras/JAX) uses the "
+                          "same summed loss, momentum rule and learning-rate schedule as the NumPy code, so that "
+                          "both sides do the same arithmetic."))
 
         machine = Section("Machine and software", 3)
         env = d.env
@@ -317,7 +337,8 @@ class Composer:
                 f"CPU: {env.get('cpu_model', 'unknown')}, {env.get('cores', '?')} cores",
                 f"OS: {env.get('os', 'unknown')}",
                 f"Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}, TensorFlow "
-                f"{env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}",
+                f"{env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}"
+                + (f", JAX {env['jax']}" if env.get("jax") else ""),
                 f"BLAS used by NumPy: {blas_txt}",
                 f"oneDNN in TensorFlow: {env.get('onednn', 'unknown')}",
                 f"code version: {env.get('git_commit', 'unknown')}; run on {env.get('date', 'unknown date')}",
@@ -336,9 +357,10 @@ class Composer:
             "when several cores work at once.",
             "**median** and **IQR** (interquartile range, 75th minus 25th percentile) over the repeats of a "
             "run: the middle value and how much the repeats scatter.",
-            "**speed-up vs fastest Keras**: wall time of the fastest Keras variant at the same batch size "
-            "divided by this variant's; above 1 means faster than Keras. The **steady-epoch speed-up** does "
-            "the same with the median steady epoch, leaving out Keras' one-off compilation in the first "
+            "**peer**: every framework other than NumPy (Keras/TF, Keras/JAX). **speed-up vs fastest peer**: "
+            "median wall time of the fastest peer variant at the same batch size and threads divided by this "
+            "variant's; above 1 means faster. The **steady-epoch speed-up** does "
+            "the same with the median steady epoch, leaving out the peers' one-off compilation in the first "
             "epoch: the fairer measure when a study runs only a few epochs.",
             "**first / steady epoch**: wall time of the first epoch (includes one-off warm-up such as "
             "compiling) and the median of the later ones.",
@@ -352,35 +374,119 @@ class Composer:
     # ---------------------------------------------------------------------------------------
     def headline_rows(self) -> tuple[list[str], list[list[str]], list[str]]:
         headers = ["Batch"] + (["Threads"] if self.several_threads else []) + [
-            "Framework", "Variant", "Runs ok", "Wall median (s)", "Wall IQR (s)", "CPU median (s)",
-            "Test accuracy", "Speed-up vs fastest Keras", "Steady-epoch speed-up"]
-        align = ["r"] + (["r"] if self.several_threads else []) + ["l", "l", "r", "r", "r", "r", "r", "r", "r"]
+            "Framework", "Variant", "Runs ok", "Wall median (s)", "Wall IQR (s)", "Spread", "Test accuracy",
+            "Speed-up vs fastest peer", "Verdict", "Steady-epoch speed-up vs fastest peer", "Steady verdict"]
+        align = ["r"] * (2 if self.several_threads else 1) + ["l", "l"] + ["r"] * 8 + ["l"]
         rows = []
-        for r in self.stats.itertuples(index=False):
-            row = [f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
-                style.FRAMEWORK_LABELS.get(r.framework, r.framework), r.variant, f"{r.n_ok}/{r.n_runs}",
-                fmt_s(r.wall_median_s), fmt_s(r.wall_iqr_s) if r.n_ok >= 2 else "–", fmt_s(r.cpu_median_s),
-                fmt_acc(r.test_acc_median), fmt_x(r.speedup_vs_best_keras), fmt_x(r.steady_speedup_vs_best_keras)]
-            rows.append(row)
+        for _, r in self.stats.iterrows():
+            rows.append([f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
+                style.framework_label(r.framework), r.variant, f"{r.n_ok}/{r.n_runs}", fmt_s(r.wall_median_s),
+                fmt_s(r.wall_iqr_s) if r.n_ok >= 2 else "–", self.spread(r), fmt_acc(r.test_acc_median),
+                fmt_ratio(r, "speedup_vs_best_peer"), fmt_verdict(r, "speedup_vs_best_peer"),
+                fmt_ratio(r, "steady_speedup_vs_best_peer"), fmt_verdict(r, "steady_speedup_vs_best_peer")])
         return headers, rows, align
+
+    @staticmethod
+    def spread(r) -> str:
+        if r.n_ok < 2:
+            return "1 run" if r.n_ok == 1 else "–"
+        return f"{r.wall_rel_iqr:.0%}" + (" **noisy**" if r.noisy else "")
 
     def headline(self) -> Section:
         sec = Section("Headline results", 2)
         headers, rows, align = self.headline_rows()
         sec.add(Para("Median over the successful, uninstrumented repeats of each variant. Training time covers "
-                     "all epochs and excludes evaluation and set-up."))
+                     "all epochs and excludes evaluation and set-up. *Spread* is the IQR over the median of the "
+                     f"runs' wall times (**noisy** from {NOISY_REL_IQR:.1%}). The speed-ups compare with the "
+                     "fastest peer variant at the same batch size and threads (whole training, and per steady "
+                     "epoch without the first), with 95 % bootstrap intervals and the verdict they support."))
         sec.add(Table(headers, rows, align))
         notes = []
         if (self.stats["n_ok"] == 0).any():
             bad = self.stats[self.stats["n_ok"] == 0]
             notes.append("No successful run for " + _join(
-                [f"{_lbl(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in bad.itertuples()])
+                [f"{style.label(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in bad.itertuples()])
                 + " (see *Failed runs and missing data*).")
-        if "keras" not in set(self.ok_stats["framework"]):
-            notes.append("The speed-up column is empty because there are no successful Keras runs.")
+        if not self.peers():
+            notes.append("The speed-up columns are empty because there are no successful peer runs.")
         if notes:
             sec.add(Para(" ".join(notes)))
         return sec
+
+    def fastest_table(self) -> Section:
+        """The fastest variant of each framework per batch size, and the fastest NumPy against each."""
+        sec = Section("The fastest of each framework", 3)
+        rows = []
+        for b, t in self.combos():
+            bn = self.best(b, t, "numpy")
+            for fw in self.d.frameworks:
+                best = self.best(b, t, fw)
+                s = self.ok_stats[(self.ok_stats["batch_size"] == b) & (self.ok_stats["threads"] == t)
+                                  & (self.ok_stats["framework"] == fw) & self.ok_stats["steady_epoch_median_s"].notna()]
+                steady = s.loc[s["steady_epoch_median_s"].idxmin()] if len(s) else None
+                if best is None:
+                    continue
+                vs = f"speedup_vs_best_{fw}"
+                compared = fw != "numpy" and bn is not None and vs in self.stats
+                rows.append([f"{b:,}"] + ([str(t)] if self.several_threads else []) + [
+                    style.framework_label(fw), best["variant"], fmt_s(best["wall_median_s"]),
+                    steady["variant"] if steady is not None else "–",
+                    fmt_s(steady["steady_epoch_median_s"]) if steady is not None else "–",
+                    f"{fmt_ratio(bn, vs)}, {fmt_verdict(bn, vs)}" if compared else "–",
+                    f"{fmt_ratio(bn, 'steady_' + vs)}, {fmt_verdict(bn, 'steady_' + vs)}" if compared else "–"])
+        sec.add(Para("Per batch size, the variant of each framework with the lowest median wall time and the "
+                     "one with the lowest median steady epoch, and how the fastest NumPy variant compares with "
+                     "them (95 % intervals). The fastest peer of the headline table is the fastest of these rows "
+                     "other than NumPy's."))
+        sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
+            "Framework", "Fastest (whole training)", "Wall median (s)", "Fastest per steady epoch",
+            "Steady epoch (s)", "Fastest NumPy against it", "… per steady epoch"], rows,
+            ["r"] * (2 if self.several_threads else 1) + ["l", "l", "r", "l", "r", "r", "r"]))
+        return sec
+
+    def certainty(self) -> Section:
+        sec = Section("How sure these numbers are", 2)
+        sec.add(Para(
+            "Every speed-up carries a 95 % percentile-bootstrap interval: the runs of both cells are resampled "
+            f"({N_RESAMPLES} times, with a fixed seed, so a rebuilt report prints the same intervals) and the "
+            "ratio of medians recomputed; per steady epoch the steady epochs within each drawn run are resampled "
+            "too, so that both process-to-process and epoch-to-epoch noise widen it. The verdict is *faster* or "
+            "*slower* when the interval lies above or below 1, *no clear difference* when it holds 1. With three "
+            "runs a cell's median can take only three values, so intervals are wide and somewhat rough."))
+        timed = self.stats[self.stats["n_ok"] > 0]
+        noisy = timed[timed["noisy"]]
+        if len(noisy):
+            sec.add(Para(
+                f"**Noisy cells**: the runs of these cells spread by {NOISY_REL_IQR:.1%} of their median or more "
+                "(IQR / median; for normal noise that is a standard deviation of 10 % of the mean, where pyperf "
+                "warns that a result may be unstable). Their verdicts rest on shaky medians: rerun them with more "
+                "repeats (`--repeats 5`), on a quieter machine (nothing else running, fixed CPU frequency), and "
+                "compare the new intervals."))
+            sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
+                "Variant", "Runs ok", "Wall times of the runs (s)", "Median (s)", "Spread (IQR / median)"],
+                [[f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
+                    style.label(r.framework, r.variant), str(r.n_ok), ", ".join(fmt_s(w) for w in self.walls(r)),
+                    fmt_s(r.wall_median_s), f"{r.wall_rel_iqr:.0%}"] for r in noisy.itertuples()],
+                ["r"] * (2 if self.several_threads else 1) + ["l", "r", "r", "r", "r"]))
+        elif (timed["n_ok"] >= 2).any():
+            sec.add(Para(f"No cell is noisy: the runs of every cell spread by less than {NOISY_REL_IQR:.1%} of "
+                         "their median (IQR / median)."))
+        single = timed[timed["n_ok"] == 1]
+        if len(single) == len(timed) and len(timed):
+            sec.add(Para(f"**Every cell has one run**: no speed-up has an interval or a verdict, each is a single "
+                         "measurement that can be off by a third on a busy machine. Rerun with `--repeats 3` or "
+                         "more for intervals."))
+        elif len(single):
+            sec.add(Para("**One run, no interval**: " + _join(
+                [f"{style.label(r.framework, r.variant)} at {self.at(r.batch_size, r.threads)}" for r in single.itertuples()])
+                + " ran once, so their speed-ups have no interval and no verdict."))
+        return sec
+
+    def walls(self, r) -> list[float]:
+        runs = self.d.timing_runs
+        sel = runs[(runs["framework"] == r.framework) & (runs["variant"] == r.variant)
+                   & (runs["batch_size"] == r.batch_size) & (runs["threads"] == r.threads)]
+        return sorted(sel["wall_s"])
 
     # ---------------------------------------------------------------------------------------
     def figure(self, name: str, paragraphs, extra_sections=None) -> list[Section]:
@@ -403,12 +509,12 @@ class Composer:
 
     def figure_sections(self) -> list[Section]:
         head = Section("Figures", 2, [Para("Each figure below is also in `figures/` as PNG and SVG. Colours "
-                                           "stand for the same variant in every figure: NumPy in cool, Keras in "
-                                           "warm colours.")])
+                                           "stand for the same variant in every figure: NumPy in cool colours, "
+                                           "Keras/TF in warm ones, Keras/JAX in magentas.")])
         out = [head]
         out += self.figure("time_vs_batch", self.text_time, lambda: [self.epoch_table()])
-        out += self.figure("speedup_vs_keras", self.text_speedup)
-        out += self.figure("ladder", self.text_ladder, lambda: [self.article_comparison()])
+        out += self.figure("speedup_vs_peer", self.text_speedup, lambda: [self.break_even_table()])
+        out += self.figure("ladder", self.text_ladder, lambda: [self.step3_table(), self.article_comparison()])
         out += self.figure("phases", self.text_phases)
         out += self.figure("accuracy", self.text_accuracy)
         out += self.figure("time_to_accuracy", self.text_time_to_accuracy)
@@ -423,46 +529,31 @@ class Composer:
             if s.empty:
                 continue
             fast, slow = s.loc[s["wall_median_s"].idxmin()], s.loc[s["wall_median_s"].idxmax()]
-            txt = (f"At batch {b:,} the fastest variant is {_lbl(fast['framework'], fast['variant'])} "
+            txt = (f"At batch {b:,} the lowest median wall time is {style.label(fast['framework'], fast['variant'])}'s "
                    f"({fmt_s(fast['wall_median_s'])} s)")
             if len(s) > 1:
-                txt += (f" and the slowest {_lbl(slow['framework'], slow['variant'])} "
-                        f"({fmt_s(slow['wall_median_s'])} s, {slow['wall_median_s'] / fast['wall_median_s']:.1f}× "
-                        "as long)")
+                txt += (f" and the highest {style.label(slow['framework'], slow['variant'])}'s "
+                        f"({fmt_s(slow['wall_median_s'])} s)")
             parts.append(txt + ".")
         bs = self.d.batch_sizes
         if len(bs) >= 2:
             trend = []
             lo, hi = bs[0], bs[-1]
-            for fw in ("numpy", "keras"):
+            for fw in self.d.frameworks:
                 a, z = self.best(lo, self.main_threads, fw), self.best(hi, self.main_threads, fw)
                 if a is not None and z is not None:
-                    trend.append(f"the fastest {style.FRAMEWORK_LABELS[fw]} time goes from "
+                    trend.append(f"the fastest {style.framework_label(fw)} median goes from "
                                  f"{fmt_s(a['wall_median_s'])} s ({a['variant']}) to {fmt_s(z['wall_median_s'])} s "
-                                 f"({z['variant']}; {(z['wall_median_s'] / a['wall_median_s'] - 1):+.0%})")
+                                 f"({z['variant']})")
             if trend:
                 parts.append(f"From batch {lo:,} to {hi:,}, " + _join(trend) + ".")
         else:
             parts.append("Only one batch size was run, so the figure cannot show how time depends on it.")
-        if self.several_threads:
-            ratios = []
-            for t in self.d.threads_values[1:]:
-                m = self.ok_stats[self.ok_stats["threads"] == self.main_threads][RUN_KEY + ["wall_median_s"]]
-                o = self.ok_stats[self.ok_stats["threads"] == t][RUN_KEY + ["wall_median_s"]]
-                j = m.drop(columns="threads").merge(o.drop(columns="threads"), on=["framework", "variant",
-                                                                                    "batch_size"])
-                r = (j["wall_median_s_y"] / j["wall_median_s_x"]).dropna()
-                if len(r):
-                    span = f"{r.min():.2f}×" if f"{r.min():.2f}" == f"{r.max():.2f}" else f"{r.min():.2f}–{r.max():.2f}×"
-                    ratios.append(f"with {style.threads_label(t)} training takes {span} "
-                                  f"as long as with {style.threads_label(self.main_threads)}")
-            if ratios:
-                parts.append(_join(ratios).capitalize() + ".")
         cpw = self.ok_stats[["framework", "variant", "cpu_per_wall"]].dropna()
         if len(cpw):
             hi_row = cpw.loc[cpw["cpu_per_wall"].idxmax()]
             parts.append(f"CPU time exceeds wall time where several cores work in parallel: up to "
-                         f"{hi_row['cpu_per_wall']:.2f} CPU-seconds per second ({_lbl(hi_row['framework'], hi_row['variant'])}).")
+                         f"{hi_row['cpu_per_wall']:.2f} CPU-seconds per second ({style.label(hi_row['framework'], hi_row['variant'])}).")
         return [" ".join(parts) + self.threads_note()]
 
     def epoch_table(self) -> Section:
@@ -470,7 +561,7 @@ class Composer:
         rows = []
         for r in self.ok_stats.itertuples(index=False):
             rows.append([f"{r.batch_size:,}"] + ([str(r.threads)] if self.several_threads else []) + [
-                _lbl(r.framework, r.variant), fmt_s(r.first_epoch_median_s), fmt_s(r.steady_epoch_median_s),
+                style.label(r.framework, r.variant), fmt_s(r.first_epoch_median_s), fmt_s(r.steady_epoch_median_s),
                 fmt_s(r.setup_median_s), f"{r.peak_rss_median_mb:.0f}" if _ok(r.peak_rss_median_mb) else "–"])
         headers = ["Batch"] + (["Threads"] if self.several_threads else []) + [
             "Variant", "First epoch (s)", "Steady epoch (s)", "Set-up (s)", "Peak memory (MB)"]
@@ -482,54 +573,98 @@ class Composer:
     def text_speedup(self) -> list[str]:
         parts = []
         for b, t in self.main_combos():
-            bk = self.best(b, t, "keras")
-            if bk is None:
+            bn = self.best(b, t, "numpy")
+            if bn is None or not isinstance(bn.get("best_peer"), str):
                 continue
             s = self.ok_stats[(self.ok_stats["batch_size"] == b) & (self.ok_stats["threads"] == t)
-                              & (self.ok_stats["framework"] == "numpy") & self.ok_stats["speedup_vs_best_keras"].notna()]
-            if s.empty:
-                parts.append(f"At batch {b:,} there is no successful NumPy run to compare.")
-                continue
-            bn = s.loc[s["wall_median_s"].idxmin()]
-            sp = bn["speedup_vs_best_keras"]
-            rel = f"{sp:.2f}× faster than" if sp >= 1 else f"{1 / sp:.2f}× slower than"
-            others = ", ".join(f"{r.variant} {fmt_x(r.speedup_vs_best_keras)}" for r in s.itertuples()
-                               if r.variant != bn["variant"])
-            parts.append(f"At batch {b:,}, NumPy {bn['variant']} took {fmt_s(bn['wall_median_s'])} s, {rel} the "
-                         f"fastest Keras variant ({bk['variant']}, {fmt_s(bk['wall_median_s'])} s)"
-                         + (f"; the other NumPy variants: {others}" if others else "") + ".")
-        beating = self.ok_stats[(self.ok_stats["framework"] == "numpy") & (self.ok_stats["threads"] == self.main_threads)
-                                & (self.ok_stats["speedup_vs_best_keras"] >= 1)]
-        if len(parts) and len(beating):
-            first = min(beating["variant"], key=lambda v: style.variant_rank("numpy", v))
-            parts.append(f"On the ladder, {first} is the first NumPy step that beats the fastest Keras variant at "
-                         "some batch size.")
+                              & (self.ok_stats["framework"] == "numpy") & (self.ok_stats["variant"] != bn["variant"])]
+            others = "; ".join(f"{r['variant']} {fmt_ratio(r, 'speedup_vs_best_peer')}, "
+                               f"{fmt_verdict(r, 'speedup_vs_best_peer')}" for _, r in s.iterrows())
+            parts.append(f"At batch {b:,}, " + self.against_peers(bn, b, t)
+                         + (f". The other NumPy variants: {others}" if others else "") + ".")
+        faster = self.ok_stats[(self.ok_stats["framework"] == "numpy") & (self.ok_stats["threads"] == self.main_threads)
+                               & (self.ok_stats["speedup_vs_best_peer_verdict"] == FASTER)]
+        if len(parts):
+            if len(faster):
+                first = min(faster["variant"], key=lambda v: style.variant_rank("numpy", v))
+                parts.append(f"On the ladder, {first} is the first NumPy step that is faster than the fastest peer "
+                             "(interval above 1) at some batch size.")
+            else:
+                parts.append("No NumPy variant is clearly faster than the fastest peer at any batch size (no "
+                             "interval lies above 1).")
         return [" ".join(parts) + self.threads_note()]
 
-    def ladder_gains(self, b: int, t: int) -> str:
-        s = self.ok_stats[(self.ok_stats["framework"] == "numpy") & (self.ok_stats["batch_size"] == b)
-                          & (self.ok_stats["threads"] == t)]
-        walls = {r.variant: r.wall_median_s for r in s.itertuples() if _ok(r.wall_median_s)}
-        steps = [v for v in style.LADDER if v in walls]
-        if len(steps) < 2:
-            return ""
-        gains = [f"{a} → {z}: {walls[a] / walls[z]:.2f}×" for a, z in zip(steps, steps[1:])]
-        txt = f"At batch {b:,}: " + ", ".join(gains)
-        if "original" in walls and "step3" in walls:
-            txt += f"; original → step3 together {walls['original'] / walls['step3']:.1f}×"
-        return txt + "."
+    def break_even_table(self) -> Section:
+        sec = Section("Break-even epochs", 4)
+        s = self.ok_stats[self.ok_stats["break_even_epochs"].notna()]
+        sec.add(Para(
+            "A training of n epochs takes first + (n − 1) × steady epoch. Where a variant has the faster first "
+            "epoch but the slower steady epoch than the fastest peer per steady epoch (or the other way round), "
+            "the ranking flips after 1 + Δfirst / Δsteady epochs, with a 95 % bootstrap interval (runs, then "
+            "epochs, resampled); *never* means that in some resamples the side with the faster steady epoch "
+            "no longer has it, so the flip may not come at all."))
+        if s.empty:
+            sec.add(Para("Nowhere does one side have the faster first and the slower steady epoch: no ranking flips "
+                         "with the number of epochs."))
+            return sec
+        rows, sentences = [], []
+        for _, r in s.iterrows():
+            me, ref = style.label(r["framework"], r["variant"]), style.label_of(r["best_peer_steady"])
+            peer = self.peer_row(r["best_peer_steady"], r["batch_size"], r["threads"])
+            ahead, behind = (me, ref) if r["steady_epoch_median_s"] < peer["steady_epoch_median_s"] else (ref, me)
+            n = fmt_epochs(r["break_even_epochs"])
+            interval = f"[{fmt_epochs(r['break_even_epochs_lo'])}, {fmt_epochs(r['break_even_epochs_hi'])}]" \
+                if _ok(r["break_even_epochs_lo"]) else "(one run: no interval)"
+            rows.append([f"{r['batch_size']:,}"] + ([str(r["threads"])] if self.several_threads else []) + [
+                me, ref, f"{fmt_s(r['first_epoch_median_s'])} / {fmt_s(peer['first_epoch_median_s'])}",
+                f"{fmt_s(r['steady_epoch_median_s'])} / {fmt_s(peer['steady_epoch_median_s'])}", ahead,
+                f"{n} {interval}"])
+            sentences.append(f"{ahead} overtakes {behind} after about {n} epochs {interval} at "
+                             f"{self.at(r['batch_size'], r['threads'])}")
+        sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
+            "Variant", "Against", "First epoch (s), variant / against", "Steady epoch (s), variant / against",
+            "Ahead after the flip", "Flips after (epochs) [95 %]"], rows,
+            ["r"] * (2 if self.several_threads else 1) + ["l", "l", "r", "r", "l", "r"]))
+        sec.add(Para("; ".join(sentences) + f". This study ran {self.d.epochs_per_run or '?'} epochs."))
+        return sec
+
+    def step3_table(self) -> Section:
+        sec = Section("Against the article's final code (step3)", 4)
+        s = self.ok_stats[self.ok_stats["speedup_vs_step3"].notna()]
+        sec.add(Para("Each variant against NumPy step3 at the same batch size and threads: whole training and "
+                     "per steady epoch, with 95 % intervals and verdicts."))
+        sec.add(Table(["Batch"] + (["Threads"] if self.several_threads else []) + [
+            "Variant", "Speed-up vs step3", "Verdict", "Steady-epoch speed-up vs step3", "Steady verdict"],
+            [[f"{r['batch_size']:,}"] + ([str(r["threads"])] if self.several_threads else []) + [
+                style.label(r["framework"], r["variant"]), fmt_ratio(r, "speedup_vs_step3"),
+                fmt_verdict(r, "speedup_vs_step3"),
+                fmt_ratio(r, "steady_speedup_vs_step3"), fmt_verdict(r, "steady_speedup_vs_step3")]
+             for _, r in s.iterrows()],
+            ["r"] * (2 if self.several_threads else 1) + ["l", "r", "l", "r", "l"]))
+        return sec
 
     def text_ladder(self) -> list[str]:
-        numpy = self.ok_stats[self.ok_stats["framework"] == "numpy"]
-        lines = [self.ladder_gains(b, t) for b, t in self.main_combos(numpy)]
-        lines = [ln for ln in lines if ln]
+        lines = []
+        for b, t in self.main_combos(self.ok_stats[self.ok_stats["framework"] == "numpy"]):
+            s = self.ok_stats[(self.ok_stats["framework"] == "numpy") & (self.ok_stats["batch_size"] == b)
+                              & (self.ok_stats["threads"] == t) & self.ok_stats["speedup_vs_step3"].notna()]
+            steps = [r for _, r in s.iterrows() if r["variant"] != "step3"]
+            if not steps:
+                continue
+            text = f"At batch {b:,}: " + ", ".join(f"{r['variant']} {fmt_ratio(r, 'speedup_vs_step3')}" for r in steps)
+            original = [r for r in steps if r["variant"] == "original"]
+            if original:
+                r = original[0]
+                text += ("; so step3 is " + fmt_interval(1 / r["speedup_vs_step3"], 1 / r["speedup_vs_step3_hi"],
+                                                        1 / r["speedup_vs_step3_lo"], r["speedup_vs_step3_verdict"])
+                         + " as fast as original")
+            lines.append(text + ".")
         if not lines:
             return ["Fewer than two steps of the ladder were run, so no gains can be computed."]
-        intro = "Gain of each step (ratio of median wall times; above 1 = the step made training faster). "
-        return [intro + " ".join(lines) + " For comparison, the article reports 11 → 9.6 s (1.15×) for Step II, "
-                "9.6 → 7.3 s (1.32×) at batch 500 and 8.7 → 6.8 s (1.28×) at batch 20,000 for Step III, and "
-                f"more than {article.ARTICLE_TOTAL_GAIN}× from the original code to Step III."
-                + self.threads_note()]
+        return ["Each NumPy step against step3 (ratio of median wall times, 95 % interval; above 1 = faster). "
+                + " ".join(lines) + " For comparison, the article reports 11 → 9.6 s for Step II, 9.6 → 7.3 s at "
+                "batch 500 and 8.7 → 6.8 s at batch 20,000 for Step III, and more than "
+                f"{article.ARTICLE_TOTAL_GAIN}× from the original code to Step III." + self.threads_note()]
 
     def article_comparison(self) -> Section:
         sec = Section("The article's numbers and ours", 4)
@@ -542,15 +677,15 @@ class Composer:
             wall = ours["wall_median_s"] if ours is not None else math.nan
             iqr = ours["wall_iqr_s"] if ours is not None else math.nan
             scaled = a.seconds * scale
-            rows.append([a.variant, f"{a.batch_size:,}", f"{a.seconds:g}" + (" (derived)" if a.derived else ""),
-                         fmt_s(scaled), fmt_s(wall), fmt_s(iqr) if ours is not None else "–",
-                         f"{wall / scaled:.2f}" if _ok(wall) else "not run"])
+            rows.append([style.label("numpy", a.variant), f"{a.batch_size:,}",
+                         f"{a.seconds:g}" + (" (derived)" if a.derived else ""), fmt_s(scaled),
+                         fmt_s(wall) if _ok(wall) else "not run",
+                         fmt_s(iqr) if ours is not None and ours["n_ok"] >= 2 else "–"])
         sec.add(Table(["Variant", "Batch", "Article, 35 epochs (s)", "Article, scaled to this study (s)",
-                       "Ours, median (s)", "Ours, IQR (s)", "Ours / article"],
-                      rows, ["l", "r", "r", "r", "r", "r", "r"]))
+                       "Ours, median (s)", "Ours, IQR (s)"], rows, ["l", "r", "r", "r", "r", "r"]))
         cpu = self.d.env.get("cpu_model") or "a different, unrecorded CPU"
         sec.add(Para(
-            note + " The comparison is honest only about ratios, not absolute times: the article ran on the "
+            note + " Compare the steps' ratios rather than absolute times: the article ran on the "
             f"author's own (unnamed) CPU in 2020 with the NumPy and BLAS of that time, this study on {cpu}; the "
             "article reports the best of three runs while this report shows medians (typically a little slower); "
             "the article's 'original' times are derived from its '6.5×' statement, not measured; and our "
@@ -614,10 +749,10 @@ class Composer:
             lo, hi = last.loc[last["test_acc"].idxmin()], last.loc[last["test_acc"].idxmax()]
             spread = (hi["test_acc"] - lo["test_acc"]) * 100
             txt = (f"At batch {int(b):,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} "
-                   f"({_lbl(lo['framework'], lo['variant'])}) and {fmt_acc(hi['test_acc'])} "
-                   f"({_lbl(hi['framework'], hi['variant'])}), a spread of {spread:.1f} percentage points")
+                   f"({style.label(lo['framework'], lo['variant'])}) and {fmt_acc(hi['test_acc'])} "
+                   f"({style.label(hi['framework'], hi['variant'])}), a spread of {spread:.1f} percentage points")
             if len(last) == 1:
-                txt = (f"At batch {int(b):,}, only {_lbl(lo['framework'], lo['variant'])} has accuracy data "
+                txt = (f"At batch {int(b):,}, only {style.label(lo['framework'], lo['variant'])} has accuracy data "
                        f"(final test accuracy {fmt_acc(lo['test_acc'])})")
             elif spread <= 1.0:
                 txt += ": the implementations learn essentially the same model, so their times are comparable"
@@ -641,20 +776,20 @@ class Composer:
             txt = f"At batch {int(b):,}"
             if len(reached):
                 f = reached.iloc[0]
-                txt += (f", {_lbl(f['framework'], f['variant'])} reaches {self.threshold:.0%} test accuracy first, "
+                txt += (f", {style.label(f['framework'], f['variant'])} reaches {self.threshold:.0%} test accuracy first, "
                         f"after {fmt_s(f['time_s'])} s of training (epoch {int(f['epoch'])})")
-                bk = reached[reached["framework"] == "keras"]
-                if len(bk) and f["framework"] != "keras":
+                bk = reached[reached["framework"] != "numpy"]
+                if len(bk) and f["framework"] == "numpy":
                     k = bk.iloc[0]
-                    txt += f"; the first Keras variant is {k['variant']} at {fmt_s(k['time_s'])} s"
+                    txt += f"; the first peer is {style.label(k['framework'], k['variant'])} at {fmt_s(k['time_s'])} s"
             if len(missed) == len(g):
                 c = curves[curves["batch_size"] == b]
                 best = c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None
                 txt += (f", no variant reaches it within {self.d.epochs_per_run or '?'} epochs"
                         + (f" (best median test accuracy {fmt_acc(best['test_acc'])}, "
-                           f"{_lbl(best['framework'], best['variant'])})" if best is not None else ""))
+                           f"{style.label(best['framework'], best['variant'])})" if best is not None else ""))
             elif len(missed):
-                txt += "; " + _join([_lbl(r.framework, r.variant) for r in missed.itertuples()]) + " did not reach it"
+                txt += "; " + _join([style.label(r.framework, r.variant) for r in missed.itertuples()]) + " did not reach it"
             parts.append(txt + ".")
         note = (f" Figures in this paragraph are for {style.threads_label(threads)}."
                 if table["threads"].nunique() > 1 else "")
@@ -681,10 +816,10 @@ class Composer:
     def missing_items(self) -> list[str]:
         d = self.d
         items = list(d.missing) + list(d.notes)
-        expected_fw = d.study.get("frameworks") if isinstance(d.study.get("frameworks"), list) else ["numpy", "keras"]
+        expected_fw = d.study.get("frameworks") if isinstance(d.study.get("frameworks"), list) else ["numpy", "keras"]  # the default study's
         present_fw = set(d.runs["framework"])
         for fw in expected_fw:
-            name = style.FRAMEWORK_LABELS.get(fw, fw)
+            name = style.framework_label(fw)
             if fw not in present_fw:
                 why = "" if isinstance(d.study.get("frameworks"), list) else " (the study may have left it out)"
                 items.append(f"**{name} was not run**: runs.csv has no {name} runs{why}, so there is no "
@@ -697,7 +832,7 @@ class Composer:
             have = set(d.runs.loc[d.runs["framework"] == fw, "variant"])
             absent = [v for v in expected if v not in have]
             if absent:
-                items.append(f"{style.FRAMEWORK_LABELS.get(fw, fw)} variant(s) not run: {', '.join(absent)}.")
+                items.append(f"{style.framework_label(fw)} variant(s) not run: {', '.join(absent)}.")
         ok_counts = self.stats.loc[self.stats["n_ok"] > 0, "n_ok"]
         if len(ok_counts) and ok_counts.max() < 3:
             items.append(f"At most {int(ok_counts.max())} successful run(s) per configuration: medians are close "
@@ -727,7 +862,7 @@ class Composer:
                 if len(err) > 180:
                     err = err[:177] + "..."
                 err = f"`{err.replace('`', chr(39))}`" if err else "–"  # a code span shows the message literally
-                rows.append([style.FRAMEWORK_LABELS.get(r.framework, r.framework), r.variant, f"{r.batch_size:,}",
+                rows.append([style.framework_label(r.framework), r.variant, f"{r.batch_size:,}",
                              str(r.threads), str(r.repeat), "yes" if r.instrumented else "no", r.status, err])
             sec.add(Table(["Framework", "Variant", "Batch", "Threads", "Repeat", "Instrumented", "Status", "Error"],
                           rows, ["l", "l", "r", "r", "r", "l", "l", "l"]))
@@ -743,9 +878,9 @@ class Composer:
         now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         return Section("About this report", 2, [Para(
             f"Generated on {now} by `python -m reports build {self.d.results_dir}` from runs.csv, epochs.csv, "
-            "summary.csv, environment.json and study.json of that folder (those that exist). Statistics are "
-            "recomputed from runs.csv; failed runs and the instrumented runs (per-phase timing on) are "
-            "excluded from all timing statistics.")])
+            "summary.csv, environment.json and study.json of that folder (those that exist). The statistics are "
+            "summary.csv's (computed by `harness.summary` when it is missing or older); failed runs and the "
+            "instrumented runs (per-phase timing on) are excluded from all timing statistics.")])
 
 
 def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Read a results folder written by the harness and compute the statistics the report shows.
+"""Read a results folder written by the harness: the runs, epochs and statistics the report shows.
 
 Only the files of the results folder are read (runs.csv, epochs.csv, summary.csv,
 environment.json, study.json); nothing is re-run. Everything but runs.csv may be missing: what is
@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.summary import summarize, summary_columns
+
 from . import style
 
 RUN_KEY = ["framework", "variant", "batch_size", "threads"]
@@ -27,7 +29,6 @@ EPOCH_NUMERIC = (
     "batch_size", "threads", "repeat", "epoch", "wall_s", "cpu_s", "eval_s", "loss", "train_acc",
     "test_acc", "lr", *style.PHASE_COLUMNS,
 )
-STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
 class ReportInputError(Exception):
@@ -39,10 +40,9 @@ class StudyData:
     results_dir: Path
     runs: pd.DataFrame  # every row of runs.csv, normalised
     epochs: pd.DataFrame | None  # epochs.csv joined with the run status, or None
-    summary_file: pd.DataFrame | None  # summary.csv as the harness wrote it, or None
     env: dict
     study: dict
-    stats: pd.DataFrame  # our own per-(framework, variant, batch_size, threads) statistics
+    stats: pd.DataFrame  # summary.csv: per (framework, variant, batch_size, threads)
     missing: list[str] = field(default_factory=list)  # sentences: what is missing
     notes: list[str] = field(default_factory=list)  # sentences: other things the reader should know
 
@@ -92,16 +92,8 @@ class StudyData:
 
 # -- reading -------------------------------------------------------------------------------------
 def _to_bool(series: pd.Series) -> pd.Series:
-    def conv(v) -> bool:
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return False
-        if isinstance(v, (int, np.integer, float)):
-            return bool(v)
-        return str(v).strip().lower() in ("true", "1", "yes", "y", "t")
-
-    return series.map(conv).astype(bool)
+    """True/False as pandas reads them, or the strings true/1/yes; anything else (missing too) is False."""
+    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes", "y", "t"])
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -230,147 +222,39 @@ def load(results_dir) -> StudyData:
     missing: list[str] = []
     notes: list[str] = []
     epochs = load_epochs(results_dir / "epochs.csv", runs, missing, notes)
-    summary_file = None
-    if (results_dir / "summary.csv").is_file():
-        try:
-            summary_file = _read_csv(results_dir / "summary.csv")
-        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            notes.append(f"`summary.csv` could not be read ({exc}); statistics were computed from runs.csv.")
-    else:
-        missing.append("`summary.csv` is missing; all statistics were computed from runs.csv "
-                       "(they are the same by definition).")
     env = _first_session(_read_json(results_dir / "environment.json", missing, notes, "the machine and software versions"), notes)
     study = _read_json(results_dir / "study.json", missing, notes, "the study's settings")
-    stats = compute_stats(runs)
-    data = StudyData(results_dir, runs, epochs, summary_file, env, study, stats, missing, notes)
-    _check_summary(data)
-    return data
+    stats = load_summary(results_dir / "summary.csv", runs, epochs, notes)
+    return StudyData(results_dir, runs, epochs, env, study, stats, missing, notes)
 
 
-# -- statistics ----------------------------------------------------------------------------------
-def _q(values: pd.Series, q: float) -> float:
-    v = values.dropna().to_numpy(dtype=float)
-    return float(np.percentile(v, q)) if len(v) else math.nan
-
-
-def _median(values: pd.Series) -> float:
-    v = values.dropna().to_numpy(dtype=float)
-    return float(np.median(v)) if len(v) else math.nan
-
-
-def add_speedups(stats: pd.DataFrame) -> pd.DataFrame:
-    """Add the speed-ups to per-(framework, variant, batch size, threads) medians, in place: against
-    the fastest Keras variant at the same batch size and threads, for whole trainings
-    (``best_keras_wall_s``, ``best_keras_variant``, ``speedup_vs_best_keras``) and for steady epochs
-    only, without Keras' one-off compilation (``best_keras_steady_variant``,
-    ``steady_speedup_vs_best_keras``), and against ``step3`` (``speedup_vs_step3``). Above 1 is faster.
-    Shared by ``summary.csv`` (harness) and the report."""
-    for column in ("best_keras_wall_s", "speedup_vs_best_keras", "steady_speedup_vs_best_keras", "speedup_vs_step3"):
-        stats[column] = np.nan
-    stats["best_keras_variant"] = None
-    stats["best_keras_steady_variant"] = None
-    if "steady_epoch_median_s" not in stats:
-        stats["steady_epoch_median_s"] = np.nan
-    for _, group in stats.groupby(["batch_size", "threads"]):
-        keras = group[(group["framework"] == "keras") & group["wall_median_s"].notna()]
-        if not keras.empty:
-            best = keras.loc[keras["wall_median_s"].idxmin()]
-            stats.loc[group.index, "best_keras_wall_s"] = best["wall_median_s"]
-            stats.loc[group.index, "speedup_vs_best_keras"] = best["wall_median_s"] / group["wall_median_s"]
-            stats.loc[group.index, "best_keras_variant"] = best["variant"]
-        keras = keras[keras["steady_epoch_median_s"].notna()]
-        if not keras.empty:
-            best = keras.loc[keras["steady_epoch_median_s"].idxmin()]
-            steady = best["steady_epoch_median_s"] / group["steady_epoch_median_s"]
-            stats.loc[group.index, "steady_speedup_vs_best_keras"] = steady
-            stats.loc[group.index, "best_keras_steady_variant"] = best["variant"]
-        step3 = group[(group["framework"] == "numpy") & (group["variant"] == "step3")]
-        if not step3.empty and pd.notna(step3["wall_median_s"].iloc[0]):
-            stats.loc[group.index, "speedup_vs_step3"] = step3["wall_median_s"].iloc[0] / group["wall_median_s"]
-    return stats
-
-
-def compute_stats(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (framework, variant, batch_size, threads) statistics over non-instrumented runs.
-
-    Timing statistics use runs with status ok only; ``n_runs`` counts all non-instrumented runs.
-    IQR is the 75th minus the 25th percentile (numpy's linear interpolation).
-    """
-    plain = runs[~runs["instrumented"]]
-    rows = []
-    for key, group in plain.groupby(RUN_KEY, sort=False):
-        ok = group[group["status"] == "ok"]
-        row = dict(zip(RUN_KEY, key))
-        row["n_runs"] = len(group)
-        row["n_ok"] = len(ok)
-        row["n_failed"] = int((group["status"] != "ok").sum())
-        for name, col in (("wall", "wall_s"), ("cpu", "cpu_s")):
-            row[f"{name}_median_s"] = _median(ok[col])
-            row[f"{name}_q25_s"] = _q(ok[col], 25)
-            row[f"{name}_q75_s"] = _q(ok[col], 75)
-            row[f"{name}_iqr_s"] = row[f"{name}_q75_s"] - row[f"{name}_q25_s"]
-        row["first_epoch_median_s"] = _median(ok["first_epoch_wall_s"])
-        row["steady_epoch_median_s"] = _median(ok["steady_epoch_wall_s"])
-        row["setup_median_s"] = _median(ok["setup_s"])
-        row["test_acc_median"] = _median(ok["test_acc"])
-        row["train_acc_median"] = _median(ok["train_acc"])
-        row["final_loss_median"] = _median(ok["final_loss"])
-        row["gemm_floor_median_s"] = _median(ok["gemm_floor_s"])
-        row["peak_rss_median_mb"] = _median(ok["peak_rss_mb"])
-        row["epochs"] = _median(ok["epochs"]) if len(ok) else _median(group["epochs"])
-        rows.append(row)
-    columns = RUN_KEY + ["n_runs", "n_ok", "n_failed"]
-    stats = pd.DataFrame(rows)
-    if stats.empty:
-        stats = pd.DataFrame(columns=columns + ["wall_median_s"])
-    stats["gemm_efficiency"] = stats.get("gemm_floor_median_s", np.nan) / stats["wall_median_s"]
-    stats["cpu_per_wall"] = stats.get("cpu_median_s", np.nan) / stats["wall_median_s"]
-    add_speedups(stats)
-    stats["best_keras_variant"] = stats["best_keras_variant"].fillna("")
+def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    """summary.csv as the harness wrote it; computed here by the harness's own code when it is missing
+    or older than the harness (without some of today's columns)."""
+    stats = None
+    if path.is_file():
+        try:
+            stats = _read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            notes.append(f"`summary.csv` could not be read ({exc}).")
+    if stats is None or set(summary_columns()) - set(stats.columns):
+        why = "missing or unreadable" if stats is None else "from an older harness"
+        notes.append(f"`summary.csv` is {why}: its statistics were computed from runs.csv and epochs.csv by "
+                     "the harness's code (`harness.summary`), as a study writes them.")
+        stats = summarize(runs, epochs)
+    stats["noisy"] = _to_bool(stats["noisy"])
+    stats["cpu_per_wall"] = stats["cpu_median_s"] / stats["wall_median_s"]
     stats["_order"] = [style.variant_rank(f, v) for f, v in zip(stats["framework"], stats["variant"])]
-    stats = stats.sort_values(
-        by=["batch_size", "threads", "_order"], key=style.sort_key, kind="stable"
-    ).drop(columns="_order").reset_index(drop=True)
-    return stats
+    return stats.sort_values(by=["batch_size", "threads", "_order"], key=style.sort_key, kind="stable").drop(
+        columns="_order").reset_index(drop=True)
 
 
-def _check_summary(data: StudyData) -> None:
-    """Compare the harness's summary.csv with our statistics; note disagreements."""
-    sf = data.summary_file
-    if sf is None or sf.empty or "wall_median_s" not in sf.columns:
-        return
-    try:
-        sf = sf.copy()
-        sf["framework"] = sf["framework"].astype(str).str.strip().str.lower()
-        sf["variant"] = sf["variant"].astype(str).str.strip()
-        sf["batch_size"] = pd.to_numeric(sf["batch_size"], errors="coerce")
-        sf["threads"] = pd.to_numeric(sf.get("threads", 0), errors="coerce").fillna(0)
-        sf["wall_median_s"] = pd.to_numeric(sf["wall_median_s"], errors="coerce")
-        merged = data.stats.merge(sf[RUN_KEY + ["wall_median_s"]], on=RUN_KEY, how="inner",
-                                  suffixes=("", "_file"))
-    except (KeyError, ValueError, TypeError):
-        data.notes.append("`summary.csv` has an unexpected layout; statistics were computed from runs.csv.")
-        return
-    a, b = merged["wall_median_s"], merged["wall_median_s_file"]
-    differ = ~np.isclose(a, b, rtol=1e-3, atol=1e-6, equal_nan=True)
-    if differ.any():
-        names = ", ".join(
-            f"{r.framework} {r.variant} batch {r.batch_size}" for r in merged[differ].itertuples()
-        )
-        data.notes.append(
-            f"`summary.csv` disagrees with runs.csv on the median wall time of {names}; this report "
-            "uses the values computed from runs.csv."
-        )
-
-
-def runs_epochs(data: StudyData, ok_only: bool = True, instrumented: bool | None = False) -> pd.DataFrame | None:
+def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFrame | None:
     """Per-epoch rows of the runs that count (status ok, instrumented or not as asked)."""
     ep = data.epochs
     if ep is None or ep.empty:
         return None
-    sel = ep
-    if ok_only:
-        sel = sel[sel["status"].isin(["ok", "unknown"])]
+    sel = ep[ep["status"].isin(["ok", "unknown"])]
     if instrumented is not None:
         sel = sel[sel["instrumented"] == instrumented]
     return sel
@@ -407,10 +291,7 @@ def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
             else:
                 times.append(result[0])
                 epochs_hit.append(result[1])
-        times_arr = np.sort(np.asarray(times, dtype=float))
-        med = float(times_arr[(len(times_arr) - 1) // 2]) if len(times_arr) % 2 else float(
-            np.mean(times_arr[len(times_arr) // 2 - 1: len(times_arr) // 2 + 1]))
-        rows.append(dict(zip(RUN_KEY, key), time_s=med,
+        rows.append(dict(zip(RUN_KEY, key), time_s=float(np.median(times)),  # inf when most runs miss it
                          epoch=int(np.median(epochs_hit)) if epochs_hit else -1,
                          n_runs=len(times), n_reached=len(epochs_hit)))
     table = pd.DataFrame(rows, columns=cols)

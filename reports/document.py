@@ -1,7 +1,7 @@
-"""A tiny document model rendered both to Markdown and to one self-contained HTML file.
+"""A tiny document model rendered to Markdown (tables by pandas/tabulate) and from that to one
+self-contained HTML file (Python-Markdown, the figures embedded).
 
-Inline markup understood in text: **bold**, *italic* and `code` (nothing else), so that the
-Markdown and the HTML say the same thing without a Markdown library.
+Inline markup understood in text: **bold**, *italic* and `code`.
 """
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import markdown
+import pandas as pd
 
 
 @dataclass
@@ -55,30 +58,15 @@ class Document:
 
 
 # -- Markdown ------------------------------------------------------------------------------------
-def md_escape_cell(text: str) -> str:
+def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table with columns padded for reading as plain text."""
-    n = len(headers)
-    align = list(align or ["l"] * n) + ["l"] * max(0, n - len(align or []))
-    cells = [[md_escape_cell(h) for h in headers]] + [
-        [md_escape_cell(c) for c in (list(r) + [""] * (n - len(r)))[:n]] for r in rows
-    ]
-    widths = [max(3, *(len(row[i]) for row in cells)) for i in range(n)]
-
-    def fmt(row):
-        out = []
-        for i, c in enumerate(row):
-            out.append(c.rjust(widths[i]) if align[i] == "r" else c.ljust(widths[i]))
-        return "| " + " | ".join(out) + " |"
-
-    sep = "| " + " | ".join(
-        ("-" * (widths[i] - 1) + ":") if align[i] == "r" else "-" * widths[i] for i in range(n)
-    ) + " |"
-    lines = [fmt(cells[0]), sep] + [fmt(r) for r in cells[1:]]
-    return "\n".join(lines)
+    """A GitHub-flavoured Markdown table, columns padded for reading as plain text."""
+    frame = pd.DataFrame([[_cell(c) for c in row] for row in rows], columns=[_cell(h) for h in headers])
+    colalign = [{"r": "right"}.get(a, "left") for a in (align or ["l"] * len(headers))]
+    return frame.to_markdown(index=False, colalign=colalign, disable_numparse=True)
 
 
 def parse_markdown_table(text: str) -> list[dict[str, str]]:
@@ -120,57 +108,26 @@ def to_markdown(doc: Document) -> str:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
-def inline_html(text: str) -> str:
-    s = html.escape(text, quote=False)
-    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-    s = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", s)
-    return s
-
-
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 60rem;
        margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
 h1 { font-size: 1.7rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; }
-th { background: #f3f3f3; } td.r { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-style: italic; font-size: 0.92rem; color: #444; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; font-variant-numeric: tabular-nums; }
+th { background: #f3f3f3; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
 code { background: #f5f5f5; padding: 0 0.2rem; }
 """
 
 
 def to_html(doc: Document, figures_dir: Path) -> str:
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f"<title>{html.escape(doc.title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-           f"<h1>{inline_html(doc.title)}</h1>"]
-    for section in doc.sections:
-        level = min(max(section.level, 2), 6)
-        out.append(f"<h{level}>{inline_html(section.title)}</h{level}>")
-        for block in section.blocks:
-            if isinstance(block, Para):
-                out.append(f"<p>{inline_html(block.text)}</p>")
-            elif isinstance(block, Bullets):
-                out.append("<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in block.items) + "</ul>")
-            elif isinstance(block, Table):
-                align = block.align or ["l"] * len(block.headers)
-                head = "".join(f"<th>{inline_html(h)}</th>" for h in block.headers)
-                body = []
-                for row in block.rows:
-                    cells = "".join(
-                        f'<td class="{"r" if i < len(align) and align[i] == "r" else "l"}">{inline_html(str(c))}</td>'
-                        for i, c in enumerate(row))
-                    body.append(f"<tr>{cells}</tr>")
-                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
-            elif isinstance(block, Figure):
-                png = Path(figures_dir) / f"{block.name}.png"
-                if png.is_file():
-                    data = base64.b64encode(png.read_bytes()).decode("ascii")
-                    img = f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">'
-                else:
-                    img = f"<p>[figure {html.escape(block.name)} is missing]</p>"
-                out.append(f"<figure>{img}<figcaption>Figure {block.number}. "
-                           f"{inline_html(block.caption)}</figcaption></figure>")
-    out += ["</body>", "</html>"]
-    return "\n".join(out) + "\n"
+    """The Markdown of ``doc`` as one HTML file, each figure's PNG embedded as a data URI."""
+    def embed(match: re.Match) -> str:
+        png = Path(figures_dir) / match.group(1)
+        if not png.is_file():
+            return f'src="" data-missing="figures/{match.group(1)}"'
+        return f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode("ascii")}"'
+
+    body = markdown.markdown(to_markdown(doc), extensions=["tables"])
+    body = re.sub(r'src="figures/([^"]+\.png)"', embed, body)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(doc.title)}'
+            f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

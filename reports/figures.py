@@ -23,11 +23,11 @@ from .atomic import write_atomic
 from .data import StudyData, runs_epochs, time_to_accuracy_table
 
 FIGURE_NAMES = (
-    "time_vs_batch", "speedup_vs_keras", "ladder", "phases", "accuracy", "time_to_accuracy", "efficiency",
+    "time_vs_batch", "speedup_vs_peer", "ladder", "phases", "accuracy", "time_to_accuracy", "efficiency",
 )
 FIGURE_TITLES = {
     "time_vs_batch": "Training time against batch size",
-    "speedup_vs_keras": "Speed-up against the fastest Keras variant",
+    "speedup_vs_peer": "Speed-up against the fastest peer variant",
     "ladder": "The NumPy optimization ladder, measured and as reported in the article",
     "phases": "Where a NumPy epoch spends its time",
     "accuracy": "Accuracy per epoch (parity of the implementations)",
@@ -306,23 +306,22 @@ def fig_time_vs_batch(data: StudyData, out_dir: Path) -> FigureOutcome:
     return FigureOutcome(name, FIGURE_TITLES[name], caption)
 
 
-# -- 2. speed-up against the fastest Keras variant -----------------------------------------------
+# -- 2. speed-up against the fastest peer variant ------------------------------------------------
 def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
-    name = "speedup_vs_keras"
+    name = "speedup_vs_peer"
     stats = data.stats
-    if not ((stats["framework"] == "keras") & (stats["n_ok"] > 0)).any():
-        reason = ("there are no successful Keras runs, so there is nothing to compare against."
-                  if "keras" not in set(data.runs["framework"])
-                  else "every Keras run failed, so there is nothing to compare against.")
-        return placeholder(out_dir, name, reason)
-    s = stats[stats["speedup_vs_best_keras"].notna()]
+    s = stats[stats["speedup_vs_best_peer"].notna() & (stats["n_ok"] > 0)]
+    if s.empty:
+        peers = set(data.runs["framework"]) - {"numpy"}
+        return placeholder(out_dir, name, "every peer run failed, so there is nothing to compare against." if peers
+                           else "there are no peer (Keras/TF, Keras/JAX, ...) runs, so there is nothing to compare against.")
     threads = style.order_threads(s["threads"].unique())
-    several_threads = len(threads) > 1
     batch_sizes = sorted(s["batch_size"].unique())
     series = style.sort_series(set(zip(s["framework"], s["variant"])))
-    values = s["speedup_vs_best_keras"].to_numpy(float)
-    top = np.nanmax(values) if len(values) else 1.0
-    low = min(np.nanmin(values), 1.0) if len(values) else 1.0
+    lo_all, hi_all = s["speedup_vs_best_peer_lo"].fillna(s["speedup_vs_best_peer"]), s["speedup_vs_best_peer_hi"]
+    values = np.concatenate([s["speedup_vs_best_peer"], lo_all, hi_all.dropna()]).astype(float)
+    top, low = np.nanmax(values), min(np.nanmin(values), 1.0)
+    many = len(series) * len(batch_sizes) > 12
     # One row of panels per thread setting, the batch sizes as groups of bars.
     fig = _new_figure(4.3 * len(threads) + 0.6, width=max(style.FIG_WIDTH, 1.7 * len(batch_sizes)))
     axes = np.atleast_1d(fig.subplots(len(threads), 1, squeeze=False, sharey=True)).ravel()
@@ -332,43 +331,54 @@ def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
         log = _maybe_log_y(ax, values, ratio=6.0, formatter=_fmt_x)
         labels = []
         for gi, b in enumerate(batch_sizes):
-            in_group = s[(s["batch_size"] == b) & (s["threads"] == t)]
-            if in_group.empty:
+            group = s[(s["batch_size"] == b) & (s["threads"] == t)]
+            if group.empty:
                 labels.append(f"batch {b:,}\n(no data)")
                 continue
-            best = in_group["best_keras_variant"].iloc[0]
-            best_wall = in_group["best_keras_wall_s"].iloc[0]
-            labels.append(f"batch {b:,}\nfastest Keras:\n{best}, {fmt_s(best_wall)} s")
+            best = group["best_peer"].iloc[0]
+            ref = stats[(stats["batch_size"] == b) & (stats["threads"] == t)
+                        & (stats["framework"] + "/" + stats["variant"] == best)]
+            labels.append(f"batch {b:,}\nfastest peer:\n{style.label_of(best)}, {fmt_s(ref['wall_median_s'].iloc[0])} s")
             for si, (fw, var) in enumerate(series):
-                row = in_group[(in_group["framework"] == fw) & (in_group["variant"] == var)]
+                row = group[(group["framework"] == fw) & (group["variant"] == var)]
                 if row.empty:
                     continue
-                v = float(row["speedup_vs_best_keras"].iloc[0])
+                r = row.iloc[0]
+                v, lo, hi = (float(r[f"speedup_vs_best_peer{k}"]) for k in ("", "_lo", "_hi"))
                 x = gi + (si - (len(series) - 1) / 2) * width
-                # Bars start at 1×: up = faster than the fastest Keras variant, down = slower.
+                # Bars start at 1×: up = faster than the fastest peer, down = slower.
                 ax.bar(x, v - 1.0, width * 0.9, bottom=1.0, color=style.color(fw, var), edgecolor="white", lw=0.5)
+                has_interval = np.isfinite(lo) and np.isfinite(hi) and r["speedup_vs_best_peer_verdict"] != "reference"
+                if has_interval:
+                    ax.errorbar(x, v, yerr=[[max(v - lo, 0)], [max(hi - v, 0)]], color="black", capsize=2, lw=0.9)
                 up = v >= 1.0
-                ax.annotate(f"{v:.2f}×", (x, v), xytext=(0, 2 if up else -2), textcoords="offset points",
-                            ha="center", va="bottom" if up else "top", fontsize=7.5,
-                            rotation=90 if len(series) * len(batch_sizes) > 12 else 0)
+                reference = r["speedup_vs_best_peer_verdict"] == "reference"
+                text = f"{v:.2f}×" + ("" if reference else f" [{lo:.2f}, {hi:.2f}]" if has_interval and many else
+                                      f"\n[{lo:.2f}, {hi:.2f}]" if has_interval else " (1 run)")
+                ax.annotate(text, (x, max(v, hi) if up and has_interval else min(v, lo) if has_interval else v),
+                            xytext=(0, 2 if up else -2), textcoords="offset points", ha="center",
+                            va="bottom" if up else "top", fontsize=7 if many else 7.5, rotation=90 if many else 0)
         ax.axhline(1.0, color="black", ls="--", lw=1.1, zorder=0.5)
         ax.set_xticks(range(len(batch_sizes)), labels=labels, fontsize=8.5)
         ax.set_xlim(-0.6, len(batch_sizes) - 0.4)
         if log:
-            ax.set_ylim(low / 1.6, max(top, 1.0) * 1.6)
+            ax.set_ylim(low / 1.6, max(top, 1.0) * (2.4 if many else 1.6))
         else:
-            ax.set_ylim(max(0.0, low - 0.25 * (max(top, 1.0) - low) - 0.05), max(top, 1.0) * 1.2)
-        ax.set_ylabel("speed-up vs fastest Keras" + (" (log scale)" if log else ""))
-        if several_threads:
+            ax.set_ylim(max(0.0, low - 0.3 * (max(top, 1.0) - low) - 0.05), max(top, 1.0) * (1.45 if many else 1.25))
+        ax.set_ylabel("speed-up vs fastest peer" + (" (log scale)" if log else ""))
+        if len(threads) > 1:
             ax.set_title(style.threads_label(t), fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
     rows = [[Patch(color=style.color(f, v), label=style.label(f, v)) for f, v in series if f == fw]
             for fw in sorted({f for f, _ in series}, key=style.framework_rank)]
     _legend_below(fig, rows)
     _legend_below(fig, [[Line2D([], [], color="black", ls="--", lw=1.1,
-                                label="1× = as fast as the fastest Keras variant")]])
-    caption = ("Each bar starts at 1× (the fastest Keras variant at the same batch size and thread setting): "
-               "bars going up are that many times faster, bars going down slower. Based on median wall times"
+                                label="1× = as fast as the fastest peer variant"),
+                         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
+    caption = ("Each bar starts at 1× (the fastest peer variant, of any framework other than NumPy, at the same "
+               "batch size and thread setting): bars going up are that many times faster, bars going down slower. "
+               "Ratios of median wall times, whole training; the black lines and the numbers in brackets are the "
+               "95 % bootstrap intervals (none for cells with one run)"
                + ("; logarithmic axis, so that 2× faster and 2× slower are the same length." if log else "."))
     _save(fig, out_dir, name, caption)
     return FigureOutcome(name, FIGURE_TITLES[name], caption)
@@ -734,7 +744,7 @@ def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: b
     fig_dir.mkdir(parents=True, exist_ok=True)
     makers = {
         "time_vs_batch": lambda: fig_time_vs_batch(data, fig_dir),
-        "speedup_vs_keras": lambda: fig_speedup(data, fig_dir),
+        "speedup_vs_peer": lambda: fig_speedup(data, fig_dir),
         "ladder": lambda: fig_ladder(data, fig_dir),
         "phases": lambda: fig_phases(data, fig_dir),
         "accuracy": lambda: fig_accuracy(data, fig_dir),

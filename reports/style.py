@@ -1,14 +1,16 @@
 """One look for every figure: the colour of each framework/variant, the order, the labels."""
 from __future__ import annotations
 
-FRAMEWORK_ORDER = ("numpy", "keras")
+FRAMEWORK_ORDER = ("numpy", "keras", "jax")  # others after them, in the order of their names
 VARIANT_ORDER = {
     "numpy": ("original", "step1", "step2", "step3", "optimized"),
     "keras": ("fit", "fit-tuned", "loop"),
+    "jax": ("fit", "fit-tuned", "loop"),
 }
 LADDER = VARIANT_ORDER["numpy"]
 
-# NumPy in cool colours (purple -> navy along the optimization ladder), Keras in warm ones.
+# NumPy in cool colours (purple -> navy along the optimization ladder), Keras/TF in warm ones, Keras/JAX in
+# magentas; variants of other frameworks get a stable colour from the fallback list.
 PALETTE: dict[tuple[str, str], str] = {
     ("numpy", "original"): "#9467bd",
     ("numpy", "step1"): "#17becf",
@@ -18,9 +20,12 @@ PALETTE: dict[tuple[str, str], str] = {
     ("keras", "fit"): "#d62728",
     ("keras", "fit-tuned"): "#ff7f0e",
     ("keras", "loop"): "#8c564b",
+    ("jax", "fit"): "#e7298a",
+    ("jax", "fit-tuned"): "#c994c7",
+    ("jax", "loop"): "#7a0177",
 }
 _FALLBACK = ("#7f7f7f", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-MARKERS = {"numpy": "o", "keras": "s"}
+MARKERS = {"numpy": "o", "keras": "s", "jax": "D"}
 THREAD_LINESTYLES = ("-", "--", ":", "-.")
 THREAD_HATCHES = ("", "//", "..", "xx")
 
@@ -43,7 +48,7 @@ PHASE_LABELS = {
     "other": "other (loop, shuffle, not timed)",
 }
 
-FRAMEWORK_LABELS = {"numpy": "NumPy", "keras": "Keras"}
+FRAMEWORK_LABELS = {"numpy": "NumPy", "keras": "Keras/TF", "jax": "Keras/JAX"}
 
 DPI = 170
 FIG_WIDTH = 10.0  # inches -> 1700 px at DPI
@@ -62,22 +67,32 @@ def marker(framework: str) -> str:
     return MARKERS.get(framework, "^")
 
 
+def framework_label(framework: str) -> str:
+    return FRAMEWORK_LABELS.get(framework, framework)
+
+
 def label(framework: str, variant: str) -> str:
-    return f"{FRAMEWORK_LABELS.get(framework, framework)} {variant}"
+    """A variant with its framework, e.g. 'Keras/JAX loop'."""
+    return f"{framework_label(framework)} {variant}"
 
 
-def framework_rank(framework: str) -> int:
-    return FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER)
+def label_of(name: str) -> str:
+    """The label of a 'framework/variant' name (summary.csv's best_peer)."""
+    return label(*name.split("/", 1))
 
 
-def variant_rank(framework: str, variant: str) -> tuple[int, int, str]:
+def framework_rank(framework: str) -> tuple[int, str]:
+    return (FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), framework)
+
+
+def variant_rank(framework: str, variant: str) -> tuple:
     order = VARIANT_ORDER.get(framework, ())
     pos = order.index(variant) if variant in order else len(order)
     return (framework_rank(framework), pos, variant)
 
 
 def sort_series(keys):
-    """Sort (framework, variant) pairs: NumPy ladder first, then Keras, unknown ones last."""
+    """Sort (framework, variant) pairs: NumPy ladder first, then the peers, unknown ones last."""
     return sorted(keys, key=lambda k: variant_rank(k[0], k[1]))
 
 
