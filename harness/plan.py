@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from numpy_mlp import VARIANTS as NUMPY_VARIANTS
 from numpy_mlp import MLPConfig
 
-# Imported without TensorFlow: keras_baseline loads it lazily.
+# Imported without Keras: keras_baseline loads it (and its backend) lazily.
+from keras_baseline import JAX_VARIANTS
 from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
     "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
+    "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
 }
+# Every framework but numpy is a peer: the one Keras model, on this Keras backend.
+PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax"}
 
 
 PLUGINS_VARIABLE = "MLP_STUDY_PLUGINS"
@@ -35,6 +39,7 @@ def variant_descriptions() -> dict[str, dict[str, str]]:
     return {
         "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
         "keras": dict(KERAS_VARIANTS),
+        "jax": dict(JAX_VARIANTS),
     }
 
 
@@ -52,7 +57,7 @@ SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)
 @dataclass(frozen=True)
 class Preset:
     description: str
-    frameworks: tuple[str, ...] = ("numpy", "keras")
+    frameworks: tuple[str, ...] = tuple(FRAMEWORKS)
     variants: tuple[str, ...] = ()  # empty: every variant of each framework
     batch_sizes: tuple[int, ...] = (500, 20000)
     epochs: int = 35

@@ -13,6 +13,7 @@ RUN_COLUMNS = [
     "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
     "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
     "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
+    "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
 ]
 EPOCH_COLUMNS = [
     "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",

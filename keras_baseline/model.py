@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -168,7 +169,7 @@ class KerasMLP:
     config : the shared ``numpy_mlp.MLPConfig`` (no second set of defaults).
     variant : how Keras runs the training, see ``VARIANTS``.
     seed : initial weights ``numpy_mlp.init_weights(config, seed)`` (numpy_mlp.MLP's too), Keras'
-        random state (``keras.utils.set_random_seed``, for fit's shuffling) and the loop's shuffling
+        random state (for fit's shuffling, see ``_seed_random_state``) and the loop's shuffling
         (``numpy_mlp.shuffle_rng(seed)``, numpy_mlp's batch order).
     settings : override the variant's execution settings (for the search in ``tune.py``).
     """
@@ -202,7 +203,7 @@ class KerasMLP:
 
         self.components = components
         with self._floatx():
-            self._keras.utils.set_random_seed(self.seed)
+            self._seed_random_state()
             self.model = components.build_model(config)
             self.loss_fn = components.SummedLoss(config.output_activation, config.loss, dtype=config.dtype)
             # the learning-rate variable takes Keras' floatx, i.e. the model's dtype here
@@ -434,6 +435,16 @@ class KerasMLP:
         return loss, float(np.mean(outputs.argmax(axis=1) == labels))
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    def _seed_random_state(self) -> None:
+        """Seed what fit's shuffling draws from: ``keras.utils.set_random_seed`` on TensorFlow; on JAX
+        (where Keras shuffles with NumPy's global generator) Python's and NumPy's generators, as
+        set_random_seed does, without the TensorFlow it imports to seed too."""
+        if self.backend == "jax":
+            random.seed(self.seed)
+            np.random.seed(self.seed)
+        else:
+            self._keras.utils.set_random_seed(self.seed)
 
     @contextlib.contextmanager
     def _floatx(self):
