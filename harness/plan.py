@@ -71,9 +71,9 @@ class Preset:
 
 PRESETS = {
     "article": Preset(
-        "the article's study (the default): every variant of both frameworks, batch 500 and 20000, "
-        "35 epochs, 3 repeats ('original', 5-10x slower than the rest, once), all cores "
-        "(15-20 minutes on 2 cores)",
+        "the article's study (the default): every variant of every framework (NumPy, Keras on TensorFlow, "
+        "Keras on JAX), batch 500 and 20000, 35 epochs, 3 repeats ('original', 5-10x slower than the rest, "
+        "once), all cores (20-30 minutes on 2 cores)",
         once=("original",),
     ),
     "quick": Preset(
@@ -86,7 +86,8 @@ PRESETS = {
         phase_epochs=1,
     ),
     "sweep": Preset(
-        "when does NumPy win: optimized, step3 and every Keras variant over batch sizes 32 to 60000, "
+        "when does NumPy win: optimized, step3 and every variant of the peers (Keras on TensorFlow and on JAX) "
+        "over batch sizes 32 to 60000, "
         "at all cores and at one thread, 5 epochs, 1 repeat",
         variants=("step3", "optimized", "fit", "fit-tuned", "loop"),
         batch_sizes=SWEEP_BATCH_SIZES,

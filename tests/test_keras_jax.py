@@ -305,6 +305,36 @@ def test_optimizer_holds_the_article_rates(jax_trajectories, variant):
         assert in_variable.tolist() == [np.dtype(dtype).type(r) for r in expected]
 
 
+# -- the study --------------------------------------------------------------------------------------
+
+def test_jax_is_a_peer_in_the_presets_and_the_listing():
+    from harness.cli import build_parser, plan_from_args
+    from harness.plan import FRAMEWORKS, PEER_BACKENDS
+
+    assert set(FRAMEWORKS) - {"numpy"} == set(PEER_BACKENDS) and PEER_BACKENDS["jax"] == "jax"
+    every = {"fit", "fit-tuned", "loop"}
+    for preset, wanted in (("article", every), ("sweep", every), ("quick", {"loop"})):
+        runs = plan_from_args(build_parser().parse_args(["run", "--preset", preset])).runs()
+        assert wanted <= {r.variant for r in runs if r.framework == "jax"}, preset
+    listing = subprocess.run([sys.executable, "-m", "harness", "list"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert listing.returncode == 0
+    for name in ("jax/fit ", "jax/fit-tuned", "jax/loop", "jax "):
+        assert name in listing.stdout
+
+
+def test_execution_settings_on_jax():
+    import keras_baseline
+
+    for batch_size in (32, 500, 20000):
+        assert keras_baseline.settings_for("fit", batch_size, "jax") == keras_baseline.RunSettings()  # Keras' defaults
+        loop = keras_baseline.settings_for("loop", batch_size, "jax")
+        assert loop.steps_per_execution == "epoch" and loop.jit_compile is True and loop.max_threads is None
+        assert keras_baseline.settings_for("fit-tuned", batch_size, "jax").pipeline == "arrays"
+    with pytest.raises(ValueError, match="backend"):
+        keras_baseline.settings_for("loop", 500, "torch")
+
+
 # -- runtime ----------------------------------------------------------------------------------------
 
 RUNTIME_SCRIPT = r"""
