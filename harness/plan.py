@@ -78,7 +78,7 @@ PRESETS = {
     ),
     "quick": Preset(
         "a smoke run of the whole pipeline: every variant, 10,000 training samples, batch 500 and 5000, "
-        "3 epochs, 1 repeat (under 2 minutes)",
+        "3 epochs, 1 repeat (2-3 minutes on 2 cores)",
         batch_sizes=(500, 5000),
         epochs=3,
         repeats=1,
