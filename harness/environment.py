@@ -64,6 +64,8 @@ def environment_record(command: list[str] | None = None) -> dict:
         "pandas": _version("pandas"),
         "tensorflow": _version("tensorflow-cpu", "tensorflow"),
         "keras": _version("keras"),
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
         "blas": [
             {k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
             for info in threadpool_info()

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from numpy_mlp import VARIANTS as NUMPY_VARIANTS
 from numpy_mlp import MLPConfig
 
-# Imported without TensorFlow: keras_baseline loads it lazily.
+# Imported without Keras: keras_baseline loads it (and its backend) lazily.
+from keras_baseline import JAX_VARIANTS
 from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
     "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
+    "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
 }
+# Every framework but numpy is a peer: the one Keras model, on this Keras backend.
+PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax"}
 
 
 PLUGINS_VARIABLE = "MLP_STUDY_PLUGINS"
@@ -36,6 +40,7 @@ def variant_descriptions() -> dict[str, dict[str, str]]:
     return {
         "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
         "keras": dict(KERAS_VARIANTS),
+        "jax": dict(JAX_VARIANTS),
     }
 
 
@@ -53,7 +58,7 @@ SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)
 @dataclass(frozen=True)
 class Preset:
     description: str
-    frameworks: tuple[str, ...] = ("numpy", "keras")
+    frameworks: tuple[str, ...] = tuple(FRAMEWORKS)
     variants: tuple[str, ...] = ()  # empty: every variant of each framework
     batch_sizes: tuple[int, ...] = (500, 20000)
     epochs: int = 35
@@ -67,14 +72,14 @@ class Preset:
 
 PRESETS = {
     "article": Preset(
-        "the article's study (the default): every variant of both frameworks, batch 500 and 20000, "
-        "35 epochs, 3 repeats ('original', 5-10x slower than the rest, once), all cores "
-        "(15-20 minutes on 2 cores)",
+        "the article's study (the default): every variant of every framework (NumPy, Keras on TensorFlow, "
+        "Keras on JAX), batch 500 and 20000, 35 epochs, 3 repeats ('original', 5-10x slower than the rest, "
+        "once), all cores (20-30 minutes on 2 cores)",
         once=("original",),
     ),
     "quick": Preset(
         "a smoke run of the whole pipeline: every variant, 10,000 training samples, batch 500 and 5000, "
-        "3 epochs, 1 repeat (under 2 minutes)",
+        "3 epochs, 1 repeat (2-3 minutes on 2 cores)",
         batch_sizes=(500, 5000),
         epochs=3,
         repeats=1,
@@ -82,7 +87,8 @@ PRESETS = {
         phase_epochs=1,
     ),
     "sweep": Preset(
-        "when does NumPy win: optimized, step3 and every Keras variant over batch sizes 32 to 60000, "
+        "when does NumPy win: optimized, step3 and every variant of the peers (Keras on TensorFlow and on JAX) "
+        "over batch sizes 32 to 60000, "
         "at all cores and at one thread, 5 epochs, 1 repeat",
         variants=("step3", "optimized", "fit", "fit-tuned", "loop"),
         batch_sizes=SWEEP_BATCH_SIZES,

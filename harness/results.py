@@ -14,6 +14,7 @@ RUN_COLUMNS = [
     "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
     "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
     "session",  # index of the record in environment.json of the session that made the run
+    "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
 ]
 EPOCH_COLUMNS = [
     "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",

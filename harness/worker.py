@@ -1,8 +1,11 @@
 """One run in a fresh process: ``python -m harness.worker SPEC.json RESULT.json``.
 
-Thread settings must be in the environment before NumPy (and its BLAS) or TensorFlow is imported,
-which is why this module imports nothing heavy at the top. Progress goes to stdout as one JSON line
-per epoch; the result (the run's row and its epoch rows) is written atomically at the end.
+Thread settings must be in effect before NumPy (and its BLAS), TensorFlow or JAX start, and Keras'
+backend must be chosen before Keras is imported, which is why this module imports nothing heavy at
+the top. With fewer threads than cores the process is held to that many cores (CPU affinity), for
+every framework alike: XLA has no thread-count option, and it makes CPU time <= threads x wall time
+hold for every run. Progress goes to stdout as one JSON line per epoch; the result (the run's row
+and its epoch rows) is written atomically at the end.
 """
 from __future__ import annotations
 
@@ -24,6 +27,17 @@ def set_thread_environment(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def pin_cores(threads: int) -> None:
+    """Hold this process to the first ``threads`` of the cores it may run on, when it may run on
+    more; threads started afterwards inherit it (Linux; elsewhere nothing happens)."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return
+    if threads < len(cores):
+        os.sched_setaffinity(0, cores[:threads])
+
+
 def peak_rss_mb() -> float:
     """Peak resident set of this process (ru_maxrss is in KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -31,13 +45,16 @@ def peak_rss_mb() -> float:
 
 
 def run(spec: dict, data_path: str) -> dict:
+    pin_cores(spec["threads"])  # before any library starts a thread
     set_thread_environment(spec["threads"])
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from numpy_mlp import InputScaler, MLPConfig, TrainingDiverged, init_weights
 
-    from .plan import load_plugins
+    from keras_baseline.runtime import cpu_affinity, xla_threads
+
+    from .plan import PEER_BACKENDS, load_plugins
 
     load_plugins()
     threadpool_limits(spec["threads"])
@@ -55,12 +72,18 @@ def run(spec: dict, data_path: str) -> dict:
         threads = model.threads_for(spec["batch_size"])  # the variant's own choice
         in_effect.update(blas_threads=threads.blas, row_threads=threads.rows)
         x_fit, x_eval = x_train, x_test  # raw: the model scales (see numpy_mlp.scaling)
-    else:
-        from keras_baseline import KerasMLP, configure_tensorflow, settings_for
+    else:  # a peer: the same Keras model on the framework's backend
+        from keras_baseline import KerasMLP, configure_backend, settings_for
 
-        max_threads = settings_for(spec["variant"], spec["batch_size"]).max_threads  # the variant's own choice
-        tf_info = configure_tensorflow(min(spec["threads"], max_threads or spec["threads"]))
-        in_effect.update(tf_intra_threads=tf_info["intra_op_threads"], tf_inter_threads=tf_info["inter_op_threads"])
+        backend = PEER_BACKENDS[spec["framework"]]
+        max_threads = settings_for(spec["variant"], spec["batch_size"], backend).max_threads  # the variant's own choice
+        threads = min(spec["threads"], max_threads or spec["threads"])
+        if backend == "jax":
+            pin_cores(threads)  # XLA's pools, started below, take one thread per core allowed
+        info = configure_backend(backend, threads, config.dtype)
+        in_effect["backend"] = info["backend"]
+        if backend == "tensorflow":
+            in_effect.update(tf_intra_threads=info["intra_op_threads"], tf_inter_threads=info["inter_op_threads"])
         model = KerasMLP(config, spec["variant"], seed=spec["seed"])
         model.set_weights(weights)
         x_fit, x_eval = scaler.transform(x_train), scaler.transform(x_test)
@@ -83,7 +106,9 @@ def run(spec: dict, data_path: str) -> dict:
     except TrainingDiverged as exc:
         status, error = "diverged", str(exc)
 
-    row = {"status": status, "error": error, "setup_s": setup_s, **in_effect}
+    row = {"status": status, "error": error, "setup_s": setup_s, **in_effect, "cpu_affinity": cpu_affinity()}
+    if in_effect.get("backend") == "jax":
+        row["xla_threads"] = xla_threads()  # the pool XLA started, read back after training
     if records:
         walls = [r.wall_s for r in records]
         row.update(
@@ -93,6 +118,7 @@ def run(spec: dict, data_path: str) -> dict:
             steady_epoch_wall_s=float(np.median(walls[1:])) if len(walls) > 1 else None,
             final_loss=records[-1].loss,
         )
+        row["cpu_per_wall"] = row["cpu_s"] / row["wall_s"]  # <= threads when the threads were held
     if status == "ok":
         row["train_acc"] = model.evaluate(x_fit, y_train)[1]
         row["test_acc"] = model.evaluate(x_eval, y_test)[1]

@@ -1,7 +1,8 @@
 """The Keras pieces of the study's network: model, summed loss, the article's optimizer, accuracy.
 
-This module imports Keras (and so TensorFlow) at import time; ``keras_baseline.model`` imports it
-only once TensorFlow has been configured (see ``keras_baseline.runtime``).
+Everything here is written in ``keras.ops`` and serves both backends, TensorFlow and JAX. This module
+imports Keras (and so its backend) at import time; ``keras_baseline.model`` imports it only once the
+backend has been configured (see ``keras_baseline.runtime``).
 
 The model outputs the logits Z of the output layer and the loss and the accuracy apply the output
 function themselves (Keras' ``from_logits=True`` idiom). That is what makes the gradient the very
@@ -157,7 +158,7 @@ class ArticleSGD(keras.optimizers.Optimizer):
     def reset_momentum(self) -> None:
         """Forget the previous steps (when the weights are replaced)."""
         for previous in self.previous_steps:
-            previous.assign(ops.zeros_like(previous))
+            previous.assign(ops.zeros(previous.shape, dtype=previous.dtype))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum}
@@ -200,6 +201,21 @@ class EpochTimer(keras.callbacks.Callback):
         self.finish(wall, cpu, logs)
 
 
+def tanh_in_dtype(x):
+    """tanh(x) = sign(x) (-t / (t + 2)) with t = expm1(-2 |x|), in the dtype of x (no overflow)."""
+    t = ops.expm1(-2.0 * ops.absolute(x))
+    return ops.sign(x) * (-t / (t + 2.0))
+
+
+def hidden_activation(config: MLPConfig):
+    """The hidden layers' activation, Keras' own by name, except tanh in float64 on JAX: Keras 3.15
+    computes ``ops.tanh`` there in float32 (its type promotion maps float64 to float32 on JAX, an
+    error of 1e-7 relative), so there tanh is built from expm1, which keeps the dtype."""
+    if config.hidden_activation == "tanh" and config.dtype == "float64" and keras.backend.backend() == "jax":
+        return tanh_in_dtype
+    return config.hidden_activation
+
+
 def build_model(config: MLPConfig) -> keras.Sequential:
     """Dense layers of ``config.layer_sizes`` in ``config.dtype``; the last one outputs the logits.
 
@@ -218,7 +234,7 @@ def build_model(config: MLPConfig) -> keras.Sequential:
         layers.append(
             keras.layers.Dense(
                 width,
-                activation=None if last else config.hidden_activation,
+                activation=None if last else hidden_activation(config),
                 kernel_regularizer=regularizer,
                 dtype=config.dtype,
                 name="logits" if last else f"hidden_{n + 1}",

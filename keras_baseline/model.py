@@ -1,13 +1,16 @@
-"""KerasMLP: the study's network in Keras 3 / TensorFlow 2, trained like numpy_mlp.MLP.
+"""KerasMLP: the study's network in Keras 3, on its TensorFlow or JAX backend, trained like numpy_mlp.MLP.
 
-TensorFlow is imported lazily, on the first KerasMLP: ``import keras_baseline`` stays cheap and the
-harness can call ``keras_baseline.configure_tensorflow(threads)`` first.
+Keras (and its backend) is imported lazily, on the first KerasMLP: ``import keras_baseline`` stays
+cheap and the harness can call ``keras_baseline.configure_backend(backend, threads)`` first. One model,
+loss, optimizer and set of metrics serve both backends, and so does ``fit``; what differs (compiled
+inference, one step, the custom loop) is in ``tensorflow_functions`` and ``jax_functions``.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import numbers
+import random
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -22,6 +25,12 @@ VARIANTS: dict[str, str] = {
     "fit-tuned": "compile() and fit(shuffle=True), fastest settings measured: an epoch per call, XLA from batch 20000",
     "loop": "custom loop: GradientTape in one tf.function running an epoch's mini-batches, XLA from batch 20000",
 }
+# the same variants on Keras' JAX backend (every function there is XLA-compiled by jax.jit)
+JAX_VARIANTS: dict[str, str] = {
+    "fit": "what a Keras user writes, on JAX: compile() and fit(shuffle=True) with Keras' defaults (one jitted call per batch)",
+    "fit-tuned": "compile() and fit(shuffle=True) on JAX, fastest settings measured: an epoch per call, jitted",
+    "loop": "custom JAX loop: stateless_call, jax.value_and_grad and the update in one jax.jit per epoch, lax.scan over its batches",
+}
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -33,9 +42,9 @@ class RunSettings:
     steps_per_execution : batches per call of the compiled train function (``fit``), or 'epoch' for
         all the batches of an epoch in one call.
     jit_compile : XLA compilation of the train function; 'auto' is Keras' default (off on a CPU).
-    pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own tf.data pipeline, shuffling indices
-        and gathering batches) or 'dataset' (a tf.data.Dataset of our own, same shuffle/gather, with
-        parallel map and autotuned prefetch).
+    pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own data pipeline, shuffling indices
+        and gathering batches) or, on TensorFlow only, 'dataset' (a tf.data.Dataset of our own, same
+        shuffle/gather, with parallel map and autotuned prefetch).
     max_threads : at most this many intra-op threads (None: as many as the run may use). TensorFlow
         takes its thread counts once per process, so the harness applies this before it starts.
     """
@@ -65,8 +74,10 @@ XLA_FROM_BATCH = 20000  # XLA pays from here on (see settings_for)
 SINGLE_THREAD_BELOW = 256  # 'loop' runs on one thread below this batch size (see settings_for)
 
 
-def settings_for(variant: str, batch_size: int) -> RunSettings:
-    """The execution settings a variant uses at a batch size.
+def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> RunSettings:
+    """The execution settings a variant uses at a batch size on a Keras backend.
+
+    On JAX see ``_jax_settings``; the rest of this docstring is about TensorFlow.
 
     'fit' is Keras' defaults (steps_per_execution=1, jit_compile='auto' = off on a CPU). 'fit-tuned'
     and 'loop' are the winners of ``python -m keras_baseline.tune`` (reference config, full MNIST,
@@ -105,12 +116,30 @@ def settings_for(variant: str, batch_size: int) -> RunSettings:
     9.2 s, 4.4 s against 5.5 s) and keeps them.
     """
     check_variant(variant)
+    if backend == "jax":
+        return _jax_settings(variant)
+    if backend != "tensorflow":
+        raise ValueError(f"unknown Keras backend {backend!r}; choose tensorflow or jax")
     jit = batch_size >= XLA_FROM_BATCH
     if variant == "fit-tuned":
         return RunSettings(steps_per_execution="epoch", jit_compile=jit, pipeline="arrays")
     if variant == "loop":
         return RunSettings(steps_per_execution="epoch", jit_compile=jit,
                            max_threads=1 if batch_size < SINGLE_THREAD_BELOW else None)
+    return RunSettings()
+
+
+def _jax_settings(variant: str) -> RunSettings:
+    """The execution settings of a variant on Keras' JAX backend, at every batch size.
+
+    'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
+    'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
+    ``python -m keras_baseline.tune --backend jax`` (the search is in the README, "Where the time goes"):
+    jitted (without it every op runs on its own, 10-20x slower at batch 500) and, as on TensorFlow, an
+    epoch per call (on JAX that saves Keras' per-call work around the jitted step, not the calls).
+    """
+    if variant in ("fit-tuned", "loop"):
+        return RunSettings(steps_per_execution="epoch", jit_compile=True)
     return RunSettings()
 
 
@@ -129,14 +158,16 @@ def _check_positive_int(name: str, value) -> int:
 
 
 class KerasMLP:
-    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config.
+    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config,
+    on the backend Keras runs on in this process (``backend``: 'tensorflow' or 'jax', chosen with
+    ``configure_backend`` before the first KerasMLP; TensorFlow by default).
 
     Parameters
     ----------
     config : the shared ``numpy_mlp.MLPConfig`` (no second set of defaults).
     variant : how Keras runs the training, see ``VARIANTS``.
     seed : initial weights ``numpy_mlp.init_weights(config, seed)`` (numpy_mlp.MLP's too), Keras'
-        random state (``keras.utils.set_random_seed``, for fit's shuffling) and the loop's shuffling
+        random state (for fit's shuffling, see ``_seed_random_state``) and the loop's shuffling
         (``numpy_mlp.shuffle_rng(seed)``, numpy_mlp's batch order).
     settings : override the variant's execution settings (for the search in ``tune.py``).
     """
@@ -158,26 +189,32 @@ class KerasMLP:
         self.epochs_done = 0
         self._initial_lr = None
         self._compiled_with = None
-        self._loop_functions = {}
         self.settings = None  # the settings of the last fit()
 
         from .runtime import import_keras
 
-        self._tf, self._keras = import_keras()
+        engine, self._keras = import_keras()
+        self.backend = self._keras.backend.backend()
+        if self.backend == "jax" and self.dtype == np.float64 and not engine.config.jax_enable_x64:
+            raise ValueError("a float64 model on JAX needs its 64-bit mode: call configure_jax(threads, 'float64') first")
         from . import components
 
-        self._c = components
+        self.components = components
         with self._floatx():
-            self._keras.utils.set_random_seed(self.seed)
+            self._seed_random_state()
             self.model = components.build_model(config)
             self.loss_fn = components.SummedLoss(config.output_activation, config.loss, dtype=config.dtype)
             # the learning-rate variable takes Keras' floatx, i.e. the model's dtype here
             self.optimizer = components.ArticleSGD(learning_rate=1e-3, momentum=config.momentum)
             self.optimizer.build(self.model.trainable_variables)
-            self._loss_mean = self._keras.metrics.Mean(name="loss", dtype=config.dtype)
-            self._accuracy = components.OutputAccuracy(config.output_activation)
+            self.loss_mean = self._keras.metrics.Mean(name="loss", dtype=config.dtype)
+            self.accuracy = components.OutputAccuracy(config.output_activation)
         self._loop_rng = shuffle_rng(self.seed)
-        self._build_functions()
+        if self.backend == "jax":
+            from .jax_functions import Functions
+        else:
+            from .tensorflow_functions import Functions
+        self._functions = Functions(self)
         self.set_weights(init_weights(config, self.seed))
 
     # -- weights ------------------------------------------------------------------------------------
@@ -255,7 +292,9 @@ class KerasMLP:
             self._initial_lr = self.config.lr_for(batch_size)  # a later fit() continues the decay, like numpy_mlp
         # the rates numpy_mlp computes (its running division is lr_schedule's, bit for bit)
         rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
-        self.settings = settings = self._settings_override or settings_for(self.variant, batch_size)
+        self.settings = settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
+        if settings.pipeline == "dataset" and self.backend != "tensorflow":
+            raise ValueError(f"pipeline 'dataset' (tf.data) needs the TensorFlow backend, not {self.backend}")
         with self._floatx():
             if self.variant == "loop":
                 records = self._fit_loop(x, y, rates, batch_size, settings, validation_data, callback,
@@ -277,7 +316,7 @@ class KerasMLP:
                                  float(logs["categorical_accuracy"]), rates[epoch])
             records.append(self._finish_epoch(record, validation_data, callback))
 
-        recorder = self._c.EpochTimer(finish)
+        recorder = self.components.EpochTimer(finish)
         # the epoch's rate, assigned to the optimizer's variable by Keras' own scheduler callback
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
         callbacks = [schedule, recorder]  # the rate is set before the epoch's clock starts
@@ -305,7 +344,7 @@ class KerasMLP:
         self.model.compile(
             optimizer=self.optimizer,
             loss=self.loss_fn,
-            metrics=[self._c.OutputAccuracy(self.config.output_activation)],
+            metrics=[self.components.OutputAccuracy(self.config.output_activation)],
             **kwargs,
         )
         self._compiled_with = key
@@ -313,7 +352,8 @@ class KerasMLP:
     def _dataset(self, x, y, batch_size):
         """Shuffled batches as a tf.data pipeline: indices shuffled per epoch, batches gathered by a
         parallel map, prefetched (what Keras' array adapter does, plus autotuning)."""
-        tf = self._tf
+        import tensorflow as tf
+
         x_t, y_t = tf.constant(x), tf.constant(y)
         n = len(x)
         autotune = tf.data.AUTOTUNE
@@ -326,33 +366,16 @@ class KerasMLP:
         )
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
-        tf = self._tf
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng
         jit = settings.jit_compile is True
-        step = self._loop_step(jit)
-        n_batches = math.ceil(len(x) / batch_size)
-        per_call = settings.steps_for(n_batches)
-        many = self._loop_steps(jit) if per_call > 1 else None
-        x_t, y_t = tf.constant(x), tf.constant(y)
+        per_call = settings.steps_for(math.ceil(len(x) / batch_size))
+        data = self._functions.loop_data(x, y)
         records = []
         for lr in rates:
             self.optimizer.learning_rate = lr
-            self._loss_mean.reset_state()
-            self._accuracy.reset_state()
             wall0, cpu0 = time.perf_counter(), time.process_time()
             order = rng.permutation(len(x))
-            if many is None:
-                for idx in batch_slices(order, batch_size):
-                    step(x_t, y_t, idx)
-            else:
-                n_full = len(x) // batch_size
-                full = order[: n_full * batch_size].reshape(n_full, batch_size)
-                for start in range(0, n_full, per_call):
-                    many(x_t, y_t, full[start : start + per_call])
-                if n_full * batch_size < len(x):
-                    step(x_t, y_t, order[n_full * batch_size :])
-            loss = float(self._loss_mean.result())
-            acc = float(self._accuracy.result())
+            loss, acc = self._functions.loop_epoch(data, order, batch_size, per_call, jit)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             records.append(self._finish_epoch(EpochRecord(self.epochs_done + 1, wall, cpu, loss, acc, lr),
                                               validation_data, callback))
@@ -363,79 +386,12 @@ class KerasMLP:
         self.epochs_done += 1
         return finish_epoch(record, self._evaluate, validation_data, callback, f"keras variant {self.variant}")
 
-    # -- compiled functions -------------------------------------------------------------------------
-
-    def _build_functions(self) -> None:
-        tf = self._tf
-        n_in, dtype = self.config.layer_sizes[0], self.dtype.name
-        x_spec = tf.TensorSpec([None, n_in], dtype)
-        y_spec = tf.TensorSpec([None, self.config.layer_sizes[-1]], dtype)
-        act = self.config.output_activation
-
-        @tf.function(input_signature=[x_spec])
-        def forward(x):
-            return self._c.activate(self.model(x, training=False), act)
-
-        @tf.function(input_signature=[x_spec, y_spec])
-        def evaluate(x, y):
-            logits = self.model(x, training=False)
-            return self._total_loss(y, logits), self._c.activate(logits, act)
-
-        @tf.function(input_signature=[x_spec, y_spec])
-        def loss_and_gradients(x, y):
-            return self._loss_and_gradients(x, y)
-
-        @tf.function
-        def apply(grads):
-            self.optimizer.apply(grads, self.model.trainable_variables)
-
-        self._forward, self._evaluate_fn = forward, evaluate
-        self._loss_and_gradients_fn, self._apply_fn = loss_and_gradients, apply
-
-    def _total_loss(self, y, logits):
-        """The summed loss plus the kernels' regularization penalties, as Keras' compute_loss adds them."""
+    def total_loss(self, y, logits, penalties):
+        """The summed loss plus the kernels' regularization penalties (the model's losses of the
+        call that gave ``logits``), as Keras' compute_loss adds them."""
         ops = self._keras.ops
-        losses = [self.loss_fn(y, logits), *self.model.losses]
+        losses = [self.loss_fn(y, logits), *penalties]
         return ops.sum(ops.stack(losses)) if len(losses) > 1 else losses[0]
-
-    def _loss_and_gradients(self, x, y):
-        with self._tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            loss = self._total_loss(y, logits)
-        return loss, logits, tape.gradient(loss, self.model.trainable_variables)
-
-    def _train_batch(self, x, y):
-        loss, logits, grads = self._loss_and_gradients(x, y)
-        self.optimizer.apply(grads, self.model.trainable_variables)
-        self._loss_mean.update_state(loss, sample_weight=self._tf.shape(x)[0])
-        self._accuracy.update_state(y, logits)
-
-    def _loop_step(self, jit: bool):
-        """One mini-batch: gather by indices, forward, loss, gradients, update, metrics."""
-        key = ("step", jit)
-        if key not in self._loop_functions:
-            tf = self._tf
-
-            @tf.function(jit_compile=jit, reduce_retracing=True)
-            def step(x, y, idx):
-                self._train_batch(tf.gather(x, idx), tf.gather(y, idx))
-
-            self._loop_functions[key] = step
-        return self._loop_functions[key]
-
-    def _loop_steps(self, jit: bool):
-        """Several equal mini-batches (rows of ``idx``) in one call: a loop inside the graph."""
-        key = ("steps", jit)
-        if key not in self._loop_functions:
-            tf = self._tf
-
-            @tf.function(jit_compile=jit, reduce_retracing=True)
-            def steps(x, y, idx):
-                for i in tf.range(tf.shape(idx)[0]):
-                    self._train_batch(tf.gather(x, idx[i]), tf.gather(y, idx[i]))
-
-            self._loop_functions[key] = steps
-        return self._loop_functions[key]
 
     def train_step_details(self, x_batch: np.ndarray, labels: np.ndarray, lr: float) -> dict:
         """One training step on exactly this batch with learning rate ``lr``, through the same loss
@@ -450,11 +406,9 @@ class KerasMLP:
             raise ValueError(f"lr must be positive, got {lr!r}")
         with self._floatx():
             self.optimizer.learning_rate = float(lr)
-            loss, _, grads = self._loss_and_gradients_fn(x_batch, self._one_hot(labels))
-            self._apply_fn(grads)
-        grads = [g.numpy() for g in grads]
+            loss, grads = self._functions.train_step(x_batch, self._one_hot(labels))
         return {
-            "loss": float(loss),
+            "loss": loss,
             "gradients": [(grads[i], grads[i + 1]) for i in range(0, len(grads), 2)],
             "weights": self.get_weights(),
         }
@@ -465,7 +419,7 @@ class KerasMLP:
         """Network outputs A (n, outputs) in the model's dtype."""
         x = self._check_x(x, "x")
         with self._floatx():
-            return self._forward(x).numpy()
+            return self._functions.forward(x)
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         """(loss, accuracy) on a data set; the loss is summed over its samples plus regularization,
@@ -475,10 +429,20 @@ class KerasMLP:
             return self._evaluate(x, labels)
 
     def _evaluate(self, x, labels):
-        loss, outputs = self._evaluate_fn(x, self._one_hot(labels))
-        return float(loss), float(np.mean(outputs.numpy().argmax(axis=1) == labels))
+        loss, outputs = self._functions.evaluate(x, self._one_hot(labels))
+        return loss, float(np.mean(outputs.argmax(axis=1) == labels))
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    def _seed_random_state(self) -> None:
+        """Seed what fit's shuffling draws from: ``keras.utils.set_random_seed`` on TensorFlow; on JAX
+        (where Keras shuffles with NumPy's global generator) Python's and NumPy's generators, as
+        set_random_seed does, without the TensorFlow it imports to seed too."""
+        if self.backend == "jax":
+            random.seed(self.seed)
+            np.random.seed(self.seed)
+        else:
+            self._keras.utils.set_random_seed(self.seed)
 
     @contextlib.contextmanager
     def _floatx(self):

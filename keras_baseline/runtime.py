@@ -1,15 +1,25 @@
-"""Starting TensorFlow for the study: CPU only, a fixed number of threads, quiet logs.
+"""Starting Keras for the study on one of its backends: CPU only, a fixed number of threads, quiet logs.
 
-TensorFlow reads its GPU visibility and thread pools once, when its runtime context is created (at
-the first op), so everything here must happen before that. Nothing in ``keras_baseline`` imports
-TensorFlow at module level: the harness can ``import keras_baseline``, set environment variables
-(e.g. ``TF_ENABLE_ONEDNN_OPTS``) and then call ``configure_tensorflow(threads)``.
+Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads its GPU visibility and
+thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
+CPU client starts (at the first array). So everything here must happen before that, which is why
+nothing in ``keras_baseline`` imports Keras, TensorFlow or JAX at module level: the harness can
+``import keras_baseline``, set environment variables and then call ``configure_backend``.
+
+XLA has no thread-count option for its CPU client: its thread pools take one thread per core the
+process may run on (its CPU affinity). ``configure_jax(threads)`` therefore needs the process held to
+that many cores beforehand (the harness's worker does it for every framework, before NumPy starts).
 """
 from __future__ import annotations
 
 import numbers
 import os
 import sys
+
+BACKENDS = ("tensorflow", "jax")
+DTYPES = ("float32", "float64")
+SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
+XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
 
 
 def _check_threads(threads) -> int:
@@ -18,16 +28,41 @@ def _check_threads(threads) -> int:
     return int(threads)
 
 
-def _cpu_only_environment() -> None:
-    """Environment read by TensorFlow at import: hide CUDA devices, keep C++ logs to errors."""
-    if "tensorflow" not in sys.modules:
+def cpu_affinity() -> int | None:
+    """Cores this process may run on (None where the OS does not say)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return None
+
+
+def select_backend(backend: str) -> None:
+    """Make ``backend`` Keras' backend in this process, with GPUs hidden; before Keras is imported
+    (after that only the backend it already runs on is accepted)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        running = sys.modules["keras"].backend.backend()
+        if running != backend:
+            raise RuntimeError(f"Keras already runs on its {running} backend, cannot switch to {backend} in this process")
+    os.environ["KERAS_BACKEND"] = backend
+    if "tensorflow" not in sys.modules and "jax" not in sys.modules:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def keras_backend() -> str:
+    """The backend Keras runs on, or will run on when imported (the study's default: TensorFlow)."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    return os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
 def import_tensorflow():
     """Import TensorFlow (once) with GPUs hidden; returns the module."""
-    _cpu_only_environment()
+    if "tensorflow" not in sys.modules:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     try:
@@ -42,14 +77,42 @@ def import_tensorflow():
     return tf
 
 
+def import_jax():
+    """Import JAX (once) on the CPU platform only; returns the module."""
+    if "jax" not in sys.modules:
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax
+
+    platforms = {device.platform for device in jax.devices()}
+    if platforms != {"cpu"}:
+        raise RuntimeError(
+            f"JAX runs on {', '.join(sorted(platforms))}; import keras_baseline and call configure_jax() "
+            "before anything else starts JAX"
+        )
+    return jax
+
+
 def import_keras():
-    """(tensorflow, keras), imported in that order with GPUs hidden."""
-    tf = import_tensorflow()
+    """(backend module, keras): Keras imported on its backend (TensorFlow unless KERAS_BACKEND or
+    ``select_backend`` says otherwise), the backend first, with GPUs hidden."""
+    backend = keras_backend()
+    select_backend(backend)
+    engine = import_tensorflow() if backend == "tensorflow" else import_jax()
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(f"keras_baseline needs the TensorFlow backend of Keras, got {keras.backend.backend()!r}")
-    return tf, keras
+    if keras.backend.backend() != backend:
+        raise RuntimeError(f"keras_baseline expected Keras' {backend} backend, got {keras.backend.backend()!r}")
+    return engine, keras
+
+
+def configure_backend(backend: str, threads: int, dtype: str = "float32") -> dict:
+    """Start Keras on ``backend`` ('tensorflow' or 'jax'), CPU only, held to ``threads`` threads, for
+    models of ``dtype``; returns what is in effect, read back (see the two functions below)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "jax":
+        return configure_jax(threads, dtype)
+    return configure_tensorflow(threads)
 
 
 def configure_tensorflow(threads: int) -> dict:
@@ -60,6 +123,7 @@ def configure_tensorflow(threads: int) -> dict:
     from TensorFlow: see ``tensorflow_runtime_info``.
     """
     threads = _check_threads(threads)  # ValueError before TensorFlow is imported
+    select_backend("tensorflow")
     tf = import_tensorflow()
     threading = tf.config.threading
     try:
@@ -84,13 +148,103 @@ def tensorflow_runtime_info() -> dict:
     except (ImportError, AttributeError):  # private API: may move in other versions
         onednn_enabled = None
     return {
+        "backend": keras.backend.backend(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "cpu_affinity": cpu_affinity(),
         "visible_gpus": [d.name for d in tf.config.get_visible_devices("GPU")],
         "visible_devices": [d.name for d in tf.config.get_visible_devices()],
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),  # as set; None = TensorFlow's default
         "onednn_enabled": onednn_enabled,  # in effect, as TensorFlow reports it
         "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
+
+
+def _jax_started() -> bool:
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # private API: assume the worst
+        return True
+
+
+def configure_jax(threads: int, dtype: str = "float32") -> dict:
+    """Make JAX (and Keras on it) use the CPU only, with XLA held to ``threads`` cores.
+
+    The process must already be held to at most ``threads`` cores (CPU affinity, see the module
+    docstring); with one thread XLA's products also run single-threaded (its only thread flag).
+    64-bit arrays are on for float64 models only (JAX's default is 32 bits). The persistent
+    compilation cache is off: every run compiles its own functions. Must run before JAX starts its
+    CPU client; returns what is in effect, read back: see ``jax_runtime_info``.
+    """
+    threads = _check_threads(threads)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    cores = cpu_affinity()
+    if cores is not None and cores > threads:
+        raise RuntimeError(
+            f"XLA would use all {cores} cores this process may run on; hold it to {threads} first "
+            "(os.sched_setaffinity, as harness.worker.pin_cores does)"
+        )
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    single = SINGLE_THREAD_XLA_FLAG in flags
+    if _jax_started():
+        if single != (threads == 1):
+            raise RuntimeError(
+                f"JAX has already started {'with' if single else 'without'} {SINGLE_THREAD_XLA_FLAG}, cannot "
+                f"switch to {threads} thread(s); call configure_jax() first, in a fresh process"
+            )
+    elif threads == 1 and not single:
+        os.environ["XLA_FLAGS"] = " ".join([*flags, SINGLE_THREAD_XLA_FLAG])
+    elif threads > 1 and single:
+        os.environ["XLA_FLAGS"] = " ".join(f for f in flags if f != SINGLE_THREAD_XLA_FLAG)
+    select_backend("jax")
+    import jax
+
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    jax.config.update("jax_enable_compilation_cache", False)
+    import_jax()
+    return jax_runtime_info()
+
+
+def xla_threads() -> int | None:
+    """Threads of XLA's intra-op pool in this process (it starts them at the first computation);
+    None where the OS does not list threads by name."""
+    tasks = f"/proc/{os.getpid()}/task"
+    if not os.path.isdir(tasks):
+        return None
+    count = 0
+    for task in os.listdir(tasks):
+        try:
+            with open(f"{tasks}/{task}/comm") as f:
+                count += f.read().strip() == XLA_POOL_THREAD_NAME
+        except OSError:  # the thread ended meanwhile
+            pass
+    return count
+
+
+def jax_runtime_info() -> dict:
+    """Devices, 64-bit mode, XLA's flags and threads, the compilation cache and versions, as JAX
+    reports them."""
+    jax, keras = import_keras()
+    import jaxlib
+
+    return {
+        "backend": keras.backend.backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "platforms": sorted({d.platform for d in jax.devices()}),
+        "cpu_affinity": cpu_affinity(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "xla_threads": xla_threads(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "compilation_cache": bool(jax.config.jax_enable_compilation_cache),
+        "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
+        "jax_version": jax.__version__,
+        "jaxlib_version": jaxlib.__version__,
         "keras_version": keras.__version__,
     }

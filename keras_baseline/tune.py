@@ -1,10 +1,12 @@
 """The search behind the 'fit-tuned' and 'loop' settings: time Keras' execution options on this machine.
 
     python -m keras_baseline.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
+    python -m keras_baseline.tune --backend jax --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
 
 Every candidate trains the reference configuration from the same initial weights on the full MNIST
 training set; reported are the first epoch (tracing/compilation included), the median of the other
-epochs and the 35-epoch estimate first + 34 * median. Run it on an otherwise idle machine.
+epochs and the 35-epoch estimate first + 34 * median. The process is held to --threads cores, as
+the harness holds its workers. Run it on an otherwise idle machine.
 """
 from __future__ import annotations
 
@@ -13,21 +15,22 @@ import statistics
 import time
 
 
-def candidates(variant: str, batch_size: int, n: int, full: bool = True):
-    """The settings tried: steps_per_execution x XLA (x our own tf.data pipeline when ``full``)."""
+def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend: str = "tensorflow"):
+    """The settings tried: steps_per_execution x XLA (x, on TensorFlow, our own tf.data pipeline when
+    ``full``). JAX's loop is always jitted: only its batches per call vary."""
     from .model import RunSettings
 
     n_batches = -(-n // batch_size)
     if variant == "loop":
         for per_call in (1, "epoch"):
-            for jit in (False, True):
+            for jit in (False, True) if backend == "tensorflow" else (True,):
                 yield RunSettings(steps_per_execution=per_call, jit_compile=jit)
         return
     spes = sorted({min(s, n_batches) for s in ((1, 10, 50, 100) if full else (1, 10, 50))} - {n_batches}) + ["epoch"]
     for spe in spes:
         for jit in (False, True):
             yield RunSettings(steps_per_execution=spe, jit_compile=jit)
-    if not full:
+    if not full or backend != "tensorflow":
         return
     for spe in (50, "epoch"):
         yield RunSettings(steps_per_execution=min(spe, n_batches) if spe != "epoch" else spe, jit_compile=False,
@@ -63,24 +66,33 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000])
     parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100 and the tf.data pipeline")
     parser.add_argument("--variants", nargs="+", default=["fit-tuned", "loop"], choices=["fit-tuned", "loop"])
+    parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax"], help="Keras' backend")
     args = parser.parse_args(argv)
 
-    from .runtime import configure_tensorflow
+    from harness.worker import pin_cores
 
-    info = configure_tensorflow(args.threads)
+    from .runtime import configure_backend
+
+    pin_cores(args.threads)
+    info = configure_backend(args.backend, args.threads)
     from harness.data import load_mnist
     from numpy_mlp import InputScaler
 
     x_raw, labels, _, _ = load_mnist(args.mnist)
     x = InputScaler.fit(x_raw).transform(x_raw)
     labels = labels.astype("int64")
-    print(f"# TF {info['tensorflow_version']}, Keras {info['keras_version']}, threads {info['intra_op_threads']}, "
-          f"oneDNN {info['onednn_enabled']}, {args.epochs} epochs x {args.repeats} interleaved repeats, "
+    if args.backend == "jax":
+        engine = f"JAX {info['jax_version']}, Keras {info['keras_version']}, {info['cpu_affinity']} core(s)"
+    else:
+        engine = (f"TF {info['tensorflow_version']}, Keras {info['keras_version']}, threads {info['intra_op_threads']}, "
+                  f"oneDNN {info['onednn_enabled']}")
+    print(f"# {engine}, {args.epochs} epochs x {args.repeats} interleaved repeats, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; times in s, medians over repeats")
     print(f"{'variant':10} {'batch':>6} {'steps/exec':>10} {'jit':>5} {'pipeline':>8} "
           f"{'first':>7} {'epoch':>7} {'cpu/ep':>7} {'35-ep':>7} {'acc':>6}")
     for batch_size in args.batch_sizes:
-        grid = [(v, s) for v in args.variants for s in candidates(v, batch_size, len(x), full=not args.short)]
+        grid = [(v, s) for v in args.variants
+                for s in candidates(v, batch_size, len(x), full=not args.short, backend=args.backend)]
         runs = {i: [] for i in range(len(grid))}
         for _ in range(args.repeats):
             for i, (variant, settings) in enumerate(grid):
