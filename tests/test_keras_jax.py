@@ -175,9 +175,10 @@ def helpers():
                 trajectory_tol=TRAJECTORY_TOL)
 
 
-@pytest.fixture(scope="module", params=["float64", "float32"])
+@pytest.fixture(scope="module", params=["float64", pytest.param("float32", marks=pytest.mark.slow)])
 def jax_steps(request, mnist, tmp_path_factory):
-    """One child per dtype: the loop's steps for every STEP_CONFIG, one step of each fit variant."""
+    """One child per dtype: the loop's steps for every STEP_CONFIG, one step of each fit variant
+    (float64, the exact standard, in the fast suite; each child takes 5-15 s, mostly JAX's start)."""
     dtype = request.param
     data = mnist_arrays(mnist, dtype)
     tasks = [{"kind": "step", "args": {"name": name}} for name in STEP_CONFIGS]
