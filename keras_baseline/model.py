@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from numpy_mlp.config import MLPConfig, lr_schedule
-from numpy_mlp.model import EpochRecord, batch_slices, finish_epoch, init_weights, shuffle_rng
+from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
 
 VARIANTS: dict[str, str] = {
     "fit": "what a Keras user writes: compile() and fit(shuffle=True) with Keras' default execution settings",
@@ -37,11 +37,12 @@ Weights = list[tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How Keras/TensorFlow executes the training (never what it computes).
+    """How Keras (on TensorFlow or JAX) executes the training (never what it computes).
 
     steps_per_execution : batches per call of the compiled train function (``fit``), or 'epoch' for
         all the batches of an epoch in one call.
-    jit_compile : XLA compilation of the train function; 'auto' is Keras' default (off on a CPU).
+    jit_compile : XLA compilation of the train function; 'auto' is Keras' default (on a CPU: off with
+        TensorFlow, jax.jit with JAX; the JAX loop is always jitted).
     pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own data pipeline, shuffling indices
         and gathering batches) or, on TensorFlow only, 'dataset' (a tf.data.Dataset of our own, same
         shuffle/gather, with parallel map and autotuned prefetch).

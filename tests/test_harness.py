@@ -44,7 +44,7 @@ def small_plan(**changes) -> StudyPlan:
 def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     out = tmp_path / "study"
     result = harness(
-        "run", "--variants", "step3", "optimized", "fit-tuned", "--batch-sizes", "500", "1000",
+        "run", "--frameworks", "numpy", "keras", "--variants", "step3", "optimized", "fit-tuned", "--batch-sizes", "500", "1000",
         "--train-limit", "2000", "--epochs", "2", "--repeats", "2", "--phase-epochs", "1", "--out", str(out),
         "--no-report",
     )
