@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run on the workers of this Dask scheduler (one worker per machine, one thread each; "
+                     "see the README) instead of one run after the other here")
+    run.add_argument("--placement", choices=("spread", "every-machine"), default=None,
+                     help="with --scheduler: 'spread' (default) gives each run to whichever worker is free; "
+                     "'every-machine' runs the whole plan on every worker machine, to compare machines")
 
     commands.add_parser("list", help="frameworks, variants and presets, one line each",
                         description="List frameworks, variants and presets, one line each with a description.")
@@ -181,11 +187,14 @@ def cmd_run(args) -> int:
     plan = plan_from_args(args)
     out = check_out_dir(args.out, args.resume)
     data_dir = check_data_dir(args.data_dir)
+    if args.placement and not args.scheduler:
+        raise UsageError("--placement needs --scheduler: without a cluster every run happens here")
 
     from .study import run_study
 
     try:
-        files = run_study(plan, out, data_dir, resume=args.resume, timeout=args.timeout, command=sys.argv)
+        files = run_study(plan, out, data_dir, resume=args.resume, timeout=args.timeout, command=sys.argv,
+                          scheduler=args.scheduler, placement=args.placement or "spread")
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {out}; continue with --resume --out {out}", file=sys.stderr)
         return 130

@@ -2,10 +2,12 @@
 
 The parent only schedules and collects. It loads MNIST once, fits the input scaler once and hands
 every worker the same arrays through one .npz file; runs are executed one at a time, so that they
-never compete for the cores they are measuring.
+never compete for the cores they are measuring. With a Dask scheduler the runs go to the cluster's
+workers instead (harness.cluster), and their results are landed here the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -19,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .environment import PROJECT_ROOT, environment_record
+from .environment import PROJECT_ROOT, environment_record, machine_name, machine_record, machines_in
 from .plan import RunSpec, StudyPlan
 from .results import (
-    EPOCH_COLUMNS, RUN_COLUMNS, RUN_KEY, as_table, atomic_write_csv, atomic_write_text, read_table,
+    EPOCH_COLUMNS, LOST, RUN_COLUMNS, RUN_KEY, as_table, atomic_write_csv, atomic_write_text, read_table,
+    supersede_lost,
 )
 from .summary import summarize
 
@@ -148,47 +151,79 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
         tail = " | ".join(line.strip() for line in stderr_lines[-3:] if line.strip())
         result = {"run": {"status": "failed", "error": f"worker exited with status {process.returncode}: {tail}"}, "epochs": []}
     base = {k: v for k, v in spec.to_dict().items() if k in RUN_COLUMNS}
-    row = {**base, **result["run"]}
-    epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e}
+    row = {**base, **result["run"], "machine": machine_name()}
+    epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e,
+               "machine": row["machine"]}
               for e in result["epochs"]]
     return {"run": row, "epochs": epochs}
 
 
 def run_study(plan: StudyPlan, out: Path, data_dir=None, *, resume: bool = False, timeout: float = 1800.0,
-              command: list[str] | None = None, progress_stream=sys.stderr) -> StudyFiles:
-    """Execute every run of ``plan`` not yet in ``out``; write each finished run at once."""
+              command: list[str] | None = None, progress_stream=sys.stderr, scheduler: str | None = None,
+              placement: str = "spread") -> StudyFiles:
+    """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
+    ``scheduler`` (a Dask scheduler's address) the runs go to its workers, placed by ``placement``."""
     files = StudyFiles(Path(out))
-    with tempfile.TemporaryDirectory(prefix="mlp-study-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="mlp-study-") as scratch, _cluster(scheduler, placement, progress_stream) as cluster:
         scratch = Path(scratch)
         data_path = prepare_data(plan, data_dir, scratch)  # fails here, before any file is written
         files.out.mkdir(parents=True, exist_ok=True)
         runs = read_table(files.runs, RUN_COLUMNS) if resume else as_table([], RUN_COLUMNS)
         epochs = read_table(files.epochs, EPOCH_COLUMNS) if resume else as_table([], EPOCH_COLUMNS)
-        done = {_normalize(tuple(r)) for r in runs[RUN_KEY].itertuples(index=False)}
-        todo = [spec for spec in plan.runs() if _normalize(spec.key) not in done]
+        todo = runs_to_do(plan.runs(), runs) if cluster is None else cluster.todo(plan.runs(), runs)
         print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
-        atomic_write_text(files.environment, json.dumps(environment_record(command), indent=2) + "\n")
+        machines = machines_in(files.environment) if resume else {}
+        if cluster is None:  # a cluster's machines are recorded as their first results come back
+            machines[machine_name()] = machine_record()
+        record = {**environment_record(command), "machines": machines}
+        atomic_write_text(files.environment, json.dumps(record, indent=2) + "\n")
         atomic_write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
-        _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream)
+        _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream, cluster)
     return files
 
 
-def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream) -> None:
+def _cluster(scheduler: str | None, placement: str, stream):
+    """The Dask cluster the runs go to (harness.cluster, imported only then), or none: the local runner."""
+    if scheduler is None:
+        return contextlib.nullcontext()
+    from .cluster import connect
+
+    return connect(scheduler, placement, stream)
+
+
+def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, progress_stream, cluster=None) -> None:
     progress = Progress(len(todo), progress_stream)
+
+    def land(spec: RunSpec, result: dict) -> None:
+        """Add one finished run's rows to the tables and write both files (each atomically)."""
+        nonlocal runs, epochs
+        runs = pd.concat([supersede_lost(runs, result["run"]), as_table([result["run"]], RUN_COLUMNS)], ignore_index=True)
+        if result["epochs"]:
+            epochs = pd.concat([epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
+        atomic_write_csv(files.runs, runs[RUN_COLUMNS])
+        atomic_write_csv(files.epochs, epochs[EPOCH_COLUMNS])
+        progress.finish(spec, result["run"])
+
     try:
-        for spec in todo:
-            progress.start(spec)
-            result = execute(spec, plan, data_path, scratch, timeout, progress)
-            runs = pd.concat([runs, as_table([result["run"]], RUN_COLUMNS)], ignore_index=True)
-            if result["epochs"]:
-                epochs = pd.concat([epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
-            atomic_write_csv(files.runs, runs[RUN_COLUMNS])
-            atomic_write_csv(files.epochs, epochs[EPOCH_COLUMNS])
-            progress.finish(spec, result["run"])
+        if cluster is None:
+            for spec in todo:
+                progress.start(spec)
+                land(spec, execute(spec, plan, data_path, scratch, timeout, progress))
+        else:  # the cluster runs them; each result comes back to land() here
+            cluster.run(todo, plan, data_path, timeout, land, files.environment, progress)
     finally:
         progress.close()
         if len(runs):
             atomic_write_csv(files.summary, summarize(runs))
+
+
+def runs_to_do(specs: list[RunSpec], runs: pd.DataFrame, machine: str | None = None) -> list[RunSpec]:
+    """The specs with no row in ``runs`` yet ('lost' rows do not count: those runs are done again);
+    with ``machine``, the specs with no row of that machine."""
+    if machine is not None:
+        runs = runs[runs["machine"].astype(str) == machine] if "machine" in runs else runs.iloc[:0]
+    done = {_normalize(tuple(r)) for r in runs.loc[runs["status"] != LOST, RUN_KEY].itertuples(index=False)}
+    return [spec for spec in specs if _normalize(spec.key) not in done]
 
 
 def _normalize(key: tuple) -> tuple:

@@ -24,6 +24,19 @@ def set_thread_environment(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def die_with_parent() -> None:
+    """On Linux, end this run when the process that started it dies (a cluster worker killed in the middle
+    of a run, a killed study), so that an orphaned run never competes for the cores with the runs after it."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the line above
+        sys.exit(1)
+
+
 def peak_rss_mb() -> float:
     """Peak resident set of this process (ru_maxrss is in KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -115,6 +128,7 @@ def run(spec: dict, data_path: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     spec_path, result_path = argv
     with open(spec_path) as f:
         spec = json.load(f)
