@@ -25,7 +25,6 @@ HOST/WORKER-NAME, each running the whole plan.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import sys
 import tempfile
@@ -68,15 +67,9 @@ class Task(NamedTuple):
 
 
 # -- on the workers ------------------------------------------------------------------------------
-@functools.cache
-def _record() -> dict:
-    """This worker's machine record for environment.json, made once per worker process."""
-    return machine_record()
-
-
 def probe() -> dict:
     """On a worker, before any run: its host, cores and code version, which the client checks."""
-    record = _record()
+    record = machine_record()
     return {key: record[key] for key in ("host", "cores", "git_commit")}
 
 
@@ -102,7 +95,7 @@ def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout
     result["run"].update(names)
     for epoch in result["epochs"]:
         epoch["machine"] = names["machine"]
-    return {**result, "record": _record()}
+    return {**result, "record": machine_record()}
 
 
 # -- on the client -------------------------------------------------------------------------------

@@ -116,9 +116,12 @@ def draw(data: StudyData, fig_dir: Path) -> None:
             line = table[(table["setting"] == setting) & (table["machine"] == machine)].sort_values("batch_size")
             if not line.empty:
                 ax.plot(line["batch_size"], line["speedup"], marker="o", lw=2, color=colours[machine])
+                for r in line.itertuples():
+                    ax.annotate(f"{r.speedup:.2f}× vs {r.peer}", (r.batch_size, r.speedup), xytext=(5, 4),
+                                textcoords="offset points", fontsize=7.5, color=colours[machine])
         ax.axhline(1.0, color="black", ls="--", lw=1.1, zorder=0.5)
         _batch_axis(ax, batch_sizes)
-        ax.set_ylabel("speed-up of optimized")
+        ax.set_ylabel("optimized: speed-up vs fastest peer")
         ax.set_title(setting, fontsize=10.5)
         ax.grid(True, alpha=0.3)
         if table.empty:
@@ -131,7 +134,7 @@ def draw(data: StudyData, fig_dir: Path) -> None:
 
 def caption(data: StudyData) -> str:
     return ("Median training time of the fastest peer-framework variant on the same machine, divided by "
-            "NumPy optimized's, per batch size; above 1× `optimized` is faster. One line per machine.")
+            "NumPy optimized's, per batch size; above 1× optimized is faster. One line per machine.")
 
 
 def sections(data: StudyData, figure_number: int) -> list[Section]:
