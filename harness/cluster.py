@@ -234,7 +234,8 @@ class Cluster:
             if session.pending:  # interrupted: nothing should go on running for a client that is gone
                 self.client.cancel(list(session.pending))
         for machine in sorted({m for m, _ in session.counts}, key=str):
-            counts = ", ".join(f"{n} {status}" for (m, status), n in sorted(session.counts.items(), key=str) if m == machine)
+            counts = ", ".join(f"{n} {status}" for (m, status), n in sorted(session.counts.items(), key=str)
+                               if m == machine)
             self.say(f"{machine or 'no machine in particular'}: {counts}")
 
     def _pinned(self, task: Task) -> dict:

@@ -28,6 +28,7 @@ from .results import (
     supersede_lost,
 )
 from .summary import summarize
+from .worker import PARENT_VARIABLE
 
 
 @dataclass
@@ -116,7 +117,8 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     result_path.unlink(missing_ok=True)
     payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path)}
     spec_path.write_text(json.dumps(payload))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+               **{PARENT_VARIABLE: str(os.getpid())})
     process = subprocess.Popen(
         [sys.executable, "-m", "harness.worker", str(spec_path), str(result_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT,
@@ -164,7 +166,8 @@ def run_study(plan: StudyPlan, out: Path, data_dir=None, *, resume: bool = False
     """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
     ``scheduler`` (a Dask scheduler's address) the runs go to its workers, placed by ``placement``."""
     files = StudyFiles(Path(out))
-    with tempfile.TemporaryDirectory(prefix="mlp-study-") as scratch, _cluster(scheduler, placement, progress_stream) as cluster:
+    with tempfile.TemporaryDirectory(prefix="mlp-study-") as scratch, \
+            _cluster(scheduler, placement, progress_stream) as cluster:
         scratch = Path(scratch)
         data_path = prepare_data(plan, data_dir, scratch)  # fails here, before any file is written
         files.out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import resource  # noqa: E402
 import sys  # noqa: E402
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+PARENT_VARIABLE = "MLP_STUDY_PARENT_PID"  # set by the process that starts the run (harness.study.execute)
 
 
 def set_thread_environment(threads: int) -> None:
@@ -33,7 +34,7 @@ def die_with_parent() -> None:
     import signal
 
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the line above
+    if str(os.getppid()) != os.environ.get(PARENT_VARIABLE, str(os.getppid())):  # it died before the line above
         sys.exit(1)
 
 

@@ -64,10 +64,16 @@ def run_process(pid: int, timeout: float = 120) -> psutil.Process:
 
 
 def assert_gone(process: psutil.Process, timeout: float = 10) -> None:
-    try:
-        process.wait(timeout)
-    except psutil.TimeoutExpired:
-        raise AssertionError(f"the run {process.pid} outlived its killed worker") from None
+    """The process ends within ``timeout`` (a zombie counts as ended: it waits for init to reap it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {process.pid} outlived the process that started it")
 
 
 def worker_pids(client) -> dict:
@@ -162,6 +168,32 @@ def test_every_machine_runs_the_plan_on_each_and_resume_redoes_what_a_machine_lo
     assert (runs["status"] == "ok").all(), runs[["machine", "variant", "status", "error"]]
     assert (runs.loc[runs["machine"] == f"{HOST}/gone", "worker"] == "gone").all()
     assert set(json.loads((out / "environment.json").read_text())["machines"]) == names
+
+
+def test_a_run_process_ends_with_the_process_that_started_it():
+    """What keeps a killed worker's run from competing with the next runs for the cores (Linux)."""
+    child = ("from harness.worker import die_with_parent; die_with_parent(); "
+             "import sys, time; print('ready', flush=True); time.sleep(60)")
+    parent = ("import os, subprocess, sys; "
+              "env = dict(os.environ, MLP_STUDY_PARENT_PID=str(os.getpid())); "
+              "child = subprocess.Popen([sys.executable, '-c', sys.argv[1]], stdout=subprocess.PIPE, "
+              "stderr=subprocess.DEVNULL, env=env); "
+              "print(child.pid, flush=True); child.stdout.readline(); os._exit(0)")
+    started = subprocess.run([sys.executable, "-c", parent, child], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        orphan = psutil.Process(int(started.stdout))
+    except psutil.NoSuchProcess:
+        return  # already ended and reaped
+    try:
+        assert_gone(orphan, timeout=5)
+    finally:
+        if orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE:
+            orphan.kill()
+    # started by a process that is already gone (the worker was killed before the run got going): ends at once
+    late = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), MLP_STUDY_PARENT_PID="1"))
+    assert late.returncode == 1 and "ready" not in late.stdout
 
 
 def test_lost_runs_count_as_not_done_and_are_replaced_by_their_rerun():
