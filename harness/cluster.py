@@ -167,11 +167,11 @@ class Cluster:
         hosts = Counter(fact["host"] for fact in self.facts.values())
         self.hosts_shared = {host for host, n in hosts.items() if n > 1}
         for host in sorted(self.hosts_shared):
-            names = [str(workers[a]["name"]) for a, fact in self.facts.items() if fact["host"] == host]
+            names = sorted(str(workers[a]["name"]) for a, fact in self.facts.items() if fact["host"] == host)
             self.say(f"warning: workers {', '.join(names)} share the host {host}: their runs take turns on the same "
                      "cores at the same time and disturb each other's timings (start one worker per machine)")
         if self.placement == "every-machine":
-            self.machines = {self._name(self.facts[a]["host"], workers[a]["name"]): a for a in workers}
+            self.machines = dict(sorted((self._name(self.facts[a]["host"], workers[a]["name"]), a) for a in workers))
         commit = environment_record()["git_commit"]
         for addr, fact in self.facts.items():
             if fact["git_commit"] != commit:
