@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run on the workers of this Dask scheduler (one worker per machine, one thread each; "
+                     "see the README) instead of one run after the other here")
+    run.add_argument("--placement", choices=("spread", "every-machine"), default=None,
+                     help="with --scheduler: 'spread' (default) gives each run to whichever worker is free; "
+                     "'every-machine' runs the whole plan on every worker machine, to compare machines")
 
     commands.add_parser("list", help="frameworks, variants and presets, one line each",
                         description="List frameworks, variants and presets, one line each with a description.")
@@ -206,6 +212,8 @@ def check_data_dir(data_dir: str | None) -> str | None:
 
 
 def cmd_run(args) -> int:
+    if args.placement and not args.scheduler:
+        raise UsageError("--placement needs --scheduler: without a cluster every run happens here")
     from .study import run_study
 
     if args.retry_failed and not args.resume:
@@ -216,7 +224,8 @@ def cmd_run(args) -> int:
     data_dir = check_data_dir(args.data_dir)
     try:
         files = run_study(plan, out, data_dir, resume=args.resume, retry_failed=args.retry_failed,
-                          timeout=args.timeout, command=sys.argv)
+                          timeout=args.timeout, command=sys.argv,
+                          scheduler=args.scheduler, placement=args.placement or "spread")
         print(f"results: {files.out}")
         if not args.no_report:
             from reports import ReportInputError, build_report

@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -30,6 +31,17 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> str | None:
+    """The CPU's feature flags as the kernel lists them (AVX2, AVX-512, FMA, ...), or None off Linux."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _git_commit() -> str | None:
@@ -92,3 +104,37 @@ def read_sessions(path) -> list[dict]:
     if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
         raise ValueError("it holds neither a list of sessions nor one environment record")
     return sessions
+
+
+def machine_name() -> str:
+    """The name a run's row gives the machine it ran on (the ``machine`` column): its host name."""
+    return socket.gethostname()
+
+
+def machine_record() -> dict:
+    """One machine's entry in environment.json's "machines": its host name, CPU model and flags,
+    cores, BLAS and its kernel ('architecture'), versions and commit (the parts of
+    ``environment_record`` that belong to a machine rather than to a session)."""
+    record = environment_record()
+    for session_only in ("date", "command"):
+        record.pop(session_only)
+    return {"host": machine_name(), **record, "cpu_flags": _cpu_flags()}
+
+
+def machines_in(path) -> dict:
+    """The "machines" mapping (machine name -> record) of an environment.json; empty when there is none."""
+    try:
+        machines = json.loads(Path(path).read_text()).get("machines")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return machines if isinstance(machines, dict) else {}
+
+
+def record_machines(path, machines: dict) -> None:
+    """Add or update machine records in environment.json's top-level "machines" mapping, atomically."""
+    from reports.atomic import write_text_atomic
+
+    path = Path(path)
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record["machines"] = {**record.get("machines", {}), **machines}
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")

@@ -15,14 +15,17 @@ RUN_COLUMNS = [
     "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
     "session",  # index of the record in environment.json of the session that made the run
     "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
+    "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
 ]
 EPOCH_COLUMNS = [
     "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",
     "wall_s", "cpu_s", "eval_s", "loss", "train_acc", "test_acc", "test_loss", "lr",
     "phase_prepare_s", "phase_forward_s", "phase_cost_s", "phase_backward_s", "phase_update_s",
+    "machine",
 ]
 RUN_KEY = ["framework", "variant", "batch_size", "threads", "repeat", "instrumented"]
-STATUSES = ("ok", "failed", "timeout", "diverged")
+LOST = "lost"  # status of a run whose cluster worker left before it finished; --resume runs it again
+STATUSES = ("ok", "failed", "timeout", "diverged", LOST)
 
 # What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
 # summarize them), with the kind of value each column must hold. Other columns may be missing (a
@@ -97,3 +100,13 @@ def as_table(rows: list[dict] | pd.DataFrame, columns: list[str]) -> pd.DataFram
         if column not in frame:
             frame[column] = None
     return frame[columns + [c for c in frame.columns if c not in columns]]
+
+
+def supersede_lost(runs: pd.DataFrame, row: dict) -> pd.DataFrame:
+    """``runs`` without the 'lost' records that the finished run ``row`` replaces: those of the same run
+    on the same machine, or on no machine in particular (a run that Dask could not place anywhere)."""
+    if runs.empty or "machine" not in runs:
+        return runs
+    same_run = (runs[RUN_KEY].astype(str) == pd.Series({k: str(row[k]) for k in RUN_KEY})).all(axis=1)
+    where = runs["machine"].isna() | (runs["machine"].astype(str) == str(row.get("machine")))
+    return runs[~(same_run & (runs["status"] == LOST) & where)]

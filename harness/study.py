@@ -7,7 +7,9 @@ never compete for the cores they are measuring.
 A results folder holds one study: one plan (study.json), worked on by one process at a time (a lock
 in the folder), over one or more sessions (environment.json, one record each). A finished run lands
 whole: its epoch rows first, then its row in runs.csv, which is the commit record; a resume redoes
-any run whose rows are incomplete. Every problem with the folder is a StudyError (one line).
+any run whose rows are incomplete. Every problem with the folder is a StudyError (one line). With a Dask
+scheduler the runs go to the cluster's workers instead (harness.cluster), and their results land
+here the same way.
 """
 from __future__ import annotations
 
@@ -34,11 +36,11 @@ import psutil
 from filelock import FileLock, Timeout
 
 from .cli import UsageError
-from .environment import PROJECT_ROOT, environment_record, read_sessions
+from .environment import PROJECT_ROOT, environment_record, machine_name, machine_record, machines_in, read_sessions
 from .plan import RunSpec, StudyPlan, variant_descriptions
 from .results import (
-    EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, RUN_COLUMNS, RUN_KEY, DamagedTable, as_table,
-    atomic_write_csv, atomic_write_text, read_results,
+    EPOCH_COLUMNS, LOST, RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, RUN_COLUMNS, RUN_KEY, DamagedTable, as_table,
+    atomic_write_csv, atomic_write_text, read_results, supersede_lost,
 )
 from .summary import summarize
 
@@ -194,28 +196,30 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
         tail = " | ".join(line.strip() for line in stderr_lines[-3:] if line.strip())
         result = {"run": {"status": "failed", "error": f"worker exited with status {process.returncode}: {tail}"}, "epochs": []}
     base = {k: v for k, v in spec.to_dict().items() if k in RUN_COLUMNS}
-    row = {**base, **result["run"]}
-    epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e}
+    row = {**base, **result["run"], "machine": machine_name()}
+    epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e,
+               "machine": row["machine"]}
               for e in result["epochs"]]
     return {"run": row, "epochs": epochs}
 
 
 def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *, resume: bool = False,
               retry_failed: bool = False, timeout: float = 1800.0, command: list[str] | None = None,
-              progress_stream=sys.stderr) -> StudyFiles:
+              progress_stream=sys.stderr, scheduler: str | None = None, placement: str = "spread") -> StudyFiles:
     """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
     ``resume``, ``plan`` may be a function of the stored plan that returns the plan asked for (the
-    command line's options over the stored plan), called once the folder is locked.
+    command line's options over the stored plan), called once the folder is locked. With
+    ``scheduler`` (a Dask scheduler's address) the runs go to its workers, placed by ``placement``.
 
     Before MNIST is loaded, ``out`` is created, written to, locked and checked: a new study needs a
     folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
-    incomplete runs and, with ``retry_failed``, failed and timed-out ones. Every problem with the
-    folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs that
-    had landed).
+    incomplete and lost runs and, with ``retry_failed``, failed and timed-out ones. Every problem with
+    the folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs
+    that had landed).
     """
     files = StudyFiles(Path(out))
     command = list(sys.argv if command is None else command)
-    with _claim(files, command) as claim:
+    with _claim(files, command) as claim, _cluster(scheduler, placement, progress_stream) as cluster:
         if resume:
             stored = read_plan(files.study)
             plan = plan(stored) if callable(plan) else plan
@@ -230,8 +234,8 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
-        done = {run_key(row) for _, row in runs.iterrows()} - retried
-        todo = [spec for spec in plan.runs() if spec.key not in done]
+        pending = runs[[run_key(row) not in retried for _, row in runs.iterrows()]]
+        todo = runs_to_do(plan.runs(), pending) if cluster is None else cluster.todo(plan.runs(), pending)
         if todo:
             _remove_stale_scratch()
             with _writing(Path(tempfile.gettempdir()), f"a scratch folder in {tempfile.gettempdir()}"):
@@ -240,17 +244,29 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
                 scratch = Path(scratch)
                 data_path = prepare_data(plan, data_dir, scratch)
                 print(f"study: {len(todo)} runs to do -> {files.out}", file=progress_stream, flush=True)
-                record = {"sessions": [*sessions, environment_record(command)]}
+                machines = machines_in(files.environment) if resume else {}
+                if cluster is None:  # a cluster's machines are recorded as their first results come back
+                    machines[machine_name()] = machine_record()
+                record = {"sessions": [*sessions, environment_record(command)], "machines": machines}
                 _write_text(files.environment, json.dumps(record, indent=2) + "\n")
                 if not resume:
                     _write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
                 claim.landed = True
                 _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, retried, len(sessions),
-                         progress_stream)
+                         progress_stream, cluster)
         else:
             print(f"study: 0 runs to do -> {files.out}", file=progress_stream, flush=True)
             _write_summary(files, runs, epochs)
     return files
+
+
+def _cluster(scheduler: str | None, placement: str, stream):
+    """The Dask cluster the runs go to (harness.cluster, imported only then), or none: the local runner."""
+    if scheduler is None:
+        return contextlib.nullcontext()
+    from .cluster import connect
+
+    return connect(scheduler, placement, stream)
 
 
 def run_key(row) -> tuple:
@@ -259,22 +275,39 @@ def run_key(row) -> tuple:
     return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
 
 
-def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream) -> None:
-    """Run ``todo`` and commit each run as it finishes; the rows of a run in ``replaced`` (one being
-    retried) give way to its new ones."""
+def runs_to_do(specs: list[RunSpec], runs: pd.DataFrame, machine: str | None = None) -> list[RunSpec]:
+    """The specs with no row in ``runs`` yet ('lost' rows do not count: those runs are done again);
+    with ``machine``, the specs with no row of that machine."""
+    if machine is not None:
+        runs = runs[runs["machine"].astype(str) == machine] if "machine" in runs else runs.iloc[:0]
+    done = {run_key(row) for _, row in runs.iterrows() if row["status"] != LOST}
+    return [spec for spec in specs if spec.key not in done]
+
+
+def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream,
+             cluster=None) -> None:
+    """Run ``todo`` (here, or on the cluster) and commit each run as it finishes; the rows of a run in
+    ``replaced`` (one being retried) and its 'lost' rows give way to its new ones."""
     progress = Progress(len(todo), progress_stream)
+
+    def land(spec: RunSpec, result: dict) -> None:
+        nonlocal runs, epochs
+        row = as_table([{**result["run"], "session": session}], RUN_COLUMNS)
+        old_runs, old_epochs = (_without(runs, spec.key), _without(epochs, spec.key)) if spec.key in replaced else (runs, epochs)
+        more_runs = pd.concat([supersede_lost(old_runs, result["run"]), row], ignore_index=True)
+        more_epochs = (pd.concat([old_epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
+                       if result["epochs"] else old_epochs)
+        _commit(files, more_runs, more_epochs)
+        runs, epochs = more_runs, more_epochs
+        progress.finish(spec, result["run"])
+
     try:
-        for spec in todo:
-            progress.start(spec)
-            result = execute(spec, plan, data_path, scratch, timeout, progress)
-            row = as_table([{**result["run"], "session": session}], RUN_COLUMNS)
-            old_runs, old_epochs = (_without(runs, spec.key), _without(epochs, spec.key)) if spec.key in replaced else (runs, epochs)
-            more_runs = pd.concat([old_runs, row], ignore_index=True)
-            more_epochs = (pd.concat([old_epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
-                           if result["epochs"] else old_epochs)
-            _commit(files, more_runs, more_epochs)
-            runs, epochs = more_runs, more_epochs
-            progress.finish(spec, result["run"])
+        if cluster is None:
+            for spec in todo:
+                progress.start(spec)
+                land(spec, execute(spec, plan, data_path, scratch, timeout, progress))
+        else:  # the cluster runs them; each result comes back to land() here
+            cluster.run(todo, plan, data_path, timeout, land, files.environment, progress)
     except BaseException:
         progress.close()
         with contextlib.suppress(StudyError):  # the error that ends the study is the one to report
@@ -467,12 +500,13 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
         if spec is None or (row["epochs"], row["seed"]) != (spec.epochs, spec.seed):
             raise StudyError(f"--resume: {files.runs} holds runs that study.json does not plan (e.g. {key[0]}/{key[1]} "
                              f"batch {key[2]}, {row['epochs']} epochs, seed {row['seed']}); continue in a new folder")
-    epoch_keys = [run_key(row) for _, row in epochs.iterrows()]
+    epoch_keys = [_placed_key(row) for _, row in epochs.iterrows()]
     numbers: dict[tuple, list[int]] = {}
     for key, epoch in zip(epoch_keys, epochs["epoch"]):
         numbers.setdefault(key, []).append(int(epoch))
+    placed = [(_placed_key(row), row) for _, row in runs.iterrows()]
     times = {}
-    for key, _ in rows:
+    for key, _ in placed:
         times[key] = times.get(key, 0) + 1
 
     def whole(key, row) -> bool:
@@ -480,12 +514,12 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
         last = row["epochs"] if row["status"] == "ok" else len(have)
         return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
 
-    incomplete = {key for key, row in rows if not whole(key, row)}
-    retried = {key for key, row in rows if retry_failed and row["status"] in RETRIED} - incomplete
-    kept = [key not in incomplete for key, _ in rows]
-    kept_keys = {key for key, _ in rows} - incomplete
+    incomplete = {key for key, row in placed if not whole(key, row)}
+    retried = {key[:-1] for key, row in placed if retry_failed and row["status"] in RETRIED and key not in incomplete}
+    kept = [key not in incomplete for key, _ in placed]
+    kept_keys = {key for key, _ in placed} - incomplete
     orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
-    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", incomplete),
+    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", {k[:-1] for k in incomplete}),
                               (len(retried), "retrying {} failed or timed-out run(s)", retried)):
         if count:
             print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
@@ -493,6 +527,13 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
         print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
     epochs = epochs[[key in kept_keys for key in epoch_keys]]
     return runs[kept].reset_index(drop=True), epochs.reset_index(drop=True), retried
+
+
+def _placed_key(row) -> tuple:
+    """A run's key and the machine it ran on (empty for rows of an older harness): in a study placed
+    on every machine of a cluster, each machine makes its own run of every key."""
+    machine = row.get("machine")
+    return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 
 def _without(table: pd.DataFrame, key: tuple) -> pd.DataFrame:

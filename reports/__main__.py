@@ -1,9 +1,11 @@
-"""Command line: ``python -m reports build RESULTS_DIR [--out DIR]``."""
+"""Command line: ``python -m reports build RESULTS_DIR... [--out DIR] [--merge-into DIR]``."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 import traceback
+from pathlib import Path
 
 from .data import ReportInputError
 
@@ -29,11 +31,17 @@ def make_parser() -> argparse.ArgumentParser:
     build = sub.add_parser(
         "build", help="build report.md, report.html and figures/ from a results folder",
         description="Build report.md, a self-contained report.html and figures/*.png|svg from a results "
-                    "folder. Exit status 2 on bad input (folder or runs.csv missing or unusable).")
-    build.add_argument("results_dir", metavar="RESULTS_DIR",
+                    "folder. Several folders (made on different machines, with the same plan) are first "
+                    "merged into one results folder (--merge-into) and reported as one cross-machine study. "
+                    "Exit status 2 on bad input (folder or runs.csv missing or unusable, plans that differ).")
+    build.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
                        help="folder written by the harness; must contain runs.csv")
     build.add_argument("--out", metavar="DIR", default=None,
-                       help="where to write the report (default: RESULTS_DIR/report/); created if needed")
+                       help="where to write the report (default: RESULTS_DIR/report/, or the merged folder's "
+                            "report/); created if needed")
+    build.add_argument("--merge-into", metavar="DIR", default=None,
+                       help="with several RESULTS_DIRs: the results folder they are merged into "
+                            "(default: results/merged-<timestamp>)")
     build.add_argument("--accuracy-threshold", metavar="FRACTION", type=_threshold, default=None,
                        help="test accuracy for the time-to-accuracy figure, e.g. 0.95 (default: the highest "
                             "of 0.95, 0.94, 0.93, ... that at least two thirds of the variants reach)")
@@ -46,9 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command == "build":
         from .build import build_report
+        from .machines import merge
 
         try:
-            path = build_report(args.results_dir, args.out, accuracy_threshold=args.accuracy_threshold)
+            folder = args.results_dirs[0]
+            if args.merge_into and len(args.results_dirs) == 1:
+                raise ReportInputError("--merge-into needs several RESULTS_DIRs to merge")
+            if len(args.results_dirs) > 1:
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                folder = merge(args.results_dirs, args.merge_into or Path("results") / f"merged-{stamp}")
+                print(f"merged {len(args.results_dirs)} results folders into {folder}")
+            path = build_report(folder, args.out, accuracy_threshold=args.accuracy_threshold)
         except ReportInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import article, style
+from . import article, machines, style
 from .atomic import write_text_atomic
 from .data import RUN_KEY, StudyData, choose_threshold, load, time_to_accuracy_table
 from .document import Bullets, Document, Figure, Para, Section, Table, to_html, to_markdown
@@ -145,6 +145,7 @@ class Composer:
         doc.sections += [self.intro(), self.question(), *self.setup(), self.headline(), self.fastest_table(),
                          self.certainty()]
         doc.sections += self.figure_sections()
+        doc.sections += machines.sections(self.d, self.figure_number + 1)  # only with several machines
         doc.sections += [self.problems(), self.about()]
         return doc
 
@@ -325,7 +326,9 @@ class Composer:
 
         machine = Section("Machine and software", 3)
         env = d.env
-        if env:
+        if machines.several(d):  # a cross-machine study: one record per machine
+            machine = machines.machines_section(d)
+        elif env:
             blas = env.get("blas")
             blas_txt = "unknown"
             if isinstance(blas, list) and blas:
@@ -896,6 +899,7 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     fig_dir = out / "figures"
     threshold = accuracy_threshold if accuracy_threshold is not None else choose_threshold(data)
     outcomes = draw_all(data, fig_dir, threshold, auto_threshold=accuracy_threshold is None)
+    machines.draw(data, fig_dir)
     doc = Composer(data, outcomes, threshold).document()
     md_path = write_text_atomic(out / "report.md", to_markdown(doc))
     write_text_atomic(out / "report.html", to_html(doc, fig_dir))
