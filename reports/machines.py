@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from harness.summary import summarize
+
 from . import style
 from .atomic import write_text_atomic
-from .data import ReportInputError, StudyData, compute_stats
+from .data import ReportInputError, StudyData
 from .document import Bullets, Figure, Para, Section, Table
 from .figures import _batch_axis, _legend_below, _new_figure, _save, fmt_s
 
@@ -73,7 +75,7 @@ def comparison(data: StudyData) -> pd.DataFrame:
     where = machine_of(data.runs)
     for machine in machines(data):
         cores = _cores(records(data).get(machine))
-        stats = compute_stats(data.runs[where == machine])
+        stats = summarize(data.runs[where == machine], n_resamples=200)  # medians only: few resamples
         stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
         for (b, t), group in stats.groupby(["batch_size", "threads"]):
             mine = group[(group["framework"] == "numpy") & (group["variant"] == "optimized")]
