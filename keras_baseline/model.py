@@ -136,7 +136,7 @@ def _jax_settings(variant: str) -> RunSettings:
     'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
     'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
     ``python -m keras_baseline.tune --backend jax`` (the search is in the README, "Where the time goes"):
-    jitted (without it every op runs on its own, 10-20x slower at batch 500) and, as on TensorFlow, an
+    jitted (without it every op runs on its own, 12-14x slower at batch 500) and, as on TensorFlow, an
     epoch per call (on JAX that saves Keras' per-call work around the jitted step, not the calls).
     """
     if variant in ("fit-tuned", "loop"):
