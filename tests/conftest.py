@@ -27,3 +27,15 @@ def mnist_small(mnist):
     """The first 2,000 training and 1,000 test samples of the real MNIST."""
     x_train, y_train, x_test, y_test = mnist
     return x_train[:2000], y_train[:2000], x_test[:1000], y_test[:1000]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """optimized with chunks, row shares and row threads small enough for tiny data (a batch of a few
+    dozen rows) to use them all."""
+    from numpy_mlp.variants.optimized import Optimized
+
+    monkeypatch.setattr(Optimized, "chunk_rows", 7)
+    monkeypatch.setattr(Optimized, "min_share_rows", 4)
+    monkeypatch.setattr(Optimized, "single_thread_below_rows", 1)
+    monkeypatch.setattr(Optimized, "row_threads_from_rows", 10)

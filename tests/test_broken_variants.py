@@ -7,7 +7,6 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from numpy_mlp import MLP, VARIANTS, InputScaler, MLPConfig
-from numpy_mlp.variants.optimized import Optimized
 
 TINY = (6, 5, 4, 3)
 KERNELS = {"kernel 0", "kernel 1", "kernel 2"}
@@ -24,15 +23,6 @@ def registered():
     yield
     for name in BROKEN_VARIANTS:
         VARIANTS.pop(name)
-
-
-@pytest.fixture
-def every_path(monkeypatch):
-    """optimized's chunks, row shares and threads small enough for a batch of 50 rows to use them all."""
-    monkeypatch.setattr(Optimized, "chunk_rows", 7)
-    monkeypatch.setattr(Optimized, "min_share_rows", 4)
-    monkeypatch.setattr(Optimized, "single_thread_below_rows", 1)
-    monkeypatch.setattr(Optimized, "row_threads_from_rows", 10)
 
 
 def differing_parameters(variant: str) -> set[str]:
@@ -62,5 +52,5 @@ def differing_parameters(variant: str) -> set[str]:
     ("broken-bias-l2", BIASES),  # only the biases, which must not be regularized
     ("broken-mean", KERNELS | BIASES),  # every data gradient is 50 times too small
 ])
-def test_one_batch_leaves_the_reference_trajectory_where_the_bug_is(registered, every_path, variant, wrong):
+def test_one_batch_leaves_the_reference_trajectory_where_the_bug_is(registered, small_chunks, variant, wrong):
     assert differing_parameters(variant) == wrong

@@ -220,17 +220,6 @@ def test_reference_configuration_learns_mnist(mnist):
     assert test_acc >= 0.96 and train_acc >= 0.98, (test_acc, train_acc)
 
 
-@pytest.fixture
-def small_chunks(monkeypatch):
-    """optimized with chunks, shares and row threads small enough for tiny data to use them all."""
-    from numpy_mlp.variants.optimized import Optimized
-
-    monkeypatch.setattr(Optimized, "chunk_rows", 7)
-    monkeypatch.setattr(Optimized, "min_share_rows", 4)
-    monkeypatch.setattr(Optimized, "single_thread_below_rows", 1)
-    monkeypatch.setattr(Optimized, "row_threads_from_rows", 10)
-
-
 def _row_threads_or_skip():
     from threadpoolctl import threadpool_limits
 
