@@ -9,12 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .plan import DEFAULT_PRESET, FRAMEWORKS, PRESETS, StudyPlan, all_cores, variant_descriptions
-
-
-class UsageError(Exception):
-    """Bad options or an unusable results folder (harness.study.StudyError): reported as one line,
-    exit status 2."""
+from .files import UsageError, check_data_dir, check_out_dir
+from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
+from .schema import FRAMEWORKS, variant_descriptions
 
 
 class Interrupted(KeyboardInterrupt):
@@ -183,32 +180,6 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
         preset=base.preset if base else f"{preset_name} (modified)" if modified else preset_name,
         **({"config": base.config} if base else {}),
     )
-
-
-def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
-    if out is None:
-        if resume:
-            raise UsageError("--resume needs --out: the folder of the study to continue")
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return Path("results") / f"{prefix}{stamp}"
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    return path
-
-
-def check_data_dir(data_dir: str | None) -> str | None:
-    """An explicitly named data folder must be readable; the loader verifies the files themselves."""
-    folder = data_dir or os.environ.get("MNIST_DIR")
-    if folder is None:
-        return None
-    path = Path(folder)
-    source = "--data-dir" if data_dir else "MNIST_DIR"
-    if not path.exists():
-        raise UsageError(f"{source} {folder} does not exist")
-    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
-        raise UsageError(f"{source} {folder} is not readable")
-    return folder
 
 
 def cmd_run(args) -> int:

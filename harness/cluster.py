@@ -38,12 +38,11 @@ import dask
 from distributed import Client, KilledWorker, get_worker
 from distributed.core import rpc
 
-from reports.atomic import write_atomic
 
-from .cli import UsageError
+from .files import UsageError, write_atomic
 from .environment import environment_record, machine_name, machine_record, record_machines
 from .plan import RunSpec, StudyPlan
-from .results import LOST, RUN_COLUMNS
+from .schema import LOST, RUN_COLUMNS
 from .study import execute, runs_to_do
 
 PLACEMENTS = ("spread", "every-machine")

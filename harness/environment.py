@@ -132,7 +132,7 @@ def machines_in(path) -> dict:
 
 def record_machines(path, machines: dict) -> None:
     """Add or update machine records in environment.json's top-level "machines" mapping, atomically."""
-    from reports.atomic import write_text_atomic
+    from .files import write_text_atomic
 
     path = Path(path)
     record = json.loads(path.read_text()) if path.exists() else {}

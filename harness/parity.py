@@ -24,19 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cli import UsageError, check_data_dir, check_out_dir
-from .plan import FRAMEWORKS, StudyPlan, all_cores, variant_descriptions
-from .results import atomic_write_csv
+from .files import UsageError, check_data_dir, check_out_dir
+from .plan import StudyPlan, all_cores
+from .schema import PARITY_FILE, peer_frameworks, variant_descriptions
+from .results import write_csv_atomic
 
 ACCURACY_FLOOR = 0.96
 FLOOR_BATCH_SIZE = 500
 BAND_SIGMAS = 3.0
 BANDS_FILE = Path(__file__).with_name("parity_bands.json")
-
-
-def _peer_frameworks() -> tuple[str, ...]:
-    """Every registered framework but numpy."""
-    return tuple(f for f in FRAMEWORKS if f != "numpy")
 
 
 def measured_spread(path: Path = BANDS_FILE) -> dict[int, float]:
@@ -137,10 +133,10 @@ def _plan(args) -> StudyPlan:
     for name in args.numpy_variant:
         if name not in known["numpy"]:
             raise UsageError(f"unknown numpy variant {name!r}; choose from {', '.join(known['numpy'])}")
-    peers = tuple(args.frameworks or _peer_frameworks())
+    peers = tuple(args.frameworks or peer_frameworks())
     for name in peers:
-        if name not in _peer_frameworks():
-            raise UsageError(f"unknown peer framework {name!r}; choose from {', '.join(_peer_frameworks())}")
+        if name not in peer_frameworks():
+            raise UsageError(f"unknown peer framework {name!r}; choose from {', '.join(peer_frameworks())}")
     for name in args.variants or ():
         if not any(name in known[f] for f in peers):
             choices = ", ".join(sorted({v for f in peers for v in known[f]}))
@@ -180,7 +176,7 @@ def run_parity(args) -> int:
     spread = measured_spread()
     accuracies = accuracy_table(pd.read_csv(files.runs))
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
-    atomic_write_csv(out / "parity.csv", table)
+    write_csv_atomic(out / PARITY_FILE, table)
     floor_applies = args.train_limit is None and args.epochs >= 35
     print(_formatted(accuracies))
     print()

@@ -6,42 +6,9 @@ import os
 import random
 from dataclasses import dataclass, field
 
-from numpy_mlp import VARIANTS as NUMPY_VARIANTS
 from numpy_mlp import MLPConfig
 
-# Imported without Keras: keras_baseline loads it (and its backend) lazily.
-from keras_baseline import JAX_VARIANTS
-from keras_baseline import VARIANTS as KERAS_VARIANTS
-
-FRAMEWORKS = {
-    "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
-    "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
-    "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
-}
-# Every framework but numpy is a peer: the one Keras model, on this Keras backend.
-PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax"}
-
-
-PLUGINS_VARIABLE = "MLP_STUDY_PLUGINS"
-
-
-def load_plugins() -> None:
-    """Import the modules named in $MLP_STUDY_PLUGINS (comma-separated), in the parent and in every
-    worker: the way to add a variant of your own (register it in ``numpy_mlp.VARIANTS``) without
-    editing the study. The tests use it for a deliberately broken model."""
-    import importlib
-
-    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_VARIABLE, "").split(","))):
-        importlib.import_module(name)
-
-
-def variant_descriptions() -> dict[str, dict[str, str]]:
-    load_plugins()
-    return {
-        "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
-        "keras": dict(KERAS_VARIANTS),
-        "jax": dict(JAX_VARIANTS),
-    }
+from .schema import FRAMEWORKS
 
 
 def all_cores() -> int:

@@ -1,31 +1,12 @@
-"""Files of a study: the tables' columns, reading them back for a resume, writing them atomically."""
+"""A study's tables read back for a resume (checked and typed) and written atomically."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
-# Readers never see half a file: write a temporary file beside the target, then rename.
-from reports.atomic import write_text_atomic as atomic_write_text
-
-RUN_COLUMNS = [
-    "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
-    "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
-    "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
-    "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
-    "session",  # index of the record in environment.json of the session that made the run
-    "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
-    "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
-]
-EPOCH_COLUMNS = [
-    "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",
-    "wall_s", "cpu_s", "eval_s", "loss", "train_acc", "test_acc", "test_loss", "lr",
-    "phase_prepare_s", "phase_forward_s", "phase_cost_s", "phase_backward_s", "phase_update_s",
-    "machine",
-]
-RUN_KEY = ["framework", "variant", "batch_size", "threads", "repeat", "instrumented"]
-LOST = "lost"  # status of a run whose cluster worker left before it finished; --resume runs it again
-STATUSES = ("ok", "failed", "timeout", "diverged", LOST)
+from .files import write_text_atomic
+from .schema import LOST, RUN_KEY, STATUSES
 
 # What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
 # summarize them), with the kind of value each column must hold. Other columns may be missing (a
@@ -44,8 +25,8 @@ class DamagedTable(ValueError):
     """A results table that a study cannot continue from; the message names the file and the fault."""
 
 
-def atomic_write_csv(path, frame: pd.DataFrame) -> None:
-    atomic_write_text(path, frame.to_csv(index=False))
+def write_csv_atomic(path, frame: pd.DataFrame) -> None:
+    write_text_atomic(path, frame.to_csv(index=False))
 
 
 def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataFrame:

@@ -35,12 +35,15 @@ import pandas as pd
 import psutil
 from filelock import FileLock, Timeout
 
-from .cli import UsageError
+from .files import UsageError, write_text_atomic
 from .environment import PROJECT_ROOT, environment_record, machine_name, machine_record, machines_in, read_sessions
-from .plan import RunSpec, StudyPlan, variant_descriptions
+from .plan import RunSpec, StudyPlan
 from .results import (
-    EPOCH_COLUMNS, LOST, RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, RUN_COLUMNS, RUN_KEY, DamagedTable, as_table,
-    atomic_write_csv, atomic_write_text, read_results, supersede_lost,
+    RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
+)
+from .schema import (
+    ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, LOST, RUN_COLUMNS, RUN_KEY, RUNS_FILE, STUDY_FILE, SUMMARY_FILE,
+    variant_descriptions,
 )
 from .summary import summarize
 
@@ -59,23 +62,23 @@ class StudyFiles:
 
     @property
     def runs(self) -> Path:
-        return self.out / "runs.csv"
+        return self.out / RUNS_FILE
 
     @property
     def epochs(self) -> Path:
-        return self.out / "epochs.csv"
+        return self.out / EPOCHS_FILE
 
     @property
     def summary(self) -> Path:
-        return self.out / "summary.csv"
+        return self.out / SUMMARY_FILE
 
     @property
     def environment(self) -> Path:
-        return self.out / "environment.json"
+        return self.out / ENVIRONMENT_FILE
 
     @property
     def study(self) -> Path:
-        return self.out / "study.json"
+        return self.out / STUDY_FILE
 
     @property
     def lock(self) -> Path:
@@ -322,20 +325,20 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
     epochs.csv (an interruption in between leaves epoch rows of no run, which a resume drops)."""
     runs = runs.assign(session=pd.to_numeric(runs["session"]).astype("Int64"))  # 0, 1, ..., not 0.0
     with _writing(files.epochs):
-        atomic_write_csv(files.epochs, epochs[EPOCH_COLUMNS])
+        write_csv_atomic(files.epochs, epochs[EPOCH_COLUMNS])
     with _writing(files.runs):
-        atomic_write_csv(files.runs, runs[RUN_COLUMNS])
+        write_csv_atomic(files.runs, runs[RUN_COLUMNS])
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
     if len(runs):
         with _writing(files.summary):
-            atomic_write_csv(files.summary, summarize(runs, epochs))
+            write_csv_atomic(files.summary, summarize(runs, epochs))
 
 
 def _write_text(path: Path, text: str) -> None:
     with _writing(path):
-        atomic_write_text(path, text)
+        write_text_atomic(path, text)
 
 
 # -- the folder: writable, locked, and cleaned up after a failed start --------------------------------

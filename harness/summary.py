@@ -3,7 +3,7 @@
 
 Every framework but numpy is a *peer*. Each row is compared with the fastest peer variant at the same
 batch size and threads (``best_peer``, named ``framework/variant``), with the fastest variant of each
-peer framework of ``harness.plan.FRAMEWORKS`` (so the columns are fixed by the registry) and with
+peer framework of ``harness.schema.FRAMEWORKS`` (so the columns are fixed by the registry) and with
 NumPy ``step3``; once for whole trainings (what a user waits for) and once per steady epoch (without
 the first epoch's tracing and compilation). A speed-up above 1 means this row is faster.
 
@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .plan import FRAMEWORKS
+from .schema import (
+    CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR, peer_frameworks, reference_column,
+    speedup_column, summary_columns,
+)
 
-SUMMARY_KEY = ["framework", "variant", "batch_size", "threads"]
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 SEED = 0
@@ -36,48 +38,6 @@ SEED = 0
 # 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
 # the reference study, quiet cells spread 2-7 %; the cells with one run far out spread 15-31 %.
 NOISY_REL_IQR = 0.135
-
-FASTER, SLOWER, UNCLEAR, NO_INTERVAL, REFERENCE = "faster", "slower", "no clear difference", "no interval", "reference"
-
-
-def peer_frameworks() -> list[str]:
-    return [name for name in FRAMEWORKS if name != "numpy"]
-
-
-def speedup_column(reference: str, steady: bool) -> str:
-    """The one name of a speed-up column; ``reference``: best_peer, best_<framework> or step3."""
-    return f"{'steady_' if steady else ''}speedup_vs_{reference}"
-
-
-def interval_columns(column: str) -> list[str]:
-    """A speed-up column, its interval's bounds and its verdict."""
-    return [column, f"{column}_lo", f"{column}_hi", f"{column}_verdict"]
-
-
-def reference_column(reference: str, steady: bool) -> str:
-    """The column naming the reference variant (best_peer: 'framework/variant'; best_<fw>: 'variant')."""
-    if reference == "best_peer":
-        return "best_peer_steady" if steady else "best_peer"
-    return f"{reference}{'_steady' if steady else ''}_variant"
-
-
-def references() -> list[str]:
-    return ["best_peer"] + [f"best_{name}" for name in peer_frameworks()] + ["step3"]
-
-
-def summary_columns() -> list[str]:
-    columns = SUMMARY_KEY + [
-        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy",
-        "cpu_median_s", "cpu_q25_s", "cpu_q75_s", "cpu_iqr_s", "first_epoch_median_s", "steady_epoch_median_s",
-        "setup_median_s", "test_acc_median", "train_acc_median",
-    ]
-    for reference in references():
-        for steady in (False, True):
-            if reference != "step3":
-                columns.append(reference_column(reference, steady))
-            columns += interval_columns(speedup_column(reference, steady))
-    return columns + ["break_even_epochs", "break_even_epochs_lo", "break_even_epochs_hi",
-                      "gemm_floor_median_s", "gemm_efficiency", "peak_rss_median_mb"]
 
 
 @dataclass
@@ -147,13 +107,6 @@ def _break_even_draws(a: Cell, b: Cell, a_wins: bool) -> np.ndarray:
     return np.where(win.steady < lose.steady, np.maximum(n, 1.0), np.inf)
 
 
-MEDIANS = {  # summary column: runs.csv column, median over a cell's runs that finished ok
-    "wall_median_s": "wall_s", "cpu_median_s": "cpu_s", "first_epoch_median_s": "first_epoch_wall_s",
-    "steady_epoch_median_s": "steady_epoch_wall_s", "setup_median_s": "setup_s", "test_acc_median": "test_acc",
-    "train_acc_median": "train_acc", "gemm_floor_median_s": "gemm_floor_s", "peak_rss_median_mb": "peak_rss_mb",
-}
-
-
 def _cell_rng(key: tuple, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(repr(tuple(map(str, key))).encode())])
 
@@ -177,15 +130,15 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones."""
     columns = summary_columns()
     runs = runs[~runs["instrumented"].astype(bool)].reindex(columns=list(dict.fromkeys(
-        SUMMARY_KEY + ["repeat", "status", *MEDIANS.values()])))
+        CELL_KEY + ["repeat", "status", *MEDIANS.values()])))
     if runs.empty:
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
     runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numbers})
     ok = runs[(runs["status"] == "ok") & runs["wall_s"].notna()]
-    by_cell = ok.groupby(SUMMARY_KEY)
+    by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
-        runs.groupby(SUMMARY_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
+        runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
         by_cell[numbers].median().set_axis(list(MEDIANS), axis=1),
         *(by_cell[["wall_s", "cpu_s"]].quantile(q / 100).set_axis([f"wall_q{q}_s", f"cpu_q{q}_s"], axis=1)
           for q in (25, 75)),
@@ -199,7 +152,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     steady_rows = {}
     if epochs is not None and not epochs.empty:
         steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
-                                .groupby(SUMMARY_KEY)))
+                                .groupby(CELL_KEY)))
     cells = {}
     for key, cell in by_cell:
         if len(cell) >= 2:
@@ -212,7 +165,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
 
 
 def _key(row: dict) -> tuple:
-    return tuple(row[k] for k in SUMMARY_KEY)
+    return tuple(row[k] for k in CELL_KEY)
 
 
 def _fastest(rows: list[dict], metric: str) -> dict | None:

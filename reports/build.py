@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from . import article, machines, style
-from .atomic import write_text_atomic
+from harness.files import write_text_atomic
 from .data import RUN_KEY, StudyData, choose_threshold, load, time_to_accuracy_table
 from .document import Bullets, Document, Figure, Para, Section, Table, to_html, to_markdown
 from .figures import FIGURE_NAMES, FigureOutcome, accuracy_curves, draw_all, fmt_s, phase_table
-from harness.plan import variant_descriptions
-from harness.summary import FASTER, N_RESAMPLES, NOISY_REL_IQR, REFERENCE, SLOWER, UNCLEAR
+from harness.schema import variant_descriptions
+from harness.schema import FASTER, REFERENCE, SLOWER, UNCLEAR
+from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 
 # -- formatting ----------------------------------------------------------------------------------
 def _ok(x) -> bool:

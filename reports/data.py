@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.summary import summarize, summary_columns
+from harness.schema import summary_columns
+from harness.summary import summarize
 
 from . import style
 

@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from . import article, style
-from .atomic import write_atomic
+from harness.files import write_atomic
 from .data import StudyData, runs_epochs, time_to_accuracy_table
 
 FIGURE_NAMES = (

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from harness.summary import summarize
 
 from . import style
-from .atomic import write_text_atomic
+from harness.files import write_text_atomic
 from .data import ReportInputError, StudyData
 from .document import Bullets, Figure, Para, Section, Table
 from .figures import _batch_axis, _legend_below, _new_figure, _save, fmt_s

@@ -20,7 +20,8 @@ import pytest
 
 from harness import cluster as cluster_module
 from harness.plan import RunSpec, StudyPlan
-from harness.results import LOST, RUN_KEY, supersede_lost
+from harness.results import supersede_lost
+from harness.schema import LOST, RUN_KEY
 from harness.study import run_study, runs_to_do
 from reports import load, machines, parse_markdown_table
 from reports.__main__ import main as reports_main

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from harness.results import EPOCH_COLUMNS, RUN_COLUMNS
+from harness.schema import EPOCH_COLUMNS, RUN_COLUMNS
 from harness.study import Progress, execute, prepare_data, run_study
 from harness.summary import summarize
 from numpy_mlp import MLPConfig

@@ -14,7 +14,7 @@ import pytest
 from conftest import mnist_dir
 from harness.parity import ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table, verdict
 from harness.cli import main
-from harness.plan import variant_descriptions
+from harness.schema import variant_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -194,7 +194,7 @@ def test_a_failed_write_never_leaves_a_run_without_its_epochs(tmp_path, monkeypa
     import harness.study
 
     out = tmp_path / "study"
-    write = harness.study.atomic_write_csv
+    write = harness.study.write_csv_atomic
     epochs_writes = []
 
     def disk_full_at_the_second_epochs_write(path, frame):
@@ -204,13 +204,13 @@ def test_a_failed_write_never_leaves_a_run_without_its_epochs(tmp_path, monkeypa
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
         write(path, frame)
 
-    monkeypatch.setattr(harness.study, "atomic_write_csv", disk_full_at_the_second_epochs_write)
+    monkeypatch.setattr(harness.study, "write_csv_atomic", disk_full_at_the_second_epochs_write)
     with pytest.raises((OSError, UsageError)):  # today: StudyError, a UsageError (one line, status 2)
         run_study(small_plan(), out, mnist_dir())
     runs, _ = assert_whole(out)
     assert len(runs) == 1
 
-    monkeypatch.setattr(harness.study, "atomic_write_csv", write)
+    monkeypatch.setattr(harness.study, "write_csv_atomic", write)
     run_study(small_plan(), out, mnist_dir(), resume=True)
     runs, _ = assert_whole(out)
     assert sorted(runs["batch_size"]) == [500, 1000, 2000]

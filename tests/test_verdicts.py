@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from harness.summary import (
-    FASTER, NO_INTERVAL, NOISY_REL_IQR, REFERENCE, SLOWER, UNCLEAR, noisy_cell_lines, summarize,
-)
+from harness.schema import FASTER, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR
+from harness.summary import NOISY_REL_IQR, noisy_cell_lines, summarize
 
 
 def run_rows(framework, variant, walls, first=None, steady=None, batch_size=500, threads=2):

@@ -1,0 +1,61 @@
+"""The file system: one-line errors for unusable folders, and writes that a reader never sees half of
+(a temporary file beside the target, then os.replace)."""
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+class UsageError(Exception):
+    """Bad options or an unusable results folder (harness.study.StudyError): reported as one line,
+    exit status 2."""
+
+
+def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:
+    """Call ``writer(tmp_path)`` for a temporary file beside ``path`` and move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        writer(tmp_path)
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
+    if out is None:
+        if resume:
+            raise UsageError("--resume needs --out: the folder of the study to continue")
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("results") / f"{prefix}{stamp}"
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    return path
+
+
+def check_data_dir(data_dir: str | None) -> str | None:
+    """An explicitly named data folder must be readable; the loader verifies the files themselves."""
+    folder = data_dir or os.environ.get("MNIST_DIR")
+    if folder is None:
+        return None
+    path = Path(folder)
+    source = "--data-dir" if data_dir else "MNIST_DIR"
+    if not path.exists():
+        raise UsageError(f"{source} {folder} does not exist")
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise UsageError(f"{source} {folder} is not readable")
+    return folder

@@ -1,0 +1,130 @@
+"""The names of a study's files, tables, columns, keys, statuses, phases, frameworks and verdicts,
+defined once and imported by the harness that writes the tables and the reports that read them."""
+from __future__ import annotations
+
+import os
+
+from numpy_mlp import PHASES
+from numpy_mlp import VARIANTS as NUMPY_VARIANTS
+
+# Imported without Keras: keras_baseline loads it (and its backend) lazily.
+from keras_baseline import JAX_VARIANTS
+from keras_baseline import VARIANTS as KERAS_VARIANTS
+
+RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
+ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
+
+FRAMEWORKS = {
+    "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
+    "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
+    "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
+}
+# Every framework but numpy is a peer: the one Keras model, on this Keras backend.
+PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax"}
+
+
+def peer_frameworks() -> list[str]:
+    return [name for name in FRAMEWORKS if name != "numpy"]
+
+
+PLUGINS_VARIABLE = "MLP_STUDY_PLUGINS"
+
+
+def load_plugins() -> None:
+    """Import the modules named in $MLP_STUDY_PLUGINS (comma-separated), in the parent and in every
+    worker: the way to add a variant of your own (register it in ``numpy_mlp.VARIANTS``) without
+    editing the study. The tests use it for a deliberately broken model."""
+    import importlib
+
+    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_VARIABLE, "").split(","))):
+        importlib.import_module(name)
+
+
+def variant_descriptions() -> dict[str, dict[str, str]]:
+    """Per framework, each variant's one-line description, plugins included."""
+    load_plugins()
+    return {
+        "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
+        "keras": dict(KERAS_VARIANTS),
+        "jax": dict(JAX_VARIANTS),
+    }
+
+
+def phase_column(phase: str) -> str:
+    """The epochs.csv column of one phase of an instrumented NumPy run (PHASES: numpy_mlp's)."""
+    return f"phase_{phase}_s"
+
+
+# runs.csv: one row per run.
+RUN_COLUMNS = [
+    "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
+    "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
+    "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
+    "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
+    "session",  # index of the record in environment.json of the session that made the run
+    "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
+    "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
+]
+# epochs.csv: one row per run and epoch.
+EPOCH_COLUMNS = [
+    "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch",
+    "wall_s", "cpu_s", "eval_s", "loss", "train_acc", "test_acc", "test_loss", "lr",
+    *map(phase_column, PHASES),
+    "machine",
+]
+# A cell: the runs that differ only in their repeat (one row of summary.csv).
+CELL_KEY = ["framework", "variant", "batch_size", "threads"]
+# A run of a study's plan: its cell, repeat, and whether it is a per-phase-timed NumPy run.
+RUN_KEY = CELL_KEY + ["repeat", "instrumented"]
+
+OK = "ok"
+LOST = "lost"  # status of a run whose cluster worker left before it finished; --resume runs it again
+STATUSES = (OK, "failed", "timeout", "diverged", LOST)
+
+# Verdicts of a speed-up's interval (harness.summary).
+FASTER, SLOWER, UNCLEAR, NO_INTERVAL, REFERENCE = "faster", "slower", "no clear difference", "no interval", "reference"
+
+
+def speedup_column(reference: str, steady: bool) -> str:
+    """The one name of a speed-up column; ``reference``: best_peer, best_<framework> or step3."""
+    return f"{'steady_' if steady else ''}speedup_vs_{reference}"
+
+
+def interval_columns(column: str) -> list[str]:
+    """A speed-up column, its interval's bounds and its verdict."""
+    return [column, f"{column}_lo", f"{column}_hi", f"{column}_verdict"]
+
+
+def reference_column(reference: str, steady: bool) -> str:
+    """The column naming the reference variant (best_peer: 'framework/variant'; best_<fw>: 'variant')."""
+    if reference == "best_peer":
+        return "best_peer_steady" if steady else "best_peer"
+    return f"{reference}{'_steady' if steady else ''}_variant"
+
+
+def references() -> list[str]:
+    return ["best_peer"] + [f"best_{name}" for name in peer_frameworks()] + ["step3"]
+
+
+# summary.csv column: the runs.csv column it is the median of, over a cell's runs that finished ok.
+MEDIANS = {
+    "wall_median_s": "wall_s", "cpu_median_s": "cpu_s", "first_epoch_median_s": "first_epoch_wall_s",
+    "steady_epoch_median_s": "steady_epoch_wall_s", "setup_median_s": "setup_s", "test_acc_median": "test_acc",
+    "train_acc_median": "train_acc", "gemm_floor_median_s": "gemm_floor_s", "peak_rss_median_mb": "peak_rss_mb",
+}
+
+
+def summary_columns() -> list[str]:
+    """summary.csv: one row per cell."""
+    columns = CELL_KEY + [
+        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy",
+        "cpu_median_s", "cpu_q25_s", "cpu_q75_s", "cpu_iqr_s", "first_epoch_median_s", "steady_epoch_median_s",
+        "setup_median_s", "test_acc_median", "train_acc_median",
+    ]
+    for reference in references():
+        for steady in (False, True):
+            if reference != "step3":
+                columns.append(reference_column(reference, steady))
+            columns += interval_columns(speedup_column(reference, steady))
+    return columns + ["break_even_epochs", "break_even_epochs_lo", "break_even_epochs_hi",
+                      "gemm_floor_median_s", "gemm_efficiency", "peak_rss_median_mb"]
