@@ -76,45 +76,14 @@ SINGLE_THREAD_BELOW = 256  # 'loop' runs on one thread below this batch size (se
 
 
 def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> RunSettings:
-    """The execution settings a variant uses at a batch size on a Keras backend.
+    """The execution settings a variant uses at a batch size on a Keras backend (JAX: ``_jax_settings``).
 
-    On JAX see ``_jax_settings``; the rest of this docstring is about TensorFlow.
-
-    'fit' is Keras' defaults (steps_per_execution=1, jit_compile='auto' = off on a CPU). 'fit-tuned'
-    and 'loop' are the winners of ``python -m keras_baseline.tune`` (reference config, full MNIST,
-    2 threads on 2 cores, TF 2.21 / Keras 3.15, oneDNN off (TF's default here), 6 epochs x 3-5
-    interleaved repeats on a machine shared with other jobs: +-10 % and worse). Seconds per epoch
-    after the first (median) and the 35-epoch estimate first + 34 x median (compilation included):
-
-        fit, steps_per_execution x XLA      batch 500          batch 20000
-        1 (Keras' default), no XLA          0.575  20.3        0.37-0.58  13.3-20.5
-        1, XLA                              0.522  19.3        0.374  14.6
-        10, no XLA / XLA                    0.317 / 0.331      -
-        50, no XLA / XLA                    0.282 / 0.391      -
-        100, no XLA / XLA                   0.547 / 0.513 (noisy run)
-        whole epoch, no XLA                 0.283  10.3        0.390  14.2
-        whole epoch, XLA                    0.323  12.5        0.354  14.0
-        own tf.data pipeline (parallel map, autotuned prefetch) instead of arrays: 10-60 % slower
-        (its extra threads compete with the two compute threads).
-
-        loop, batches per tf.function call x XLA
-        1, no XLA / XLA                     0.454 / 0.511      0.303-0.327 / 0.321-0.336
-        whole epoch, no XLA                 0.238   8.7        0.281-0.294  10.1-10.6
-        whole epoch, XLA                    0.230   9.3        0.212-0.218   8.6-9.0
-
-    Other batch sizes, whole epoch per call, no XLA / XLA, s per epoch: fit 2000 0.316 / 0.335,
-    5000 0.266 / 0.295, 10000 0.309 / 0.295, 60000 0.596 / 0.448; loop 2000 0.191 / 0.221,
-    5000 0.176 / 0.170, 10000 0.192-0.239 / 0.216-0.230, 30000 0.272 / 0.241, 60000 0.243 / 0.274.
-
-    Hence: all the batches of an epoch in one call (Keras' per-call overhead is what dominates this
-    small network; 50 steps per call is as good at batch 500), and XLA from batch 20000 up, where
-    its fusion of the element-wise work over the big (batch x 70) arrays beats its per-call costs
-    and its compilation (about +1 s in epoch 1); below that XLA is a tie at best.
-
-    Threads (the sweep preset, 2 cores, 5 epochs, one thread against two): 'loop' 4.4 s against 6.6 s
-    at batch 32 and 3.4 s against 3.9 s at batch 128, so it runs on one thread below batch 256, as
-    numpy_mlp's optimized variant does; 'fit-tuned' was faster on two threads there (8.4 s against
-    9.2 s, 4.4 s against 5.5 s) and keeps them.
+    'fit' is Keras' defaults. On TensorFlow, 'fit-tuned' and 'loop' are the winners of
+    ``python -m keras_baseline.tune`` (the search is in the README, "Where the time goes"): all the
+    batches of an epoch in one call, since Keras' per-call overhead dominates this small network; XLA
+    from batch ``XLA_FROM_BATCH`` up, where fusing the element-wise work over the big (batch, 70)
+    arrays beats its compilation; 'loop' on one thread below ``SINGLE_THREAD_BELOW`` rows, as
+    numpy_mlp's ``optimized`` does (there it was faster on one thread; 'fit-tuned' was not).
     """
     check_variant(variant)
     if backend == "jax":

@@ -2,7 +2,7 @@
 show what the parity gate catches and what only the exactness tests catch.
 
 Each bug sits in a method that ``Optimized.train_batch`` runs for every batch (``_backpropagate`` per
-chunk, ``update`` once per batch), not in ``backward``, which training does not call.
+chunk, ``_update`` once per batch).
 """
 from numpy_mlp.variants import VARIANTS
 from numpy_mlp.variants.optimized import Optimized
@@ -21,10 +21,10 @@ class BrokenBiasL2(Optimized):
     name = "broken-bias-l2"
     description = "test only: optimized with the L2 term applied to the biases too"
 
-    def update(self, grads, lr):
+    def _update(self, grads, lr):
         nk = self.n_kernel_weights  # the flat vector holds the kernels, then the biases
         grads.flat[nk:] += self.config.l2 * self.params[nk:]
-        super().update(grads, lr)
+        super()._update(grads, lr)
 
 
 class BrokenMean(Optimized):
@@ -35,9 +35,9 @@ class BrokenMean(Optimized):
         self.batch_rows = len(idx)
         return super().train_batch(idx, lr, phases)
 
-    def update(self, grads, lr):
-        grads.flat /= self.batch_rows  # the data gradient only: the L2 term is added inside update
-        super().update(grads, lr)
+    def _update(self, grads, lr):
+        grads.flat /= self.batch_rows  # the data gradient only: the L2 term is added inside _update
+        super()._update(grads, lr)
 
 
 BROKEN_VARIANTS = {cls.name: cls for cls in (BrokenSign, BrokenBiasL2, BrokenMean)}

@@ -1,9 +1,8 @@
 """What every implementation of the training step provides.
 
 A variant owns the weights in its own layout and the training data in the form its batches are cut
-from. One mini-batch is the article's five phases, each a method, which ``train_batch`` runs in
-order and times when asked to (``MLP.fit(..., phase_timing=True)``).
-``forward`` returns everything ``backward`` needs; nothing of a batch is kept on the object.
+from, and trains one mini-batch in ``train_batch``: the article's five phases (``PHASES``), each
+timed when asked to (``MLP.fit(..., phase_timing=True)``). Nothing of a batch is kept on the object.
 """
 from __future__ import annotations
 
@@ -82,36 +81,7 @@ class Variant(ABC):
         already scaled; y_onehot (n, outputs); labels (n,) int."""
 
     @abstractmethod
-    def prepare(self, idx: np.ndarray):
-        """The batch for the sample indices ``idx`` (batch,)."""
-
-    @abstractmethod
-    def forward(self, batch):
-        """Forward propagation; returns what ``cost`` and ``backward`` need."""
-
-    @abstractmethod
-    def cost(self, batch, cache) -> tuple[float, int]:
-        """(loss of the batch including regularization, number of correctly classified samples)."""
-
-    @abstractmethod
-    def backward(self, batch, cache):
-        """Gradients of the summed loss (+ regularization) for every layer."""
-
-    @abstractmethod
-    def update(self, grads, lr: float) -> None:
-        """The article's rule: step = lr * grad; W -= step + momentum * previous step."""
-
     def train_batch(self, idx: np.ndarray, lr: float, phases: dict[str, float] | None = None) -> tuple[float, int]:
-        """One mini-batch; with a ``phases`` dict, adds each phase's wall time to it."""
-        clock = PhaseClock(phases)
-        batch = self.prepare(idx)
-        clock.lap("prepare")
-        cache = self.forward(batch)
-        clock.lap("forward")
-        loss, n_correct = self.cost(batch, cache)
-        clock.lap("cost")
-        grads = self.backward(batch, cache)
-        clock.lap("backward")
-        self.update(grads, lr)
-        clock.lap("update")
-        return loss, n_correct
+        """One mini-batch of the samples ``idx`` (batch,) at learning rate ``lr``: returns (loss
+        including regularization, correctly classified samples); with a ``phases`` dict, adds each
+        phase's wall time to it."""

@@ -21,7 +21,7 @@ import numpy as np
 from ..activations import get_activation
 from ..config import MLPConfig
 from ..losses import loss_function, loss_gradient_wrt_output, output_delta_function
-from .base import Variant, Weights
+from .base import PhaseClock, Variant, Weights
 
 
 def add_bias_row(a: np.ndarray) -> np.ndarray:
@@ -62,11 +62,29 @@ class LadderVariant(Variant):
         self.y_onehot_t = np.ascontiguousarray(np.asarray(y_onehot, dtype=self.dtype).T)  # (outputs, n)
         self.labels = labels
 
+    def train_batch(self, idx, lr, phases=None):
+        """The article's five phases in order, each a method; ``forward`` returns what ``cost`` and
+        ``backward`` need."""
+        clock = PhaseClock(phases)
+        batch = self.prepare(idx)
+        clock.lap("prepare")
+        cache = self.forward(batch)
+        clock.lap("forward")
+        loss, n_correct = self.cost(batch, cache)
+        clock.lap("cost")
+        grads = self.backward(batch, cache)
+        clock.lap("backward")
+        self.update(grads, lr)
+        clock.lap("update")
+        return loss, n_correct
+
     def prepare(self, idx):
+        """The batch for the sample indices ``idx``: (X^T (inputs [+1], batch), Y^T, labels)."""
         a0 = self.x_train[idx].T  # (inputs [+1], batch), F-contiguous view of the gathered rows
         return a0, self.y_onehot_t[:, idx], self.labels[idx]
 
     def forward(self, batch):
+        """Forward propagation: (Z per layer, A per layer with its bias row), what backward needs."""
         a0 = batch[0]
         a_list, z_list = [], [None]
         a = a0 if self.bias_column_in_data else add_bias_row(a0)  # (1 + inputs, batch)
@@ -82,6 +100,7 @@ class LadderVariant(Variant):
         return z_list, a_list
 
     def cost(self, batch, cache):
+        """(loss of the batch including regularization, number of correctly classified samples)."""
         _, y_t, labels = batch
         a_out = cache[1][-1]  # (outputs, batch)
         loss = self.loss_value(a_out.T, y_t.T) + self._regularization_cost()
@@ -109,6 +128,7 @@ class LadderVariant(Variant):
         return loss_gradient_wrt_output(a_out, y_t, self.config.loss) * d_out
 
     def backward(self, batch, cache):
+        """Gradients of the summed loss + regularization, per layer (outputs_n, 1 + inputs_n)."""
         z_list, a_list = cache
         y_t = batch[1]
         n_layers = len(self.w)
@@ -136,6 +156,7 @@ class LadderVariant(Variant):
         return grad
 
     def update(self, grads, lr):
+        """The article's rule: step = lr * grad; W -= step + momentum * previous step."""
         for n, grad in enumerate(grads):
             step = lr * grad
             self.w[n] -= step + self.config.momentum * self.previous_step[n]

@@ -1,53 +1,13 @@
 """The fastest NumPy training step we could write for this network; beyond the article.
 
-What makes it fast (each measured with the per-phase timing, cProfile and line_profiler):
-- batch-major layout, kernels (inputs, outputs) and separate bias vectors: Keras' layout, so no
-  bias rows or columns are ever inserted, and the big products are plain row-major GEMMs;
-- a batch's rows go through the network in chunks of ``chunk_rows`` (512) rows, each chunk from its
-  gather to its gradient while it is in cache; the chunks' gradients are summed (the gradient is a
-  sum over rows). Whole batches of 20000 rows do not fit in cache: the products then read X from
-  memory twice (forward and kernel gradient) and every element-wise pass streams (batch, 70)
-  arrays. Every chunk array lives in a buffer allocated once (``Workspace``); activations,
-  derivatives and the update run in place (``out=``), so a batch allocates almost nothing;
-- from ``row_threads_from_rows`` (1000) rows per batch, each core trains a contiguous share of the
-  rows with its own workspace and one BLAS thread (NumPy releases the GIL in products and ufuncs),
-  and the shares' gradients are added in a fixed order, so the result does not depend on timing.
-  With BLAS threads alone only the products use both cores; the gather, the conversion and the
-  element-wise passes (about half of a batch at 500 rows) run on one. Measured at 20000 rows on 2
-  cores: 0.14 s an epoch against 0.20 s (separate processes); at 500 and 1000 rows the hand-over
-  of the shares (~0.1 ms per batch) and the serial update eat the gain, so it stays off below 1000;
-- Z is overwritten by A = act(Z): backward propagation needs only A (D = A (1 - A) for sigmoid);
-- the output delta is fused with the loss (A - Y for LogLoss), regularization is fused into the
-  weight update, and the input layer gets no delta;
-- at small batches most of a batch's time is fixed cost per call, not arithmetic (line_profiler at
-  batch 32: about 400 us per batch, of which the weight update over all 57,000 weights ~80 us and
-  each tiny GEMM ~25 us). So all weights live in one flat vector (kernels and biases are views into
-  it), and so do the gradients and the previous step: the update and the regularization cost are
-  a handful of ufunc calls for the whole network instead of a handful per parameter array; the
-  bias gradients (column sums of delta) are GEMVs with a vector of ones, 4 us against 19 us for
-  ``np.sum(axis=0)``. Together: 11 % less time per epoch at batch 32 and 128, none lost at 500;
-- below 256 rows per batch it trains on one thread, whatever it may use (``threads``): splitting
-  GEMMs that small costs more synchronization than it saves;
-- chunks are gathered with ``np.take(..., out=, mode="clip")`` from the training set as given: no
-  per-epoch copy of the whole training set (a bulk permutation of the uint8 set cost more per epoch,
-  52 ms, than all the gathers of an epoch at batch 500). With the default ``mode="raise"`` and
-  ``out=``, NumPy gathers into a temporary and copies it over (so that a bad index leaves ``out``
-  untouched): 1.5 to 2 times the time of the gather. Our indices come from a permutation, always
-  valid, so nothing is clipped; given raw uint8 pixels and a scaler, it gathers uint8 rows and
-  converts them in cache (gathering pre-scaled float32 rows moves four times the bytes and is about
-  twice as slow);
-- from batch size ``3 * hidden units`` up, the input scaling is folded into the first layer instead
-  of being applied to every pixel: with x' = (x - mu) s, x' W + b = x (s W) + (b - (mu s) W) and the
-  kernel gradient is s (x^T delta - mu colsum(delta)). Each pass over a (batch, 784) float32 array
-  costs about as much as the whole uint8 -> float32 conversion (profiled: scaling a batch took twice
-  the time of converting it, 0.057 against 0.027 s per epoch at batch 500), while the fold costs a
-  few passes over the (784, hidden) kernel per batch, which only pays for large enough batches.
-  The correction - mu colsum(delta) rides in the kernel gradient's product as one more row of X
-  (-mu) and of delta (its column sums): an outer product and a subtraction over the whole kernel
-  per batch cost 3-5 % of an epoch at batch 500 (two runs of interleaved epochs).
-
-What it cannot beat: the products themselves. At 500 rows they are about half of a batch on these
-2-core machines (the GEMM floor, ``harness.gemm_floor``); see the README's "Where the time goes".
+Batch-major arrays in Keras' layout (kernels (inputs, outputs), separate biases), all weights,
+gradients and steps in flat vectors (the kernels and biases are views), and every buffer allocated
+once (``Workspace``). A batch's rows go through the network in in-cache chunks of ``chunk_rows``;
+from ``row_threads_from_rows`` rows each core trains its own contiguous share of them, and the
+shares' gradients are added in a fixed order, so the result does not depend on the threads' timing.
+A overwrites Z (backward propagation needs only A), the output delta is fused with the loss, L2 with
+the update, the input layer gets no delta, and for big enough batches the input scaling is folded
+into the first layer. Why each of these, with the measurements: the README, "Where the time goes".
 """
 from __future__ import annotations
 
@@ -124,18 +84,14 @@ class Optimized(Variant):
     description = "beyond the article: batch-major, Keras layout, in-cache row chunks on all cores, fused updates"
 
     # Rows a thread pushes through the whole network at once: gather, forward, backward and the
-    # chunk's gradient stay in cache (512 x 784 float32 is 1.6 MB). At batch 20000 on 2 cores, 256,
-    # 512 and 1024 rows were within noise of each other (0.20-0.21 s an epoch, interleaved epochs).
+    # chunk's gradient stay in cache (512 x 784 float32 is 1.6 MB).
     chunk_rows = 512
     # Below this many rows per batch the GEMMs are too small to split: OpenBLAS' threads spend more
-    # time synchronizing than computing. Measured (sweep preset, 2 cores, 5 epochs): one thread
-    # against two took 3.3 s against 6.6 s at batch 32 and 2.1 s against 2.5 s at batch 128.
+    # time synchronizing than computing.
     single_thread_below_rows = 256
     # From this many rows per batch, each core trains its own share of the rows (one BLAS thread
     # each), so that the element-wise work, the gather and the conversion run on all cores too; below
     # it, handing shares to threads costs more than it saves and the products use all cores instead.
-    # Measured on 2 cores, epochs of both ways interleaved in one process: row shares 8 % slower at
-    # batch 500, 12 % faster at 1000.
     row_threads_from_rows = 1000
     min_share_rows = 128  # no share gets fewer rows: an epoch's last, smaller batch may get fewer shares
 
@@ -218,12 +174,6 @@ class Optimized(Variant):
 
     # -- the article's phases, for one chunk of rows ------------------------------------------------
 
-    def prepare(self, idx, workspace: Workspace | None = None, plan: BatchPlan | None = None):
-        """The rows ``idx`` (m,) as (X, Y, labels) in the workspace's buffers."""
-        m = len(idx)
-        ws = workspace or self._workspace(0, m, m)
-        return (self._inputs(idx, ws, plan or self._plan(m)),) + self._targets(idx, ws)
-
     def _targets(self, idx, ws: Workspace):
         """Y (m, outputs) and labels (m,) of the rows ``idx``."""
         m = len(idx)
@@ -245,27 +195,19 @@ class Optimized(Variant):
                 self.scaler.transform(raw, out=x)
         return x
 
-    def forward(self, batch, workspace: Workspace | None = None, plan: BatchPlan | None = None, outputs=None):
-        """Returns the list [X, A_1, ..., A_L]: everything backward propagation needs. A_L goes to
-        ``outputs`` (m, outputs) when given."""
-        a = batch[0]
-        m = a.shape[0]
-        ws = workspace or self._workspace(0, m, m)
-        plan = plan or self._plan(m)
+    def _forward(self, x, ws: Workspace, plan: BatchPlan, outputs):
+        """Returns the list [X, A_1, ..., A_L]: everything backward propagation needs; A_L goes to
+        ``outputs`` (m, outputs)."""
+        a, m = x, len(x)  # (m, inputs)
         activations = [a]
         last = len(plan.layers) - 1
         for n, (kernel, bias) in enumerate(plan.layers):
-            out = outputs if n == last and outputs is not None else ws.a[n][:m]
+            out = outputs if n == last else ws.a[n][:m]
             z = np.matmul(a, kernel, out=out)  # (m, out_n)
             z += bias
             a = (self.hidden if n < last else self.output).forward(z, out=z)  # A overwrites Z in place
             activations.append(a)
         return activations
-
-    def cost(self, batch, activations):
-        _, y, labels = batch
-        loss, n_correct = self._data_cost(activations[-1], y, labels)
-        return loss + self._regularization_cost(), n_correct
 
     def _data_cost(self, outputs, y, labels) -> tuple[float, int]:
         """Loss (regularization excluded) and correct count of outputs A_L (m, outputs)."""
@@ -279,17 +221,6 @@ class Optimized(Variant):
         if self.config.l1 > 0:
             cost += self.config.l1 * float(np.abs(kernel_weights).sum())
         return cost
-
-    def backward(self, batch, activations, workspace: Workspace | None = None, plan: BatchPlan | None = None):
-        """Gradients [dK_0, ..., dK_L-1, db_0, ..., db_L-1] of the summed loss, regularization excluded
-        (it is fused into ``update``), as a FlatGradients."""
-        m = batch[1].shape[0]
-        ws = workspace or self._workspace(0, m, m)
-        plan = plan or self._plan(m)
-        grads = self.step_grads
-        self._backpropagate(batch, activations, ws, grads, plan)
-        self._unfold_gradient(grads, plan)
-        return grads
 
     def _backpropagate(self, batch, activations, ws: Workspace, grads: list, plan: BatchPlan) -> None:
         """X^T delta and column sums of delta per layer into ``grads``; with the scaling folded, layer 0's
@@ -322,7 +253,7 @@ class Optimized(Variant):
         if plan.folds_scaling:
             grads[0] *= self.scale_column  # (inputs, out_0)
 
-    def update(self, grads: FlatGradients, lr):
+    def _update(self, grads: FlatGradients, lr):
         """step = lr * (grad + l2 W + l1 sign W); W -= step + momentum * previous step, on the flat vectors."""
         cfg = self.config
         step = grads.flat  # (n_weights,)
@@ -341,10 +272,9 @@ class Optimized(Variant):
     # -- one batch: row shares on threads, chunks within a share ----------------------------------
 
     def _train_rows(self, idx, ws: Workspace, grads: FlatGradients, plan: BatchPlan, phases=None):
-        """Sum of the loss, correct count and (raw) gradient over the rows ``idx``, chunk by chunk. The
-        loss and the accuracy are taken once over the share's outputs: per chunk, their dozen NumPy
-        calls took 110-150 us whatever the rows (line profile, 250-512 rows); once per share, an
-        epoch at batch 20000 takes 3-5 % less (interleaved epochs, 1 and 2 threads)."""
+        """Sum of the loss, correct count and (raw) gradient over the rows ``idx``, chunk by chunk; the
+        loss and the accuracy once over the share's outputs (their dozen NumPy calls cost the same
+        whatever the rows)."""
         clock = PhaseClock(phases)
         y, labels = self._targets(idx, ws)  # (share, outputs), (share,)
         outputs = ws.outputs[: len(idx)]  # (share, outputs)
@@ -352,7 +282,7 @@ class Optimized(Variant):
             rows = slice(start, start + self.chunk_rows)
             chunk = (self._inputs(idx[rows], ws, plan), y[rows], labels[rows])
             clock.lap("prepare")
-            activations = self.forward(chunk, ws, plan, outputs[rows])
+            activations = self._forward(chunk[0], ws, plan, outputs[rows])
             clock.lap("forward")
             if start == 0:
                 self._backpropagate(chunk, activations, ws, grads, plan)
@@ -391,6 +321,6 @@ class Optimized(Variant):
             grads.flat += share_grads.flat
         self._unfold_gradient(grads, plan)
         clock.lap("backward")
-        self.update(grads, lr)
+        self._update(grads, lr)
         clock.lap("update")
         return loss, sum(r[1] for r in results)
