@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import signal
 import sys
-from pathlib import Path
 
 from .files import UsageError, check_data_dir, check_out_dir
 from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores

@@ -2,7 +2,7 @@
 
 The client (the study's process) connects to a Dask scheduler, sends the study's data file to every
 worker once and submits each run as a task. On a worker the run still happens in a fresh process,
-exactly as without a cluster (``harness.study.execute``); a worker must have one thread, so that it
+exactly as without a cluster (``harness.runner.execute``); a worker must have one thread, so that it
 runs one run at a time, and a machine should have one worker. Results come back to the client,
 which lands them with the study's own landing function, so runs.csv, epochs.csv and --resume work as
 they do locally.
@@ -43,7 +43,7 @@ from .files import UsageError, write_atomic
 from .environment import environment_record, machine_name, machine_record, record_machines
 from .plan import RunSpec, StudyPlan
 from .schema import LOST, RUN_COLUMNS
-from .study import execute, runs_to_do
+from .runner import execute, runs_to_do
 
 PLACEMENTS = ("spread", "every-machine")
 CONNECT_TIMEOUT_S = 5.0

@@ -2,6 +2,7 @@
 (a temporary file beside the target, then os.replace)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import tempfile
@@ -10,8 +11,22 @@ from typing import Callable
 
 
 class UsageError(Exception):
-    """Bad options or an unusable results folder (harness.study.StudyError): reported as one line,
+    """Bad options or an unusable results folder (StudyError): reported as one line,
     exit status 2."""
+
+
+class StudyError(UsageError):
+    """The results folder cannot be used (unwritable, in use, another plan, damaged tables) or a write
+    failed: one line for the user, exit status 2; what had landed is kept."""
+
+
+@contextlib.contextmanager
+def writing(path: Path, what: str | None = None):
+    """Turn a failed write (read-only, full, vanished folder) into one StudyError line."""
+    try:
+        yield
+    except OSError as exc:
+        raise StudyError(f"cannot write {what or path}: {exc.strerror or exc}") from None
 
 
 def write_atomic(path: Path, writer: Callable[[Path], None]) -> Path:

@@ -20,11 +20,8 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,25 +32,21 @@ import pandas as pd
 import psutil
 from filelock import FileLock, Timeout
 
-from .files import UsageError, write_text_atomic
-from .environment import PROJECT_ROOT, environment_record, machine_name, machine_record, machines_in, read_sessions
+from .files import StudyError, write_text_atomic, writing
+from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
 from .plan import RunSpec, StudyPlan
 from .results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
 )
 from .schema import (
-    ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, LOST, RUN_COLUMNS, RUN_KEY, RUNS_FILE, STUDY_FILE, SUMMARY_FILE,
+    ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, STUDY_FILE, SUMMARY_FILE,
     variant_descriptions,
 )
+from .runner import Progress, execute, run_key, runs_to_do
 from .summary import summarize
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
-
-
-class StudyError(UsageError):
-    """The results folder cannot be used (unwritable, in use, another plan, damaged tables) or a write
-    failed: one line for the user, exit status 2; what had landed is kept."""
 
 
 @dataclass
@@ -90,15 +83,6 @@ class StudyFiles:
         return self.out / ".study.lock.holder"
 
 
-@contextlib.contextmanager
-def _writing(path: Path, what: str | None = None):
-    """Turn a failed write (read-only, full, vanished folder) into one StudyError line."""
-    try:
-        yield
-    except OSError as exc:
-        raise StudyError(f"cannot write {what or path}: {exc.strerror or exc}") from None
-
-
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
     """Load MNIST (verified), cut the training set to ``train_limit`` and fit the scaler, once."""
     from harness.data import load_mnist
@@ -109,101 +93,10 @@ def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
         x_train, y_train = x_train[: plan.train_limit], y_train[: plan.train_limit]
     scaler = InputScaler.fit(x_train, plan.config.input_scaling, dtype=plan.config.dtype)
     path = folder / "data.npz"
-    with _writing(path, f"the scratch copy of the data, {path}"):
+    with writing(path, f"the scratch copy of the data, {path}"):
         np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                  scaler_shift=scaler.shift, scaler_scale=scaler.scale)
     return path
-
-
-class Progress:
-    """A tqdm bar over the runs on a terminal; plain lines otherwise (logs, CI)."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.stream = stream
-        self.interactive = stream.isatty()
-        self.bar = None
-        if self.interactive:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="run", file=stream, dynamic_ncols=True)
-        self.total, self.done = total, 0
-
-    def start(self, spec: RunSpec) -> None:
-        if self.bar is not None:
-            self.bar.set_description(spec.label)
-        else:
-            print(f"[{self.done + 1}/{self.total}] {spec.label} ...", file=self.stream, flush=True)
-
-    def epoch(self, spec: RunSpec, epoch: int) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"epoch {epoch}/{spec.epochs}")
-
-    def finish(self, spec: RunSpec, row: dict) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        status = row["status"]
-        detail = f"{row['wall_s']:.2f} s, test acc {row.get('test_acc', float('nan')):.4f}" if status == "ok" else row["error"]
-        line = f"    {spec.label}: {status} ({detail})"
-        if self.bar is not None:
-            self.bar.write(line, file=self.stream)
-        else:
-            print(line, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, timeout: float, progress: Progress) -> dict:
-    """Run one spec in a fresh Python process; always returns a row (failures included)."""
-    spec_path, result_path = scratch / "spec.json", scratch / "result.json"
-    result_path.unlink(missing_ok=True)
-    payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path), "parent_pid": os.getpid()}
-    with _writing(spec_path):
-        spec_path.write_text(json.dumps(payload))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
-    # Its own session: Ctrl-C and the terminal's other signals reach the study alone, which ends the
-    # worker itself; and the worker ends when the study does (see harness.worker.die_with_parent).
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.worker", str(spec_path), str(result_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT, start_new_session=True,
-    )
-    stderr_lines: list[str] = []
-    reader = threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    watchdog = threading.Timer(timeout, process.kill)
-    watchdog.start()
-    try:
-        for line in process.stdout:
-            try:
-                progress.epoch(spec, json.loads(line)["epoch"])
-            except (ValueError, KeyError):
-                pass
-        process.wait()
-    finally:
-        watchdog.cancel()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    timed_out = process.returncode != 0 and time.monotonic() >= deadline
-    reader.join(timeout=5)
-
-    if result_path.exists():
-        result = json.loads(result_path.read_text())
-    elif timed_out:
-        result = {"run": {"status": "timeout", "error": f"no result within the time limit of {timeout:.0f} s"}, "epochs": []}
-    else:
-        tail = " | ".join(line.strip() for line in stderr_lines[-3:] if line.strip())
-        result = {"run": {"status": "failed", "error": f"worker exited with status {process.returncode}: {tail}"}, "epochs": []}
-    base = {k: v for k, v in spec.to_dict().items() if k in RUN_COLUMNS}
-    row = {**base, **result["run"], "machine": machine_name()}
-    epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e,
-               "machine": row["machine"]}
-              for e in result["epochs"]]
-    return {"run": row, "epochs": epochs}
 
 
 def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *, resume: bool = False,
@@ -241,7 +134,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
         todo = runs_to_do(plan.runs(), pending) if cluster is None else cluster.todo(plan.runs(), pending)
         if todo:
             _remove_stale_scratch()
-            with _writing(Path(tempfile.gettempdir()), f"a scratch folder in {tempfile.gettempdir()}"):
+            with writing(Path(tempfile.gettempdir()), f"a scratch folder in {tempfile.gettempdir()}"):
                 scratch_folder = tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
             with scratch_folder as scratch:
                 scratch = Path(scratch)
@@ -270,21 +163,6 @@ def _cluster(scheduler: str | None, placement: str, stream):
     from .cluster import connect
 
     return connect(scheduler, placement, stream)
-
-
-def run_key(row) -> tuple:
-    """A run's key from its row in runs.csv or epochs.csv, equal to its RunSpec.key."""
-    framework, variant, batch_size, threads, repeat, instrumented = (row[c] for c in RUN_KEY)
-    return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
-
-
-def runs_to_do(specs: list[RunSpec], runs: pd.DataFrame, machine: str | None = None) -> list[RunSpec]:
-    """The specs with no row in ``runs`` yet ('lost' rows do not count: those runs are done again);
-    with ``machine``, the specs with no row of that machine."""
-    if machine is not None:
-        runs = runs[runs["machine"].astype(str) == machine] if "machine" in runs else runs.iloc[:0]
-    done = {run_key(row) for _, row in runs.iterrows() if row["status"] != LOST}
-    return [spec for spec in specs if spec.key not in done]
 
 
 def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream,
@@ -324,20 +202,20 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
     """Write both tables, epochs.csv first: a run is in runs.csv only once all its epoch rows are in
     epochs.csv (an interruption in between leaves epoch rows of no run, which a resume drops)."""
     runs = runs.assign(session=pd.to_numeric(runs["session"]).astype("Int64"))  # 0, 1, ..., not 0.0
-    with _writing(files.epochs):
+    with writing(files.epochs):
         write_csv_atomic(files.epochs, epochs[EPOCH_COLUMNS])
-    with _writing(files.runs):
+    with writing(files.runs):
         write_csv_atomic(files.runs, runs[RUN_COLUMNS])
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
     if len(runs):
-        with _writing(files.summary):
+        with writing(files.summary):
             write_csv_atomic(files.summary, summarize(runs, epochs))
 
 
 def _write_text(path: Path, text: str) -> None:
-    with _writing(path):
+    with writing(path):
         write_text_atomic(path, text)
 
 

@@ -22,7 +22,8 @@ from harness import cluster as cluster_module
 from harness.plan import RunSpec, StudyPlan
 from harness.results import supersede_lost
 from harness.schema import LOST, RUN_KEY
-from harness.study import run_study, runs_to_do
+from harness.runner import runs_to_do
+from harness.study import run_study
 from reports import load, machines, parse_markdown_table
 from reports.__main__ import main as reports_main
 

@@ -13,7 +13,8 @@ import pytest
 
 from harness.plan import StudyPlan
 from harness.schema import EPOCH_COLUMNS, RUN_COLUMNS
-from harness.study import Progress, execute, prepare_data, run_study
+from harness.runner import Progress, execute
+from harness.study import prepare_data, run_study
 from harness.summary import summarize
 from numpy_mlp import MLPConfig
 
