@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -170,9 +171,10 @@ def run_parity(args) -> int:
     data_dir = check_data_dir(args.data_dir)
     try:
         files = run_study(plan, out, data_dir, command=sys.argv)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {out}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)  # SIGTERM and SIGHUP arrive as harness.cli.Interrupted
+        print(f"\ninterrupted ({signal.Signals(signum).name}): finished runs are kept in {out}", file=sys.stderr)
+        return 128 + signum
     spread = measured_spread()
     accuracies = accuracy_table(pd.read_csv(files.runs))
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
@@ -181,7 +183,7 @@ def run_parity(args) -> int:
     print(_formatted(accuracies))
     print()
     print(_formatted(table))
-    print(f"table: {out / 'parity.csv'}")
+    print(f"table: {out / PARITY_FILE}")
     print(f"band: {BAND_SIGMAS:g} x sigma_b x sqrt(pi / n) for n = {args.seeds} seed(s) a side, sigma_b the measured "
           f"seed-to-seed spread of test accuracy ({', '.join(f'batch {b}: {s:.3f} pp' for b, s in sorted(spread.items()))}; "
           f"{BANDS_FILE.name}, full MNIST, 35 epochs)")

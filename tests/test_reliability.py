@@ -356,6 +356,20 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, request):
     assert scratch_folders(tmp) == []
 
 
+def test_sigterm_stops_parity_like_ctrl_c(tmp_path, request):
+    out = tmp_path / "parity"
+    parity = start("parity", "--numpy-variant", "sleepy", "--frameworks", "keras", "--variants", "loop",
+                   "--batch-sizes", "500", "--epochs", "1", "--seeds", "1", "--train-limit", "2000", "--out", out,
+                   env=SLEEPY)
+    worker = wait_for(lambda: psutil.Process(parity.pid).children(), "a parity worker")[0]
+    request.addfinalizer(lambda: worker.is_running() and worker.kill())
+    parity.send_signal(signal.SIGTERM)
+    _, stderr = parity.communicate(timeout=60)
+    assert parity.returncode == 128 + signal.SIGTERM, (parity.returncode, stderr)
+    assert "SIGTERM" in stderr and "Traceback" not in stderr
+    assert wait_gone(worker), "the worker outlived parity"
+
+
 @pytest.mark.slow
 def test_kill_9_of_the_parent_takes_the_worker_with_it(tmp_path, request):
     out, tmp = tmp_path / "study", tmp_path / "tmp"
