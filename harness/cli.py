@@ -255,3 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, MnistError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # before a command's own handling began (e.g. while importing)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"\ninterrupted ({signal.Signals(signum).name}) before any run started", file=sys.stderr)
+        return 128 + signum

@@ -361,7 +361,8 @@ def test_sigterm_stops_parity_like_ctrl_c(tmp_path, request):
     parity = start("parity", "--numpy-variant", "sleepy", "--frameworks", "keras", "--variants", "loop",
                    "--batch-sizes", "500", "--epochs", "1", "--seeds", "1", "--train-limit", "2000", "--out", out,
                    env=SLEEPY)
-    worker = wait_for(lambda: psutil.Process(parity.pid).children(), "a parity worker")[0]
+    worker = wait_for(lambda: next((c for c in psutil.Process(parity.pid).children()
+                                    if "harness.worker" in " ".join(c.cmdline())), None), "a parity worker")
     request.addfinalizer(lambda: worker.is_running() and worker.kill())
     parity.send_signal(signal.SIGTERM)
     _, stderr = parity.communicate(timeout=60)
