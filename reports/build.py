@@ -110,7 +110,8 @@ class Report:
         eff = select(self.ok, threads=self.main_threads, framework="numpy")
         eff = eff[eff["gemm_efficiency"].notna()]
         ladder = [v for v in style.LADDER if v in set(eff["variant"])]
-        var = None if eff.empty else "optimized" if "optimized" in ladder else ladder[-1] if ladder else eff["variant"].iloc[-1]
+        var = None if eff.empty else "optimized" if "optimized" in ladder else (
+            ladder[-1] if ladder else eff["variant"].iloc[-1])
         return var, self.rows(eff, variant=var)
 
     def phases(self):
@@ -173,8 +174,8 @@ def render(data: StudyData, outcomes: dict, threshold: float) -> str:
     env.filters.update(phase_name=lambda p: style.PHASE_LABELS[p].split(" (")[0], name_at=lambda r: (
         f"{style.label(r['framework'], r['variant'])} at {report.at(r['batch_size'], r['threads'])}"))
     return unwrap(env.get_template("report.md.j2").render(
-        d=data, r=report, figures=outcomes, threshold=threshold, machines=machines, guard=guard, select=select, rows=rows, table=markdown_table,
-        sort_series=style.sort_series, variant_descriptions=variant_descriptions,
+        d=data, r=report, figures=outcomes, threshold=threshold, machines=machines, guard=guard, select=select,
+        rows=rows, table=markdown_table, sort_series=style.sort_series, variant_descriptions=variant_descriptions,
         label=style.label, andjoin=style.and_join, interval=style.fmt_interval, article=article,
         machine_sections=machines.sections(data, len(outcomes) + 1), OK=OK, FASTER=FASTER, SLOWER=SLOWER,
         UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, VARIANT_ORDER=style.VARIANT_ORDER,

@@ -51,7 +51,8 @@ class StudyData:
         self.threads_values = style.order_threads(runs["threads"].unique())
         self.epochs_per_run = (int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else
                                int(runs["epochs"].median()) if runs["epochs"].notna().any() else
-                               int(self.epochs["epoch"].max()) if self.epochs is not None and len(self.epochs) else None)
+                               int(self.epochs["epoch"].max()) if self.epochs is not None and len(self.epochs) else
+                               None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
 
 
@@ -110,9 +111,10 @@ def _first_session(env: dict, notes: list[str]) -> dict:
         notes.append("`environment.json` holds no session record; the machine and software versions cannot be shown.")
         return {}
     if len(sessions) > 1:
-        changed = sorted({k for s in sessions[1:] for k in s if k not in ("date", "command") and s[k] != sessions[0].get(k)})
-        notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's"
-                     + (f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
+        changed = sorted({k for s in sessions[1:] for k in s
+                          if k not in ("date", "command") and s[k] != sessions[0].get(k)})
+        notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's" + (
+            f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
     return sessions[0]
 
 
@@ -251,7 +253,8 @@ def phase_table(data: StudyData) -> pd.DataFrame:
         rows.append({"framework": "numpy", "variant": var, "batch_size": b, "threads": t,
                      **{p: float(g[c].median()) if g[c].notna().any() else 0.0 for p, c in zip(PHASES, PHASE_COLUMNS)},
                      "other": max(float(rest.median()), 0.0) if rest.notna().any() else 0.0})
-    return in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES, "other"]))
+    return in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES,
+                                                       "other"]))
 
 
 def accuracy_curves(data: StudyData) -> pd.DataFrame:

@@ -121,8 +121,10 @@ def series_rows(series, patches: bool = False) -> list[list]:
     def handle(f, v):
         if patches:
             return Patch(color=style.color(f, v), label=style.label(f, v))
-        return Line2D([], [], color=style.color(f, v), marker=style.MARKERS.get(f, "^"), lw=2, ms=6, label=style.label(f, v))
-    return [[handle(f, v) for f, v in series if f == fw] for fw in sorted({f for f, _ in series}, key=style.framework_rank)]
+        return Line2D([], [], color=style.color(f, v), marker=style.MARKERS.get(f, "^"), lw=2, ms=6,
+                      label=style.label(f, v))
+    return [[handle(f, v) for f, v in series if f == fw]
+            for fw in sorted({f for f, _ in series}, key=style.framework_rank)]
 
 
 def batch_axis(ax, batch_sizes) -> None:
@@ -184,11 +186,6 @@ def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
     for tick, key in zip(axis.get_ticklabels(), series):
         tick.set_color(style.color(*key))
     (ax.set_ylim if horizontal else ax.set_xlim)(-0.6, len(series) - 0.4)
-
-
-def _ladder(variants) -> list[tuple[str, str]]:
-    return [("numpy", v) for v in style.LADDER if v in set(variants)] + [
-        ("numpy", v) for v in sorted(set(variants) - set(style.LADDER))]
 
 
 # -- 1. time against batch size ------------------------------------------------------------------
@@ -299,7 +296,7 @@ def fig_ladder(data: StudyData, out_dir: Path) -> FigureOutcome:
     if s.empty:
         return placeholder(out_dir, "ladder", "there are no NumPy runs in this study." if "numpy" not in
                            set(data.runs["framework"]) else "every NumPy run failed.")
-    steps = _ladder(s["variant"])
+    steps = style.sort_series({("numpy", v) for v in s["variant"]})
     threads = style.order_threads(s["threads"].unique())
     hatches = style.by_threads(threads, style.THREAD_HATCHES)
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
@@ -404,8 +401,8 @@ def fig_accuracy(data: StudyData, out_dir: Path) -> FigureOutcome:
         for fw, var in series:
             c = part[(part["framework"] == fw) & (part["variant"] == var)].sort_values("epoch")
             if len(c):
-                ax.plot(c["epoch"], c["test_acc"], color=style.color(fw, var), lw=1.8, marker=style.MARKERS.get(fw, "^"),
-                        ms=3.5, markevery=max(1, len(c) // 8))
+                ax.plot(c["epoch"], c["test_acc"], color=style.color(fw, var), lw=1.8, ms=3.5,
+                        marker=style.MARKERS.get(fw, "^"), markevery=max(1, len(c) // 8))
                 ax.plot(c["epoch"], c["train_acc"], color=style.color(fw, var), lw=1.3, ls="--")
         max_epoch = int(part["epoch"].max())
         vals, later = (frame[["test_acc", "train_acc"]].to_numpy(float).ravel()
@@ -478,7 +475,7 @@ def fig_efficiency(data: StudyData, out_dir: Path) -> FigureOutcome:
         return placeholder(out_dir, "efficiency", "there are no NumPy runs in this study." if "numpy" not in set(
             data.runs["framework"]) else "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
     groups = list(dict.fromkeys(zip(s["batch_size"], s["threads"])))  # summary order: batch, then threads
-    steps = _ladder(s["variant"])
+    steps = style.sort_series({("numpy", v) for v in s["variant"]})
     cells = {(r.batch_size, r.threads, r.variant): r.gemm_efficiency for r in s.itertuples()}
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
     ax = fig.subplots()

@@ -60,7 +60,8 @@ def comparison(data: StudyData) -> pd.DataFrame:
     for machine in machines(data):
         cores = records(data).get(machine, {}).get("cores")
         stats = summarize(data.runs[where == machine], n_resamples=200)  # medians only: few resamples
-        for (b, t), group in stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()].groupby(["batch_size", "threads"]):
+        stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
+        for (b, t), group in stats.groupby(["batch_size", "threads"]):
             mine = group[(group["framework"] == "numpy") & (group["variant"] == "optimized")]
             if mine.empty:
                 continue

@@ -31,7 +31,8 @@ DPI, FIG_WIDTH = 170, 10.0  # inches -> 1700 px
 
 
 def color(framework: str, variant: str) -> str:
-    return PALETTE.get((framework, variant)) or FALLBACK_COLORS[sum(map(ord, f"{framework}/{variant}")) % len(FALLBACK_COLORS)]
+    fallback = FALLBACK_COLORS[sum(map(ord, f"{framework}/{variant}")) % len(FALLBACK_COLORS)]
+    return PALETTE.get((framework, variant), fallback)
 
 
 def framework_label(framework: str) -> str:
