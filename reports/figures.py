@@ -76,6 +76,11 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     fig.set_layout_engine("none")
+    for leg in fig.legends:  # pinned where the layout put them: savefig's tight box would move them
+        leg.borderaxespad = 0
+        leg.set_bbox_to_anchor(tuple(fig.transFigure.inverted().transform(leg.get_window_extent(renderer).p0)),
+                               transform=fig.transFigure)
+        leg.set_loc("lower left")
     if text:  # bbox_inches="tight" grows the image to hold it
         fig.text(0.01, (fig.get_tightbbox(renderer).y0 - 0.12) / fig.get_figheight(),
                  textwrap.fill(text, width=int(16 * fig.get_figwidth())), ha="left", va="top", fontsize=8.5,
@@ -100,19 +105,19 @@ def placeholder(out_dir: Path, name: str, reason: str) -> FigureOutcome:
     return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=reason)
 
 
-def grouped_bars(ax, n_groups: int, members: list, bar, span: float = 0.82, shift: float = 0.0,
-                 fill: float = 0.9, horizontal: bool = False) -> list[tuple[float, int, object]]:
-    """Bars of ``members`` side by side (sharing ``span``) in each group at 0, 1, ... (+ ``shift``).
-    ``bar(group, member)`` gives a bar's length and ``ax.bar`` options, or None for no bar. Returns the
-    (position, group, member) of each bar drawn."""
-    width, drawn = span / max(1, len(members)), []
-    for g in range(n_groups):
+def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82, shift: float = 0.0,
+                 fill: float = 0.9, horizontal: bool = False) -> dict:
+    """Bars of ``members`` side by side (sharing ``span``) in each of ``groups``, the groups at 0, 1, ...
+    (+ ``shift``); ``bars[group, member]``: a bar's length and its ``ax.bar`` options (no bar where it is
+    missing). Returns each bar's position by (group, member)."""
+    width, drawn = span / max(1, len(members)), {}
+    for g, group in enumerate(groups):
         for m, member in enumerate(members):
-            if (got := bar(g, member)) is not None:
-                x = g + shift + (m - (len(members) - 1) / 2) * width
-                (ax.barh if horizontal else ax.bar)(x, got[0], width * fill, **{"edgecolor": "white", "lw": 0.5,
-                                                                               **got[1]})
-                drawn.append((x, g, member))
+            if (group, member) in bars:
+                x = drawn[group, member] = g + shift + (m - (len(members) - 1) / 2) * width
+                length, options = bars[group, member]
+                (ax.barh if horizontal else ax.bar)(x, length, width * fill,
+                                                    **{"edgecolor": "white", "lw": 0.5, **options})
     return drawn
 
 
@@ -252,12 +257,10 @@ def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
     fig = new_figure(4.3 * len(threads) + 0.6, width=max(style.FIG_WIDTH, 1.7 * len(batch_sizes)))
     for ax, t in zip(fig.subplots(len(threads), 1, squeeze=False, sharey=True).ravel(), threads):
         log = _log_y_if_wide(ax, values, ratio=6.0, unit="×")
-        cells = {(r.batch_size, r.framework, r.variant): r for r in s[s["threads"] == t].itertuples()}
-        # bars start at 1×: up = faster than the fastest peer, down = slower
-        for x, g, key in grouped_bars(ax, len(batch_sizes), series, lambda g, key: (
-                (getattr(cells[(batch_sizes[g], *key)], col) - 1.0, dict(bottom=1.0, color=style.color(*key)))
-                if (batch_sizes[g], *key) in cells else None)):
-            r = cells[(batch_sizes[g], *key)]
+        cells = {(r.batch_size, (r.framework, r.variant)): r for r in s[s["threads"] == t].itertuples()}
+        bars = {key: (getattr(r, col) - 1.0, dict(bottom=1.0, color=style.color(*key[1]))) for key, r in cells.items()}
+        for key, x in grouped_bars(ax, batch_sizes, series, bars).items():  # from 1×: up = faster, down = slower
+            r = cells[key]
             v, lo, hi = (float(getattr(r, f"{col}{k}")) for k in ("", "_lo", "_hi"))
             reference = getattr(r, f"{col}_verdict") == REFERENCE
             interval = np.isfinite(lo) and np.isfinite(hi) and not reference
@@ -304,13 +307,13 @@ def fig_ladder(data: StudyData, out_dir: Path) -> FigureOutcome:
     several = len(threads) > 1
     derived, top = set(), 0.0  # whether the article's times shown are derived (True) or reported (False)
     for (b, _), ax in panels.items():
-        cells = {(r.variant, r.threads): r for r in s[s["batch_size"] == b].itertuples()}
+        cells = {(("numpy", r.variant), r.threads): r for r in s[s["batch_size"] == b].itertuples()}
+        bars = {key: (r.wall_median_s, dict(color=style.color(*key[0]), hatch=hatches[key[1]],
+                                            edgecolor="#222222" if hatches[key[1]] else "white"))
+                for key, r in cells.items()}
         # the thread settings' bars share [-0.42, 0.18] around each step; the article's diamond sits right of them
-        for x, g, t in grouped_bars(ax, len(steps), threads, lambda g, t: (
-                (cells[(steps[g][1], t)].wall_median_s, dict(color=style.color(*steps[g]), hatch=hatches[t],
-                                                             edgecolor="#222222" if hatches[t] else "white"))
-                if (steps[g][1], t) in cells else None), span=0.6, shift=-0.12, fill=0.88):
-            r = cells[(steps[g][1], t)]
+        for key, x in grouped_bars(ax, steps, threads, bars, span=0.6, shift=-0.12, fill=0.88).items():
+            r = cells[key]
             ax.errorbar(x, r.wall_median_s, yerr=[[max(r.wall_median_s - r.wall_q25_s, 0)],
                                                   [max(r.wall_q75_s - r.wall_median_s, 0)]], color="black",
                         capsize=2.5, lw=1)
@@ -361,8 +364,8 @@ def fig_phases(data: StudyData, out_dir: Path) -> FigureOutcome:
             continue
         bottom = np.zeros(len(part))
         for p in phases:  # stacked: one bar per variant and phase, on top of the phases before it
-            grouped_bars(ax, len(part), [p], lambda g, p: (part[p].iloc[g], dict(
-                bottom=bottom[g], color=style.PHASE_COLORS[p])), span=0.62, fill=1.0)
+            bars = {(i, p): (v, dict(bottom=bottom[i], color=style.PHASE_COLORS[p])) for i, v in enumerate(part[p])}
+            grouped_bars(ax, list(range(len(part))), [p], bars, span=0.62, fill=1.0)
             bottom += part[p].to_numpy(float)
         tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
         for i, var in enumerate(part["variant"]):
@@ -441,13 +444,13 @@ def fig_time_to_accuracy(data: StudyData, out_dir: Path, threshold: float, auto_
     xmax = float(finite.max()) if len(finite) else 1.0
     best_acc = accuracy_curves(data).groupby(["framework", "variant", "batch_size"])["test_acc"].max().to_dict()
     for (b, t), ax in panels.items():
-        cells = {(r.framework, r.variant): r for r in table[(table["batch_size"] == b) & (table["threads"] == t)]
-                 .itertuples()}
-        for y, g, _ in grouped_bars(ax, len(series), [None], lambda g, _: None if series[g] not in cells else (
-                (cells[series[g]].time_s, dict(color=style.color(*series[g]))) if np.isfinite(cells[series[g]].time_s)
-                else (xmax * 0.03, dict(color="white", edgecolor=style.color(*series[g]), hatch="////"))),
-                span=0.7, fill=1.0, horizontal=True):
-            r = cells[series[g]]
+        part = table[(table["batch_size"] == b) & (table["threads"] == t)]
+        cells = {((r.framework, r.variant), None): r for r in part.itertuples()}
+        bars = {key: (r.time_s, dict(color=style.color(*key[0]))) if np.isfinite(r.time_s) else  # not reached: a stub
+                (xmax * 0.03, dict(color="white", edgecolor=style.color(*key[0]), hatch="////"))
+                for key, r in cells.items()}
+        for key, y in grouped_bars(ax, series, [None], bars, span=0.7, fill=1.0, horizontal=True).items():
+            r = cells[key]
             best = best_acc.get((r.framework, r.variant, b), math.nan)
             if np.isfinite(r.time_s):
                 ax.annotate(f"{fmt_s(r.time_s)} s (ep. {r.epoch}" + (
@@ -476,12 +479,12 @@ def fig_efficiency(data: StudyData, out_dir: Path) -> FigureOutcome:
             data.runs["framework"]) else "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
     groups = list(dict.fromkeys(zip(s["batch_size"], s["threads"])))  # summary order: batch, then threads
     steps = style.sort_series({("numpy", v) for v in s["variant"]})
-    cells = {(r.batch_size, r.threads, r.variant): r.gemm_efficiency for r in s.itertuples()}
+    shares = {((r.batch_size, r.threads), ("numpy", r.variant)): r.gemm_efficiency for r in s.itertuples()}
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
     ax = fig.subplots()
-    for x, g, key in grouped_bars(ax, len(groups), steps, lambda g, key: (
-            (cells[(*groups[g], key[1])], dict(color=style.color(*key))) if (*groups[g], key[1]) in cells else None)):
-        ax.annotate(f"{cells[(*groups[g], key[1])]:.0%}", (x, cells[(*groups[g], key[1])]), xytext=(0, 2),
+    bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
+    for key, x in grouped_bars(ax, groups, steps, bars).items():
+        ax.annotate(f"{shares[key]:.0%}", (x, shares[key]), xytext=(0, 2),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, color="black", ls="--", lw=1.1)
     ax.annotate("100 % = BLAS floor: all time in the matrix products", (1.0, 1.0), xycoords=("axes fraction", "data"),
