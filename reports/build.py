@@ -83,37 +83,6 @@ class Report:
         return min((c["variant"] for c in cells), key=lambda v: style.variant_rank("numpy", v))
 
     # -- facts of the sentences ------------------------------------------------------------------
-    def step_times(self) -> list[tuple[int, int, list]]:
-        """Per batch size: steps per epoch and each framework's fastest variant's ms per steady step."""
-        out = []
-        for b, t in self.combos():
-            steps = math.ceil((self.d.train_size or 60_000) / b)
-            parts = [(best, best["steady_epoch_median_s"] / steps * 1000) for best in
-                     (self.best(b, t, fw) for fw in self.d.frameworks)
-                     if best is not None and style.finite(best["steady_epoch_median_s"])]
-            if len(parts) >= 2:
-                out.append((b, steps, parts))
-        return out
-
-    def compile_gaps(self) -> list[tuple[str, float]]:
-        """Per peer: the median over its cells of first minus steady epoch, where it is positive."""
-        gaps = [(fw, (k["first_epoch_median_s"] - k["steady_epoch_median_s"]).dropna().median())
-                for fw in self.peers for k in [select(self.ok, framework=fw)]]
-        return [(fw, float(gap)) for fw, gap in gaps if gap > 0]
-
-    def cores_busy(self) -> list[tuple[str, float]]:
-        cpw = select(self.ok, threads=self.main_threads).groupby("framework")["cpu_per_wall"].median().dropna()
-        return sorted(cpw.items(), key=lambda kv: style.framework_rank(kv[0]))
-
-    def blas_shares(self) -> tuple[str | None, list]:
-        """NumPy optimized's (or the highest step's) cells with a BLAS floor, at the main thread setting."""
-        eff = select(self.ok, threads=self.main_threads, framework="numpy")
-        eff = eff[eff["gemm_efficiency"].notna()]
-        ladder = [v for v in style.LADDER if v in set(eff["variant"])]
-        var = None if eff.empty else "optimized" if "optimized" in ladder else (
-            ladder[-1] if ladder else eff["variant"].iloc[-1])
-        return var, self.rows(eff, variant=var)
-
     def phases(self):
         """Per batch size, each instrumented NumPy variant's phases, epoch total, largest phase and its
         share; whether thread settings differ; the batch sizes and variants that ran in row shares."""
@@ -149,16 +118,6 @@ class Report:
                         c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None))
         return self.threads_of(table), out, table["threads"].nunique() > 1
 
-    def efficiencies(self):
-        """Per batch size: the NumPy cell closest to the BLAS floor and the others."""
-        s = select(self.ok, framework="numpy")
-        s = s[s["gemm_efficiency"].notna()]
-        out = []
-        for b, g in select(s, threads=self.threads_of(s)).groupby("batch_size", sort=True):
-            best = g.loc[g["gemm_efficiency"].idxmax()]
-            out.append((b, best, rows(g[g["variant"] != best["variant"]])))
-        return self.threads_of(s), out, s["threads"].nunique() > 1
-
 
 def guard(part, *args) -> str:
     """A part of the report, or in its place why it could not be computed: one part must not lose the
@@ -178,7 +137,7 @@ def render(data: StudyData, outcomes: dict, threshold: float) -> str:
         rows=rows, table=markdown_table, sort_series=style.sort_series, variant_descriptions=variant_descriptions,
         label=style.label, andjoin=style.and_join, interval=style.fmt_interval, article=article,
         machine_sections=machines.sections(data, len(outcomes) + 1), OK=OK, FASTER=FASTER, SLOWER=SLOWER,
-        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, VARIANT_ORDER=style.VARIANT_ORDER,
+        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, VARIANT_ORDER=style.VARIANT_ORDER, LADDER=style.LADDER,
         now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
 
 
