@@ -59,8 +59,8 @@ def templates() -> jinja2.Environment:
 
 
 def one_line(text: str) -> str:
-    """Text on one line, single spaces, no space before punctuation."""
-    return re.sub(r" +([.,;:)])", r"\1", " ".join(text.split()))
+    """Text on one line, single spaces, no space before punctuation (but an ellipsis)."""
+    return re.sub(r" +([.,;:)])(?!\.)", r"\1", " ".join(text.split()))
 
 
 def unwrap(text: str) -> str:
