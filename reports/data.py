@@ -56,7 +56,7 @@ class StudyData:
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
 
 
-def in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
+def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows by batch size, threads (most first), then framework and variant in report order."""
     order = [style.variant_rank(f, v) for f, v in zip(frame["framework"], frame["variant"])]
     return frame.assign(_order=order).sort_values(["batch_size", "threads", "_order"], key=style.sort_key,
@@ -180,7 +180,7 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
                      "(`harness.summary`), as a study writes them.")
         stats = summarize(runs, epochs)
     stats["noisy"] = _to_bool(stats["noisy"])
-    return in_report_order(stats.assign(cpu_per_wall=stats["cpu_median_s"] / stats["wall_median_s"]))
+    return _in_report_order(stats.assign(cpu_per_wall=stats["cpu_median_s"] / stats["wall_median_s"]))
 
 
 def load(results_dir) -> StudyData:
@@ -227,7 +227,7 @@ def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
             epochs_hit += [int(run["epoch"].iloc[hit.argmax()])] if hit.any() else []
         rows.append(dict(zip(CELL_KEY, key), time_s=float(np.median(times)), n_runs=len(times),
                          epoch=int(np.median(epochs_hit)) if epochs_hit else -1, n_reached=len(epochs_hit)))
-    return in_report_order(pd.DataFrame(rows, columns=cols))
+    return _in_report_order(pd.DataFrame(rows, columns=cols))
 
 
 def choose_threshold(data: StudyData) -> float:
@@ -253,7 +253,7 @@ def phase_table(data: StudyData) -> pd.DataFrame:
         rows.append({"framework": "numpy", "variant": var, "batch_size": b, "threads": t,
                      **{p: float(g[c].median()) if g[c].notna().any() else 0.0 for p, c in zip(PHASES, PHASE_COLUMNS)},
                      "other": max(float(rest.median()), 0.0) if rest.notna().any() else 0.0})
-    return in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES,
+    return _in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES,
                                                        "other"]))
 
 
