@@ -1,76 +1,31 @@
-"""A tiny document model rendered to Markdown (tables by pandas/tabulate) and from that to one
-self-contained HTML file (Python-Markdown, the figures embedded).
-
-Inline markup understood in text: **bold**, *italic* and `code`.
-"""
+"""Markdown: the templates (jinja2) and their text as report.md, tables (pandas' to_markdown, tabulate)
+and reading them back, and report.md as one self-contained HTML file (Python-Markdown, figures embedded)."""
 from __future__ import annotations
 
 import base64
 import html
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import markdown
 import pandas as pd
 
-
-@dataclass
-class Para:
-    text: str
+from . import style
 
 
-@dataclass
-class Bullets:
-    items: list[str]
-
-
-@dataclass
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    align: list[str] | None = None  # 'l' or 'r' per column
-
-
-@dataclass
-class Figure:
-    name: str  # file stem in figures/
-    alt: str
-    caption: str
-    number: int = 0
-
-
-@dataclass
-class Section:
-    title: str
-    level: int = 2
-    blocks: list = field(default_factory=list)
-
-    def add(self, block) -> "Section":
-        self.blocks.append(block)
-        return self
-
-
-@dataclass
-class Document:
-    title: str
-    sections: list[Section] = field(default_factory=list)
-
-
-# -- Markdown ------------------------------------------------------------------------------------
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(headers: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table, columns padded for reading as plain text."""
-    frame = pd.DataFrame([[_cell(c) for c in row] for row in rows], columns=[_cell(h) for h in headers])
-    colalign = [{"r": "right"}.get(a, "left") for a in (align or ["l"] * len(headers))]
-    return frame.to_markdown(index=False, colalign=colalign, disable_numparse=True)
+def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -> str:
+    """A GitHub-flavoured Markdown table, columns padded for reading as plain text; ``align``: 'l' or 'r'
+    per column (default: all left)."""
+    def cell(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+    frame = pd.DataFrame([[cell(c) for c in row] for row in rows], columns=[cell(h) for h in headers])
+    return frame.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
 
 
 def parse_markdown_table(text: str) -> list[dict[str, str]]:
-    """Parse the first Markdown table in text back into dicts (used by the tests and by users)."""
+    """The first Markdown table in text, as one dict per row (used by the tests and by users)."""
     lines = [ln.strip() for ln in text.splitlines()]
     start = next((i for i in range(len(lines) - 1)
                   if lines[i].startswith("|") and re.fullmatch(r"\|[\s:\-|]+\|", lines[i + 1] or "")), None)
@@ -78,8 +33,7 @@ def parse_markdown_table(text: str) -> list[dict[str, str]]:
         return []
 
     def split(line):
-        parts = re.split(r"(?<!\\)\|", line.strip()[1:-1])
-        return [p.strip().replace("\\|", "|") for p in parts]
+        return [p.strip().replace("\\|", "|") for p in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
     headers = split(lines[start])
     rows = []
@@ -90,44 +44,52 @@ def parse_markdown_table(text: str) -> list[dict[str, str]]:
     return rows
 
 
-def to_markdown(doc: Document) -> str:
-    out = [f"# {doc.title}", ""]
-    for section in doc.sections:
-        out += ["#" * section.level + " " + section.title, ""]
-        for block in section.blocks:
-            if isinstance(block, Para):
-                out += [block.text, ""]
-            elif isinstance(block, Bullets):
-                out += [f"- {item}" for item in block.items] + [""]
-            elif isinstance(block, Table):
-                out += [markdown_table(block.headers, block.rows, block.align), ""]
-            elif isinstance(block, Figure):
-                out += [f"![{block.alt}](figures/{block.name}.png)", "",
-                        f"*Figure {block.number}. {block.caption}*", ""]
-    return "\n".join(out).rstrip() + "\n"
+def templates() -> jinja2.Environment:
+    """The templates of reports/templates, with the formats of reports.style as filters. Block tags on a
+    line of their own leave no trace; each line of the output is what reports.document.unwrap joins."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reports"), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.do"])
+    env.filters.update(s=style.fmt_s, acc=style.fmt_acc, pct=style.fmt_pct, ratio=style.fmt_ratio, n="{:,}".format,
+                       verdict=style.fmt_verdict, label_of=style.label_of, fwl=style.framework_label,
+                       threads=style.threads_label, epochs=style.fmt_epochs, code="`{}`".format,
+                       name=lambda row: style.label(row["framework"], row["variant"]))
+    env.tests.update(finite=style.finite, list=lambda x: isinstance(x, list))
+    return env
 
 
-# -- HTML ----------------------------------------------------------------------------------------
-CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 60rem;
-       margin: 2rem auto; padding: 0 1rem; line-height: 1.5; color: #222; }
-h1 { font-size: 1.7rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; font-variant-numeric: tabular-nums; }
-th { background: #f3f3f3; } img { max-width: 100%; height: auto; border: 1px solid #eee; }
-code { background: #f5f5f5; padding: 0 0.2rem; }
-"""
+def one_line(text: str) -> str:
+    """Text on one line, single spaces, no space before punctuation (but an ellipsis)."""
+    return re.sub(r" +([.,;:)])(?!\.)", r"\1", " ".join(text.split()))
 
 
-def to_html(doc: Document, figures_dir: Path) -> str:
-    """The Markdown of ``doc`` as one HTML file, each figure's PNG embedded as a data URI."""
+def unwrap(text: str) -> str:
+    """The template's text as Markdown blocks one blank line apart: a line continues the paragraph or list
+    item before it (punctuation without a space) unless it starts a list item, a table row or a heading;
+    an empty line ends a block, a line of spaces (what a template left out) is dropped."""
+    blocks: list[list[str]] = [[]]
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not raw or line.startswith("#"):
+            blocks += [[line], []] if line else [[]]
+        elif not line:
+            continue
+        elif blocks[-1] and not line.startswith(("- ", "|")) and not blocks[-1][-1].startswith("|"):
+            blocks[-1][-1] += line if line[0] in ".,;:)" else " " + line
+        else:
+            blocks[-1].append(line)
+    return "\n\n".join("\n".join(line if line.startswith("|") else one_line(line) for line in b)
+                       for b in blocks if b) + "\n"
+
+
+def to_html(md: str, figures_dir: Path) -> str:
+    """report.md as one HTML file, titled by its first heading, each figure's PNG embedded as a data URI."""
     def embed(match: re.Match) -> str:
         png = Path(figures_dir) / match.group(1)
         if not png.is_file():
             return f'src="" data-missing="figures/{match.group(1)}"'
         return f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode("ascii")}"'
 
-    body = markdown.markdown(to_markdown(doc), extensions=["tables"])
-    body = re.sub(r'src="figures/([^"]+\.png)"', embed, body)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(doc.title)}'
-            f"</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    body = re.sub(r'src="figures/([^"]+\.png)"', embed, markdown.markdown(md, extensions=["tables"]))
+    return templates().get_template("report.html.j2").render(title=html.escape(md.split("\n", 1)[0].lstrip("# ")),
+                                                             body=body)

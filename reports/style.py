@@ -1,70 +1,38 @@
-"""One look for every figure: the colour of each framework/variant, the order, the labels."""
+"""One look for every figure and table: the colour, order and label of each framework and variant, and
+how numbers are written."""
 from __future__ import annotations
 
-FRAMEWORK_ORDER = ("numpy", "keras", "jax")  # others after them, in the order of their names
-VARIANT_ORDER = {
-    "numpy": ("original", "step1", "step2", "step3", "optimized"),
-    "keras": ("fit", "fit-tuned", "loop"),
-    "jax": ("fit", "fit-tuned", "loop"),
-}
+import math
+import numbers
+
+from harness.schema import FRAMEWORKS, JAX_VARIANTS, KERAS_VARIANTS, NUMPY_VARIANTS, REFERENCE, interval_columns
+
+# The registries' order: NumPy's optimization ladder, then the peers' variants; unknown ones after them.
+VARIANT_ORDER = {"numpy": tuple(NUMPY_VARIANTS), "keras": tuple(KERAS_VARIANTS), "jax": tuple(JAX_VARIANTS)}
 LADDER = VARIANT_ORDER["numpy"]
-
-# NumPy in cool colours (purple -> navy along the optimization ladder), Keras/TF in warm ones, Keras/JAX in
-# magentas; variants of other frameworks get a stable colour from the fallback list.
-PALETTE: dict[tuple[str, str], str] = {
-    ("numpy", "original"): "#9467bd",
-    ("numpy", "step1"): "#17becf",
-    ("numpy", "step2"): "#2ca02c",
-    ("numpy", "step3"): "#1f77b4",
-    ("numpy", "optimized"): "#0b2a5b",
-    ("keras", "fit"): "#d62728",
-    ("keras", "fit-tuned"): "#ff7f0e",
-    ("keras", "loop"): "#8c564b",
-    ("jax", "fit"): "#e7298a",
-    ("jax", "fit-tuned"): "#c994c7",
-    ("jax", "loop"): "#7a0177",
-}
-_FALLBACK = ("#7f7f7f", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-MARKERS = {"numpy": "o", "keras": "s", "jax": "D"}
-THREAD_LINESTYLES = ("-", "--", ":", "-.")
-THREAD_HATCHES = ("", "//", "..", "xx")
-
-PHASES = ("prepare", "forward", "cost", "backward", "update")
-PHASE_COLUMNS = tuple(f"phase_{p}_s" for p in PHASES)
-PHASE_COLORS = {
-    "prepare": "#a6cee3",
-    "forward": "#1f78b4",
-    "cost": "#b2df8a",
-    "backward": "#e31a1c",
-    "update": "#fdbf6f",
-    "other": "#d9d9d9",
-}
-PHASE_LABELS = {
-    "prepare": "prepare (slice/transpose batch)",
-    "forward": "forward propagation",
-    "cost": "cost",
-    "backward": "backward propagation",
-    "update": "weight update",
-    "other": "other (loop, shuffle, not timed)",
-}
-
 FRAMEWORK_LABELS = {"numpy": "NumPy", "keras": "Keras/TF", "jax": "Keras/JAX"}
-
-DPI = 170
-FIG_WIDTH = 10.0  # inches -> 1700 px at DPI
+# NumPy in cool colours (purple -> navy along the ladder), Keras/TF in warm ones, Keras/JAX in magentas;
+# variants of other frameworks get a stable colour from the fallback list.
+PALETTE = {
+    ("numpy", "original"): "#9467bd", ("numpy", "step1"): "#17becf", ("numpy", "step2"): "#2ca02c",
+    ("numpy", "step3"): "#1f77b4", ("numpy", "optimized"): "#0b2a5b",
+    ("keras", "fit"): "#d62728", ("keras", "fit-tuned"): "#ff7f0e", ("keras", "loop"): "#8c564b",
+    ("jax", "fit"): "#e7298a", ("jax", "fit-tuned"): "#c994c7", ("jax", "loop"): "#7a0177",
+}
+FALLBACK_COLORS = ("#7f7f7f", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
+MARKERS = {"numpy": "o", "keras": "s", "jax": "D"}
+THREAD_LINESTYLES, THREAD_HATCHES = ("-", "--", ":", "-."), ("", "//", "..", "xx")
+PHASE_COLORS = {"prepare": "#a6cee3", "forward": "#1f78b4", "cost": "#b2df8a", "backward": "#e31a1c",
+                "update": "#fdbf6f", "other": "#d9d9d9"}
+PHASE_LABELS = {"prepare": "prepare (slice/transpose batch)", "forward": "forward propagation", "cost": "cost",
+                "backward": "backward propagation", "update": "weight update",
+                "other": "other (loop, shuffle, not timed)"}
+DPI, FIG_WIDTH = 170, 10.0  # inches -> 1700 px
 
 
 def color(framework: str, variant: str) -> str:
-    key = (framework, variant)
-    if key in PALETTE:
-        return PALETTE[key]
-    # Unknown variants get a stable colour from the fallback list.
-    index = sum(map(ord, f"{framework}/{variant}")) % len(_FALLBACK)
-    return _FALLBACK[index]
-
-
-def marker(framework: str) -> str:
-    return MARKERS.get(framework, "^")
+    fallback = FALLBACK_COLORS[sum(map(ord, f"{framework}/{variant}")) % len(FALLBACK_COLORS)]
+    return PALETTE.get((framework, variant), fallback)
 
 
 def framework_label(framework: str) -> str:
@@ -82,18 +50,17 @@ def label_of(name: str) -> str:
 
 
 def framework_rank(framework: str) -> tuple[int, str]:
-    return (FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else len(FRAMEWORK_ORDER), framework)
+    return (list(FRAMEWORKS).index(framework) if framework in FRAMEWORKS else len(FRAMEWORKS), framework)
 
 
 def variant_rank(framework: str, variant: str) -> tuple:
     order = VARIANT_ORDER.get(framework, ())
-    pos = order.index(variant) if variant in order else len(order)
-    return (framework_rank(framework), pos, variant)
+    return (framework_rank(framework), order.index(variant) if variant in order else len(order), variant)
 
 
-def sort_series(keys):
-    """Sort (framework, variant) pairs: NumPy ladder first, then the peers, unknown ones last."""
-    return sorted(keys, key=lambda k: variant_rank(k[0], k[1]))
+def sort_series(keys) -> list:
+    """(framework, variant) pairs in report order: the NumPy ladder, then the peers, unknown ones last."""
+    return sorted(keys, key=lambda k: variant_rank(*k))
 
 
 def threads_label(threads) -> str:
@@ -101,35 +68,74 @@ def threads_label(threads) -> str:
         t = int(threads)
     except (TypeError, ValueError):
         return "threads unknown"
-    if t <= 0:
-        return "default threads"
-    return f"{t} thread" + ("" if t == 1 else "s")
+    return "default threads" if t <= 0 else f"{t} thread" + ("" if t == 1 else "s")
+
+
+def threads_rank(t) -> int:
+    """Sort key: the most threads first, 0 or less (the library's default: all cores) before everything."""
+    return -(int(t) if int(t) > 0 else 10**6)
 
 
 def order_threads(threads_values) -> list[int]:
-    """Thread settings from the most to the fewest; 0 or less (the library's default: all cores) first."""
-    return sorted({int(t) for t in threads_values}, key=lambda t: -(t if t > 0 else 10**6))
-
-
-def threads_rank(t) -> float:
-    """Sort key: the most threads first, 0 (= default, all cores) before everything."""
-    t = int(t)
-    return -(t if t > 0 else 10**6)
+    return sorted({int(t) for t in threads_values}, key=threads_rank)
 
 
 def sort_key(column):
     """``key=`` for DataFrame.sort_values: threads by ``threads_rank``, other columns as they are."""
-    if column.name == "threads":
-        return column.map(threads_rank)
-    return column
+    return column.map(threads_rank) if column.name == "threads" else column
 
 
-def thread_styles(threads_values) -> dict:
-    """Line style per thread setting: the most threads solid, then dashed, dotted..."""
-    ordered = order_threads(threads_values)
-    return {t: THREAD_LINESTYLES[i % len(THREAD_LINESTYLES)] for i, t in enumerate(ordered)}
+def by_threads(threads_values, styles: tuple) -> dict:
+    """One of ``styles`` per thread setting, the first for the most threads."""
+    return {t: styles[i % len(styles)] for i, t in enumerate(order_threads(threads_values))}
 
 
-def thread_hatches(threads_values) -> dict:
-    ordered = order_threads(threads_values)
-    return {t: THREAD_HATCHES[i % len(THREAD_HATCHES)] for i, t in enumerate(ordered)}
+# -- numbers -------------------------------------------------------------------------------------
+def finite(x) -> bool:
+    return isinstance(x, numbers.Real) and math.isfinite(x)
+
+
+def fmt_s(x) -> str:
+    """Seconds with sensible precision: 123, 47.3, 7.31, 0.523; '–' for a missing value."""
+    if not finite(x):
+        return "–"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
+
+
+def fmt_acc(x) -> str:
+    return f"{x:.4f}" if finite(x) else "–"
+
+
+def fmt_pct(x) -> str:
+    return f"{x:.0%}" if finite(x) else "–"
+
+
+def fmt_epochs(x) -> str:
+    if not finite(x):
+        return "never" if x == math.inf else "–"
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def fmt_interval(x, lo, hi, verdict) -> str:
+    """A speed-up with its 95 % interval, '1.27× [1.18, 1.36]'; a cell without one says why."""
+    if not finite(x):
+        return "–"
+    if verdict == REFERENCE:
+        return f"{x:.2f}× (reference)"
+    return f"{x:.2f}× [{lo:.2f}, {hi:.2f}]" if finite(lo) and finite(hi) else f"{x:.2f}× (one run: no interval)"
+
+
+def fmt_ratio(row, column: str) -> str:
+    """The speed-up in ``column`` of a summary row, with its interval."""
+    return fmt_interval(*(row.get(c) for c in interval_columns(column)))
+
+
+def fmt_verdict(row, column: str) -> str:
+    verdict = row.get(f"{column}_verdict")
+    return verdict if isinstance(verdict, str) and verdict else "–"
+
+
+def and_join(items) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = [i for i in items if i]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
