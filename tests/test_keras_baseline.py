@@ -72,22 +72,20 @@ STEP_FLOOR = {"float64": 1e-12, "float32": 3e-6}
 
 
 def numpy_step(config, weights, x, labels, lr):
-    """numpy_mlp's optimized variant on one batch: (loss, gradients incl. regularization, new weights)."""
-    impl = get_variant("optimized")(config, weights)
+    """numpy_mlp on one batch, through the article's five phases (``step3``, which every other rung and
+    ``optimized`` follow exactly, see test_numpy_mlp): (loss, gradients incl. regularization, new weights)
+    for two steps, the second one using the momentum of the first."""
+    impl = get_variant("step3")(config, weights)
     y = np.zeros((len(labels), config.layer_sizes[-1]), dtype=config.dtype)
     y[np.arange(len(labels)), labels] = 1
     impl.bind(x, y, labels)
     results = []
-    for _ in range(2):  # two steps: the second one uses the momentum of the first
+    for _ in range(2):
         batch = impl.prepare(np.arange(len(labels)))
         cache = impl.forward(batch)
         loss, _ = impl.cost(batch, cache)
-        grads = impl.backward(batch, cache)  # summed over the batch, regularization fused into update
-        n = config.n_layers
-        full = [
-            (grads[i] + config.l2 * impl.kernels[i] + config.l1 * np.sign(impl.kernels[i]), grads[n + i].copy())
-            for i in range(n)
-        ]
+        grads = impl.backward(batch, cache)  # (outputs, 1 + inputs): the bias column first, then kernel^T
+        full = [(g[:, 1:].T.copy(), g[:, 0].copy()) for g in grads]
         impl.update(grads, lr)
         results.append((loss, full, impl.get_weights()))
     return results
