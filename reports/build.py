@@ -13,19 +13,9 @@ from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, varian
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 
 from . import article, machines, style
-from .data import StudyData, accuracy_curves, choose_threshold, load, phase_table, time_to_accuracy_table
+from .data import StudyData, accuracy_curves, choose_threshold, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
-
-
-def select(frame: pd.DataFrame, **equal) -> pd.DataFrame:
-    for column, value in equal.items():
-        frame = frame[frame[column] == value]
-    return frame
-
-
-def rows(frame: pd.DataFrame) -> list[pd.Series]:
-    return [row for _, row in frame.iterrows()]
 
 
 class Report:

@@ -200,6 +200,17 @@ def load(results_dir) -> StudyData:
                                                                          notes), missing, notes)
 
 
+def select(frame: pd.DataFrame, **equal) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns equal the values given, e.g. ``select(stats, framework="numpy")``."""
+    for column, value in equal.items():
+        frame = frame[frame[column] == value]
+    return frame
+
+
+def rows(frame: pd.DataFrame) -> list[pd.Series]:
+    return [row for _, row in frame.iterrows()]
+
+
 # -- per-epoch views -----------------------------------------------------------------------------
 def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFrame | None:
     """Per-epoch rows of the runs that count (status ok, instrumented or not as asked; None: both)."""
