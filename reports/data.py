@@ -59,8 +59,9 @@ class StudyData:
 def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows by batch size, threads (most first), then framework and variant in report order."""
     order = [style.variant_rank(f, v) for f, v in zip(frame["framework"], frame["variant"])]
-    return frame.assign(_order=order).sort_values(["batch_size", "threads", "_order"], key=style.sort_key,
-                                                  kind="stable").drop(columns="_order").reset_index(drop=True)
+    return frame.assign(_order=order).sort_values(
+        ["batch_size", "threads", "_order"], key=lambda c: c.map(style.threads_rank) if c.name == "threads" else c,
+        kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def _to_bool(series: pd.Series) -> pd.Series:

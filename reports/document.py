@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import re
 from pathlib import Path
 
@@ -36,12 +37,8 @@ def parse_markdown_table(text: str) -> list[dict[str, str]]:
         return [p.strip().replace("\\|", "|") for p in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
     headers = split(lines[start])
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(headers, split(line))))
-    return rows
+    return [dict(zip(headers, split(line))) for line in itertools.takewhile(lambda ln: ln.startswith("|"),
+                                                                            lines[start + 2:])]
 
 
 def templates() -> jinja2.Environment:

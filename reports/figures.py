@@ -53,9 +53,7 @@ def need(condition, reason: str) -> None:
         raise NoData(reason)
 
 
-@functools.cache
-def _captions():
-    return templates().get_template("captions.md.j2").module
+_captions = functools.cache(lambda: templates().get_template("captions.md.j2").module)
 
 
 def caption(name: str, **facts) -> str:
@@ -506,6 +504,6 @@ def draw(fig_dir: Path, name: str, make, *args) -> FigureOutcome:
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
     """Draw the seven figures."""
     fig_dir.mkdir(parents=True, exist_ok=True)
-    makers = (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy,
-              functools.partial(fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
+    makers = (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy, functools.partial(
+        fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
     return {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}

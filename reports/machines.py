@@ -22,7 +22,7 @@ from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE
 from harness.summary import summarize
 
 from . import style
-from .data import ReportInputError, StudyData
+from .data import ReportInputError, StudyData, select
 from .figures import batch_axis, caption, legend, new_figure, save
 
 FIGURE = "machines"
@@ -62,7 +62,7 @@ def comparison(data: StudyData) -> pd.DataFrame:
         stats = summarize(data.runs[where == machine], n_resamples=200)  # medians only: few resamples
         stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
         for (b, t), group in stats.groupby(["batch_size", "threads"]):
-            mine = group[(group["framework"] == "numpy") & (group["variant"] == "optimized")]
+            mine = select(group, framework="numpy", variant="optimized")
             if mine.empty:
                 continue
             mine, peers = mine.iloc[0], group[group["framework"] != "numpy"]
@@ -166,12 +166,12 @@ def merge(folders: list, into) -> Path:
                 raise ReportInputError(f"{owner[machine]} and {folder} both hold runs of machine {machine}: merge "
                                        "folders made on different machines")
             owner[machine] = folder
-    study = dict(plan, **{key: sorted({v for p in parts for v in p[3].get(key) or []})
+    studies = [p[3] for p in parts]
+    study = dict(plan, **{key: sorted({v for s in studies for v in s.get(key) or []})
                           for key in ("frameworks", "batch_sizes", "threads")})
-    study["variants"] = {fw: sorted({v for p in parts for v in (p[3].get("variants") or {}).get(fw, [])})
-                         for fw in study["frameworks"]}
-    study["repeats"] = max(p[3].get("repeats") or 0 for p in parts)
-    study["merged_from"] = [str(p[0]) for p in parts]
+    study.update(variants={fw: sorted({v for s in studies for v in (s.get("variants") or {}).get(fw, [])})
+                           for fw in study["frameworks"]},
+                 repeats=max(s.get("repeats") or 0 for s in studies), merged_from=[str(p[0]) for p in parts])
     environment = {"machines": {name: record for p in parts for name, record in p[4].items()},
                    "merged_from": study["merged_from"],
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
