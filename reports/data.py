@@ -88,16 +88,21 @@ def _normalise(frame: pd.DataFrame, text: tuple, numeric: tuple) -> pd.DataFrame
     return frame
 
 
+def _read(path: Path, read, notes: list[str], consequence: str = ""):
+    """``read(path)``, or None when the file is missing or cannot be read (then said in ``notes``)."""
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except UNREADABLE as exc:
+        notes.append(f"`{path.name}` could not be read ({exc}){consequence}.")
+
+
 def _read_json(path: Path, missing: list[str], notes: list[str], what: str) -> dict:
     if not path.is_file():
         missing.append(f"`{path.name}` is missing: {what} cannot be shown.")
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        notes.append(f"`{path.name}` could not be read ({exc}); {what} cannot be shown.")
-        return {}
-    if not isinstance(data, dict):
+    data = _read(path, lambda p: json.loads(p.read_text(encoding="utf-8")), notes, f"; {what} cannot be shown")
+    if data is not None and not isinstance(data, dict):
         notes.append(f"`{path.name}` does not hold a JSON object; ignored.")
     return data if isinstance(data, dict) else {}
 
@@ -149,15 +154,11 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
     if not path.is_file():
         missing.append("`epochs.csv` is missing: the per-epoch figures (phases, accuracy, time to accuracy) "
                        "cannot be drawn.")
-        return None
-    try:
-        ep = _read_csv(path)
-    except UNREADABLE as exc:
-        notes.append(f"`epochs.csv` could not be read ({exc}); the per-epoch figures are missing.")
-        return None
-    absent = [c for c in ("framework", "variant", "batch_size", "epoch") if c not in ep.columns]
+    ep = _read(path, _read_csv, notes, "; the per-epoch figures are missing")
+    absent = [c for c in ("framework", "variant", "batch_size", "epoch") if ep is not None and c not in ep.columns]
     if absent:
         notes.append(f"`epochs.csv` lacks column(s) {', '.join(absent)}; the per-epoch figures are missing.")
+    if ep is None or absent:
         return None
     ep = _normalise(ep, ("framework", "variant"), EPOCH_NUMERIC).dropna(subset=["batch_size", "epoch"])
     ep = ep.fillna({"threads": 0, "repeat": 0}).astype({"batch_size": int, "epoch": int, "threads": int, "repeat": int})
@@ -169,12 +170,7 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
 def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
     """summary.csv as the harness wrote it; computed by the harness's own code when it is missing or from
     an older harness (without some of today's columns)."""
-    stats = None
-    if path.is_file():
-        try:
-            stats = _read_csv(path)
-        except UNREADABLE as exc:
-            notes.append(f"`summary.csv` could not be read ({exc}).")
+    stats = _read(path, _read_csv, notes)
     if stats is None or set(summary_columns()) - set(stats.columns):
         notes.append(f"`summary.csv` is {'missing or unreadable' if stats is None else 'from an older harness'}: its "
                      "statistics were computed from runs.csv and epochs.csv by the harness's code "
