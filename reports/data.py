@@ -1,9 +1,5 @@
-"""Read a results folder written by the harness: the runs, epochs and statistics the report shows.
-
-Only the folder's files are read; nothing is re-run. The statistics are summary.csv's, computed by
-``harness.summary`` only when that file is missing or from an older harness. Everything but runs.csv
-may be missing: ``StudyData.missing`` and ``notes`` say what, for the report to tell.
-"""
+"""Read a results folder (nothing is re-run): runs, epochs and summary.csv's statistics (computed by
+``harness.summary`` when missing or older). All but runs.csv may be missing: StudyData.missing and notes say what."""
 from __future__ import annotations
 
 import json
@@ -218,9 +214,8 @@ def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFr
 
 
 def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
-    """Per cell: median cumulative training time (and epoch) at which test accuracy first reaches
-    ``threshold``. A run that never reaches it counts as infinitely slow, so a cell whose median run
-    does not reach it is 'not reached' (time = inf)."""
+    """Per cell: median cumulative training time (and epoch) at which test accuracy first reaches ``threshold``;
+    a run that never does counts as infinitely slow (time = inf: 'not reached' when the median run does not)."""
     ep = runs_epochs(data)
     cols = CELL_KEY + ["time_s", "epoch", "n_runs", "n_reached"]
     if ep is None or ep.empty or ep["test_acc"].notna().sum() == 0:

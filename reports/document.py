@@ -61,9 +61,8 @@ def one_line(text: str) -> str:
 
 
 def unwrap(text: str) -> str:
-    """The template's text as Markdown blocks one blank line apart: a line continues the paragraph or list
-    item before it (punctuation without a space) unless it starts a list item, a table row or a heading;
-    an empty line ends a block, a line of spaces (what a template left out) is dropped."""
+    """The template's text as Markdown blocks: a line continues the block before it unless it starts a list item,
+    table row or heading; an empty line ends a block, a line of spaces (what a template left out) is dropped."""
     blocks: list[list[str]] = [[]]
     for raw in text.split("\n"):
         line = raw.strip()

@@ -1,6 +1,5 @@
-"""The seven figures of the report, drawn with matplotlib's object API (Agg, no pyplot state); their
-captions are templates/captions.md.j2. Where a figure's data is missing a placeholder says what is
-missing, so that every file of FIGURE_NAMES always exists."""
+"""The report's seven figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
+Where a figure's data is missing a placeholder says what, so that every file of FIGURE_NAMES always exists."""
 from __future__ import annotations
 
 import functools
@@ -114,9 +113,8 @@ def placeholder(out_dir: Path, name: str, reason: str, why: str = "") -> FigureO
 
 def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82, shift: float = 0.0,
                  fill: float = 0.9, horizontal: bool = False) -> dict:
-    """Bars of ``members`` side by side (sharing ``span``) in each of ``groups``, the groups at 0, 1, ...
-    (+ ``shift``); ``bars[group, member]``: a bar's length and its ``ax.bar`` options (no bar where it is
-    missing). Returns each bar's position by (group, member)."""
+    """Bars of ``members`` side by side (sharing ``span``) in each of ``groups`` at 0, 1, ... (+ ``shift``);
+    ``bars[group, member]``: length and ``ax.bar`` options. Returns each bar's position by (group, member)."""
     width, drawn = span / max(1, len(members)), {}
     for g, group in enumerate(groups):
         for m, member in enumerate(members):
