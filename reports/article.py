@@ -1,11 +1,10 @@
 """The numbers the blog series reported, which the report compares with.
 
-Source: "MLP, Numpy, TF2 - performance issues" (Steps I-III, 2020), as summarised in shared/STUDY.md
-and shared/reference/article-step-iii.txt. Every time is the training time of 35 epochs on the 60,000
-MNIST training images on the author's CPU (Step III: best of three runs): step1 "about 11 s" at batch 500 (Step
-I); step2 9.6 s and 8.7 s at batch 500 and 20,000 (quoted in Step III); step3 7.3 s and 6.8 s (Step
-III's result). The original code's times are derived, not reported: Step III says all steps together
-gave "more than a factor of 6.5", so original ~= 6.5 x step3. 'optimized' has no counterpart.
+Source: "MLP, Numpy, TF2 - performance issues" (Steps I-III, 2020), as summarised in shared/STUDY.md and
+shared/reference/article-step-iii.txt. Each time: 35 epochs on the 60,000 MNIST training images on the author's CPU
+(Step III: best of three runs): step1 "about 11 s" at batch 500 (Step I); step2 9.6 s and 8.7 s at batch 500 and 20,000
+(quoted in Step III); step3 7.3 s and 6.8 s (Step III's result). The original code's times are derived: Step III says
+all steps together gave "more than a factor of 6.5", so original ~= 6.5 x step3. 'optimized' has no counterpart.
 """
 from __future__ import annotations
 
