@@ -183,8 +183,7 @@ def load(results_dir) -> StudyData:
     if not results_dir.is_dir():
         raise ReportInputError(f"{results_dir} is not a folder")
     runs = load_runs(results_dir / RUNS_FILE)
-    missing: list[str] = []
-    notes: list[str] = []
+    missing, notes = [], []  # sentences for the report
     epochs = load_epochs(results_dir / EPOCHS_FILE, runs, missing, notes)
     env = _first_session(_read_json(results_dir / ENVIRONMENT_FILE, missing, notes,
                                     "the machine and software versions"), notes)

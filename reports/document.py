@@ -18,9 +18,8 @@ from . import style
 def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -> str:
     """A GitHub-flavoured Markdown table, columns padded for reading as plain text; ``align``: 'l' or 'r'
     per column (default: all left)."""
-    def cell(text) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-    frame = pd.DataFrame([[cell(c) for c in row] for row in rows], columns=[cell(h) for h in headers])
+    cells = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in [headers, *rows]]
+    frame = pd.DataFrame(cells[1:], columns=cells[0])
     return frame.to_markdown(index=False, disable_numparse=True,
                              colalign=["right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
 

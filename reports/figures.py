@@ -129,10 +129,8 @@ def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82
 def series_rows(series, patches: bool = False) -> list[list]:
     """Legend rows: one per framework, its variants as lines with markers (or as patches)."""
     def handle(f, v):
-        if patches:
-            return Patch(color=style.color(f, v), label=style.label(f, v))
-        return Line2D([], [], color=style.color(f, v), marker=style.MARKERS.get(f, "^"), lw=2, ms=6,
-                      label=style.label(f, v))
+        look = dict(color=style.color(f, v), label=style.label(f, v))
+        return Patch(**look) if patches else Line2D([], [], marker=style.MARKERS.get(f, "^"), lw=2, ms=6, **look)
     return [[handle(f, v) for f, v in series if f == fw]
             for fw in sorted({f for f, _ in series}, key=style.framework_rank)]
 
