@@ -247,16 +247,13 @@ def phase_table(data: StudyData) -> pd.DataFrame:
     """Median seconds per epoch of each phase of the instrumented NumPy runs, per (variant, batch size,
     threads); 'other' is the epoch's wall time that the phases do not cover."""
     ep = runs_epochs(data, instrumented=True)
-    timed = [] if ep is None else ep[(ep["framework"] == "numpy") & ep[PHASE_COLUMNS].notna().any(axis=1)].groupby(
-        ["variant", "batch_size", "threads"])
-    rows = []
-    for (var, b, t), g in timed:
-        rest = g["wall_s"] - g[PHASE_COLUMNS].fillna(0).sum(axis=1)
-        rows.append({"framework": "numpy", "variant": var, "batch_size": b, "threads": t,
-                     **{p: float(g[c].median()) if g[c].notna().any() else 0.0 for p, c in zip(PHASES, PHASE_COLUMNS)},
-                     "other": max(float(rest.median()), 0.0) if rest.notna().any() else 0.0})
-    return _in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES,
-                                                       "other"]))
+    columns = ["framework", "variant", "batch_size", "threads", *PHASES, "other"]
+    if ep is None:
+        return pd.DataFrame(columns=columns)
+    ep = ep[(ep["framework"] == "numpy") & ep[PHASE_COLUMNS].notna().any(axis=1)]
+    ep = ep.assign(other=ep["wall_s"] - ep[PHASE_COLUMNS].fillna(0).sum(axis=1))
+    table = ep.rename(columns=dict(zip(PHASE_COLUMNS, PHASES))).groupby(columns[:4])[columns[4:]].median().fillna(0.0)
+    return _in_report_order(table.assign(other=table["other"].clip(lower=0.0)).reset_index()[columns])
 
 
 def accuracy_curves(data: StudyData) -> pd.DataFrame:
