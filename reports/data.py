@@ -219,17 +219,13 @@ def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
     cols = CELL_KEY + ["time_s", "epoch", "n_runs", "n_reached"]
     if ep is None or ep.empty or ep["test_acc"].notna().sum() == 0:
         return pd.DataFrame(columns=cols)
-    rows = []
-    for key, group in ep.groupby(CELL_KEY, sort=False):
-        times, epochs_hit = [], []
-        for _, run in group.groupby("repeat"):
-            run = run.sort_values("epoch")
-            hit = (run["test_acc"] >= threshold).to_numpy()
-            times.append(float(run["wall_s"].cumsum().iloc[hit.argmax()]) if hit.any() else math.inf)
-            epochs_hit += [int(run["epoch"].iloc[hit.argmax()])] if hit.any() else []
-        rows.append(dict(zip(CELL_KEY, key), time_s=float(np.median(times)), n_runs=len(times),
-                         epoch=int(np.median(epochs_hit)) if epochs_hit else -1, n_reached=len(epochs_hit)))
-    return _in_report_order(pd.DataFrame(rows, columns=cols))
+    run = CELL_KEY + ["repeat"]
+    ep = ep.sort_values(run + ["epoch"]).assign(time_s=lambda e: e.groupby(run)["wall_s"].cumsum())
+    hits = ep[ep["test_acc"] >= threshold].groupby(run).head(1).set_index(run)[["time_s", "epoch"]]
+    runs = ep.groupby(run).size().to_frame("n").join(hits).fillna({"time_s": math.inf})
+    table = runs.groupby(CELL_KEY).agg(time_s=("time_s", "median"), epoch=("epoch", "median"), n_runs=("n", "size"),
+                                       n_reached=("epoch", "count"))
+    return _in_report_order(table.assign(epoch=table["epoch"].fillna(-1).astype(int)).reset_index()[cols])
 
 
 def choose_threshold(data: StudyData) -> float:
