@@ -101,8 +101,7 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
 def placeholder(out_dir: Path, name: str, reason: str, why: str = "") -> FigureOutcome:
     fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
     ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
-    for spine in ax.spines.values():
-        spine.set(edgecolor="#999999", linestyle="--")
+    ax.spines[:].set(edgecolor="#999999", linestyle="--")
     for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
                              (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
                              (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
@@ -148,8 +147,7 @@ def note(ax, text: str, xy, dy: float = 2, **options) -> None:
 
 def batch_axis(ax, batch_sizes) -> None:
     ax.set_xscale("log")
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
     ax.set_xticks(list(batch_sizes), labels=[f"{b:,}" for b in batch_sizes])
     ax.set_xlim(min(batch_sizes) / 1.8, max(batch_sizes) * 1.8)
     ax.set_xlabel("batch size (samples per mini-batch" + (", log scale)" if len(batch_sizes) > 1 else ")"))
@@ -160,10 +158,9 @@ def _log_y_if_wide(ax, values, ratio: float = 8.0, unit: str = "") -> bool:
     if not (len(v) and v.max() / v.min() > ratio):
         return False
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}{unit}"))
-    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 2.0, 5.0)),
+                 major_formatter=FuncFormatter(lambda value, _pos: f"{value:g}{unit}"),
+                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)), minor_formatter=NullFormatter())
     return True
 
 
