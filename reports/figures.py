@@ -160,7 +160,8 @@ def _log_y_if_wide(ax, values, ratio: float = 8.0, unit: str = "") -> bool:
     ax.set_yscale("log")
     ax.yaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 2.0, 5.0)),
                  major_formatter=FuncFormatter(lambda value, _pos: f"{value:g}{unit}"),
-                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)), minor_formatter=NullFormatter())
+                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)),
+                 minor_formatter=NullFormatter())
     return True
 
 
