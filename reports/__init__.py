@@ -1,13 +1,6 @@
-"""Figures and a written report (Markdown + self-contained HTML) from a study's results folder.
-
-Usage::
-
-    from reports import build_report
-    path = build_report("results/my-study")          # -> results/my-study/report/report.md
-
-or ``python -m reports build RESULTS_DIR [--out DIR]``. Only the files the harness wrote are read;
-nothing is re-run.
-"""
+"""Figures and a written report (Markdown + self-contained HTML) from a study's results folder: reads only the
+files the harness wrote, re-runs nothing. ``build_report("results/my-study")`` returns
+results/my-study/report/report.md; on the command line, ``python -m reports build RESULTS_DIR [--out DIR]``."""
 from .build import build_report
 from .data import ReportInputError, load
 from .document import parse_markdown_table

@@ -13,19 +13,9 @@ from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, varian
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 
 from . import article, machines, style
-from .data import StudyData, accuracy_curves, choose_threshold, load, phase_table, time_to_accuracy_table
+from .data import StudyData, accuracy_curves, choose_threshold, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
-
-
-def select(frame: pd.DataFrame, **equal) -> pd.DataFrame:
-    for column, value in equal.items():
-        frame = frame[frame[column] == value]
-    return frame
-
-
-def rows(frame: pd.DataFrame) -> list[pd.Series]:
-    return [row for _, row in frame.iterrows()]
 
 
 class Report:
@@ -135,20 +125,16 @@ def render(data: StudyData, outcomes: dict, threshold: float) -> str:
     return unwrap(env.get_template("report.md.j2").render(
         d=data, r=report, figures=outcomes, threshold=threshold, machines=machines, guard=guard, select=select,
         rows=rows, table=markdown_table, sort_series=style.sort_series, variant_descriptions=variant_descriptions,
-        label=style.label, andjoin=style.and_join, interval=style.fmt_interval, article=article,
+        label=style.label, andjoin=style.and_join, interval=style.fmt_interval, article=article, style=style,
         machine_sections=machines.sections(data, len(outcomes) + 1), OK=OK, FASTER=FASTER, SLOWER=SLOWER,
-        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, VARIANT_ORDER=style.VARIANT_ORDER, LADDER=style.LADDER,
+        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES,
         now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
 
 
 def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = None) -> Path:
-    """Build the report of a results folder; return the path of report.md.
-
-    Writes ``report.md``, ``report.html`` (self-contained) and ``figures/*.png|svg`` to ``out_dir``
-    (default ``results_dir/report``). Raises ``ReportInputError`` when the folder or its runs.csv is
-    missing or unusable. ``accuracy_threshold`` fixes the time-to-accuracy threshold (default: the
-    highest of 0.95, 0.94, ... that most variants reach).
-    """
+    """Write report.md, a self-contained report.html and figures/*.png|svg to ``out_dir`` (default results_dir/report)
+    and return report.md's path; ReportInputError for a missing or unusable folder or runs.csv. ``accuracy_threshold``
+    fixes the time-to-accuracy threshold (default: the highest of 0.95, 0.94, ... that most variants reach)."""
     data = load(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     threshold = accuracy_threshold if accuracy_threshold is not None else choose_threshold(data)

@@ -1,9 +1,5 @@
-"""Read a results folder written by the harness: the runs, epochs and statistics the report shows.
-
-Only the folder's files are read; nothing is re-run. The statistics are summary.csv's, computed by
-``harness.summary`` only when that file is missing or from an older harness. Everything but runs.csv
-may be missing: ``StudyData.missing`` and ``notes`` say what, for the report to tell.
-"""
+"""Read a results folder (nothing is re-run): runs, epochs and summary.csv's statistics (computed by
+``harness.summary`` when missing or older). All but runs.csv may be missing: StudyData.missing and notes say what."""
 from __future__ import annotations
 
 import json
@@ -59,8 +55,9 @@ class StudyData:
 def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows by batch size, threads (most first), then framework and variant in report order."""
     order = [style.variant_rank(f, v) for f, v in zip(frame["framework"], frame["variant"])]
-    return frame.assign(_order=order).sort_values(["batch_size", "threads", "_order"], key=style.sort_key,
-                                                  kind="stable").drop(columns="_order").reset_index(drop=True)
+    return frame.assign(_order=order).sort_values(
+        ["batch_size", "threads", "_order"], key=lambda c: c.map(style.threads_rank) if c.name == "threads" else c,
+        kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def _to_bool(series: pd.Series) -> pd.Series:
@@ -87,16 +84,21 @@ def _normalise(frame: pd.DataFrame, text: tuple, numeric: tuple) -> pd.DataFrame
     return frame
 
 
+def _read(path: Path, read, notes: list[str], consequence: str = ""):
+    """``read(path)``, or None when the file is missing or cannot be read (then said in ``notes``)."""
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except UNREADABLE as exc:
+        notes.append(f"`{path.name}` could not be read ({exc}){consequence}.")
+
+
 def _read_json(path: Path, missing: list[str], notes: list[str], what: str) -> dict:
     if not path.is_file():
         missing.append(f"`{path.name}` is missing: {what} cannot be shown.")
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        notes.append(f"`{path.name}` could not be read ({exc}); {what} cannot be shown.")
-        return {}
-    if not isinstance(data, dict):
+    data = _read(path, lambda p: json.loads(p.read_text(encoding="utf-8")), notes, f"; {what} cannot be shown")
+    if data is not None and not isinstance(data, dict):
         notes.append(f"`{path.name}` does not hold a JSON object; ignored.")
     return data if isinstance(data, dict) else {}
 
@@ -148,15 +150,11 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
     if not path.is_file():
         missing.append("`epochs.csv` is missing: the per-epoch figures (phases, accuracy, time to accuracy) "
                        "cannot be drawn.")
-        return None
-    try:
-        ep = _read_csv(path)
-    except UNREADABLE as exc:
-        notes.append(f"`epochs.csv` could not be read ({exc}); the per-epoch figures are missing.")
-        return None
-    absent = [c for c in ("framework", "variant", "batch_size", "epoch") if c not in ep.columns]
+    ep = _read(path, _read_csv, notes, "; the per-epoch figures are missing")
+    absent = [c for c in ("framework", "variant", "batch_size", "epoch") if ep is not None and c not in ep.columns]
     if absent:
         notes.append(f"`epochs.csv` lacks column(s) {', '.join(absent)}; the per-epoch figures are missing.")
+    if ep is None or absent:
         return None
     ep = _normalise(ep, ("framework", "variant"), EPOCH_NUMERIC).dropna(subset=["batch_size", "epoch"])
     ep = ep.fillna({"threads": 0, "repeat": 0}).astype({"batch_size": int, "epoch": int, "threads": int, "repeat": int})
@@ -168,12 +166,7 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
 def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
     """summary.csv as the harness wrote it; computed by the harness's own code when it is missing or from
     an older harness (without some of today's columns)."""
-    stats = None
-    if path.is_file():
-        try:
-            stats = _read_csv(path)
-        except UNREADABLE as exc:
-            notes.append(f"`summary.csv` could not be read ({exc}).")
+    stats = _read(path, _read_csv, notes)
     if stats is None or set(summary_columns()) - set(stats.columns):
         notes.append(f"`summary.csv` is {'missing or unreadable' if stats is None else 'from an older harness'}: its "
                      "statistics were computed from runs.csv and epochs.csv by the harness's code "
@@ -190,14 +183,24 @@ def load(results_dir) -> StudyData:
     if not results_dir.is_dir():
         raise ReportInputError(f"{results_dir} is not a folder")
     runs = load_runs(results_dir / RUNS_FILE)
-    missing: list[str] = []
-    notes: list[str] = []
+    missing, notes = [], []  # sentences for the report
     epochs = load_epochs(results_dir / EPOCHS_FILE, runs, missing, notes)
     env = _first_session(_read_json(results_dir / ENVIRONMENT_FILE, missing, notes,
                                     "the machine and software versions"), notes)
     study = _read_json(results_dir / STUDY_FILE, missing, notes, "the study's settings")
     return StudyData(results_dir, runs, epochs, env, study, load_summary(results_dir / SUMMARY_FILE, runs, epochs,
                                                                          notes), missing, notes)
+
+
+def select(frame: pd.DataFrame, **equal) -> pd.DataFrame:
+    """The rows of ``frame`` whose columns equal the values given, e.g. ``select(stats, framework="numpy")``."""
+    for column, value in equal.items():
+        frame = frame[frame[column] == value]
+    return frame
+
+
+def rows(frame: pd.DataFrame) -> list[pd.Series]:
+    return [row for _, row in frame.iterrows()]
 
 
 # -- per-epoch views -----------------------------------------------------------------------------
@@ -210,24 +213,19 @@ def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFr
 
 
 def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
-    """Per cell: median cumulative training time (and epoch) at which test accuracy first reaches
-    ``threshold``. A run that never reaches it counts as infinitely slow, so a cell whose median run
-    does not reach it is 'not reached' (time = inf)."""
+    """Per cell: median cumulative training time (and epoch) at which test accuracy first reaches ``threshold``;
+    a run that never does counts as infinitely slow (time = inf: 'not reached' when the median run does not)."""
     ep = runs_epochs(data)
     cols = CELL_KEY + ["time_s", "epoch", "n_runs", "n_reached"]
     if ep is None or ep.empty or ep["test_acc"].notna().sum() == 0:
         return pd.DataFrame(columns=cols)
-    rows = []
-    for key, group in ep.groupby(CELL_KEY, sort=False):
-        times, epochs_hit = [], []
-        for _, run in group.groupby("repeat"):
-            run = run.sort_values("epoch")
-            hit = (run["test_acc"] >= threshold).to_numpy()
-            times.append(float(run["wall_s"].cumsum().iloc[hit.argmax()]) if hit.any() else math.inf)
-            epochs_hit += [int(run["epoch"].iloc[hit.argmax()])] if hit.any() else []
-        rows.append(dict(zip(CELL_KEY, key), time_s=float(np.median(times)), n_runs=len(times),
-                         epoch=int(np.median(epochs_hit)) if epochs_hit else -1, n_reached=len(epochs_hit)))
-    return _in_report_order(pd.DataFrame(rows, columns=cols))
+    run = CELL_KEY + ["repeat"]
+    ep = ep.sort_values(run + ["epoch"]).assign(time_s=lambda e: e.groupby(run)["wall_s"].cumsum())
+    hits = ep[ep["test_acc"] >= threshold].groupby(run).head(1).set_index(run)[["time_s", "epoch"]]
+    runs = ep.groupby(run).size().to_frame("n").join(hits).fillna({"time_s": math.inf})
+    table = runs.groupby(CELL_KEY).agg(time_s=("time_s", "median"), epoch=("epoch", "median"), n_runs=("n", "size"),
+                                       n_reached=("epoch", "count"))
+    return _in_report_order(table.assign(epoch=table["epoch"].fillna(-1).astype(int)).reset_index()[cols])
 
 
 def choose_threshold(data: StudyData) -> float:
@@ -245,16 +243,13 @@ def phase_table(data: StudyData) -> pd.DataFrame:
     """Median seconds per epoch of each phase of the instrumented NumPy runs, per (variant, batch size,
     threads); 'other' is the epoch's wall time that the phases do not cover."""
     ep = runs_epochs(data, instrumented=True)
-    timed = [] if ep is None else ep[(ep["framework"] == "numpy") & ep[PHASE_COLUMNS].notna().any(axis=1)].groupby(
-        ["variant", "batch_size", "threads"])
-    rows = []
-    for (var, b, t), g in timed:
-        rest = g["wall_s"] - g[PHASE_COLUMNS].fillna(0).sum(axis=1)
-        rows.append({"framework": "numpy", "variant": var, "batch_size": b, "threads": t,
-                     **{p: float(g[c].median()) if g[c].notna().any() else 0.0 for p, c in zip(PHASES, PHASE_COLUMNS)},
-                     "other": max(float(rest.median()), 0.0) if rest.notna().any() else 0.0})
-    return _in_report_order(pd.DataFrame(rows, columns=["framework", "variant", "batch_size", "threads", *PHASES,
-                                                       "other"]))
+    columns = ["framework", "variant", "batch_size", "threads", *PHASES, "other"]
+    if ep is None:
+        return pd.DataFrame(columns=columns)
+    ep = ep[(ep["framework"] == "numpy") & ep[PHASE_COLUMNS].notna().any(axis=1)]
+    ep = ep.assign(other=ep["wall_s"] - ep[PHASE_COLUMNS].fillna(0).sum(axis=1))
+    table = ep.rename(columns=dict(zip(PHASE_COLUMNS, PHASES))).groupby(columns[:4])[columns[4:]].median().fillna(0.0)
+    return _in_report_order(table.assign(other=table["other"].clip(lower=0.0)).reset_index()[columns])
 
 
 def accuracy_curves(data: StudyData) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import re
 from pathlib import Path
 
@@ -17,9 +18,8 @@ from . import style
 def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -> str:
     """A GitHub-flavoured Markdown table, columns padded for reading as plain text; ``align``: 'l' or 'r'
     per column (default: all left)."""
-    def cell(text) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-    frame = pd.DataFrame([[cell(c) for c in row] for row in rows], columns=[cell(h) for h in headers])
+    cells = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in [headers, *rows]]
+    frame = pd.DataFrame(cells[1:], columns=cells[0])
     return frame.to_markdown(index=False, disable_numparse=True,
                              colalign=["right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
 
@@ -36,12 +36,8 @@ def parse_markdown_table(text: str) -> list[dict[str, str]]:
         return [p.strip().replace("\\|", "|") for p in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
 
     headers = split(lines[start])
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(headers, split(line))))
-    return rows
+    return [dict(zip(headers, split(line))) for line in itertools.takewhile(lambda ln: ln.startswith("|"),
+                                                                            lines[start + 2:])]
 
 
 def templates() -> jinja2.Environment:
@@ -64,9 +60,8 @@ def one_line(text: str) -> str:
 
 
 def unwrap(text: str) -> str:
-    """The template's text as Markdown blocks one blank line apart: a line continues the paragraph or list
-    item before it (punctuation without a space) unless it starts a list item, a table row or a heading;
-    an empty line ends a block, a line of spaces (what a template left out) is dropped."""
+    """The template's text as Markdown blocks: a line continues the block before it unless it starts a list item,
+    table row or heading; an empty line ends a block, a line of spaces (what a template left out) is dropped."""
     blocks: list[list[str]] = [[]]
     for raw in text.split("\n"):
         line = raw.strip()

@@ -1,6 +1,5 @@
-"""The seven figures of the report, drawn with matplotlib's object API (Agg, no pyplot state); their
-captions are templates/captions.md.j2. Where a figure's data is missing a placeholder says what is
-missing, so that every file of FIGURE_NAMES always exists."""
+"""The report's seven figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
+Where a figure's data is missing a placeholder says what, so that every file of FIGURE_NAMES always exists."""
 from __future__ import annotations
 
 import functools
@@ -20,7 +19,7 @@ from harness.files import write_atomic
 from harness.schema import PHASES, REFERENCE
 
 from . import article, style
-from .data import StudyData, accuracy_curves, phase_table, time_to_accuracy_table
+from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
 from .style import fmt_s
 
@@ -44,9 +43,16 @@ class FigureOutcome:
     placeholder: str | None = None  # why only a placeholder was drawn
 
 
-@functools.cache
-def _captions():
-    return templates().get_template("captions.md.j2").module
+class NoData(Exception):
+    """A figure's data is missing; the message says what, for its placeholder."""
+
+
+def need(condition, reason: str) -> None:
+    if not condition:
+        raise NoData(reason)
+
+
+_captions = functools.cache(lambda: templates().get_template("captions.md.j2").module)
 
 
 def caption(name: str, **facts) -> str:
@@ -92,24 +98,22 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
     return FigureOutcome(name, FIGURE_TITLES.get(name, name), text or "")
 
 
-def placeholder(out_dir: Path, name: str, reason: str) -> FigureOutcome:
+def placeholder(out_dir: Path, name: str, reason: str, why: str = "") -> FigureOutcome:
     fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
     ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
-    for spine in ax.spines.values():
-        spine.set(edgecolor="#999999", linestyle="--")
+    ax.spines[:].set(edgecolor="#999999", linestyle="--")
     for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
                              (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
                              (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
         ax.text(0.5, y, text, ha="center", transform=ax.transAxes, **{"va": "center", **options})
     save(fig, out_dir, name, None)
-    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=reason)
+    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=why + reason)
 
 
 def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82, shift: float = 0.0,
                  fill: float = 0.9, horizontal: bool = False) -> dict:
-    """Bars of ``members`` side by side (sharing ``span``) in each of ``groups``, the groups at 0, 1, ...
-    (+ ``shift``); ``bars[group, member]``: a bar's length and its ``ax.bar`` options (no bar where it is
-    missing). Returns each bar's position by (group, member)."""
+    """Bars of ``members`` side by side (sharing ``span``) in each of ``groups`` at 0, 1, ... (+ ``shift``);
+    ``bars[group, member]``: length and ``ax.bar`` options. Returns each bar's position by (group, member)."""
     width, drawn = span / max(1, len(members)), {}
     for g, group in enumerate(groups):
         for m, member in enumerate(members):
@@ -124,18 +128,26 @@ def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82
 def series_rows(series, patches: bool = False) -> list[list]:
     """Legend rows: one per framework, its variants as lines with markers (or as patches)."""
     def handle(f, v):
-        if patches:
-            return Patch(color=style.color(f, v), label=style.label(f, v))
-        return Line2D([], [], color=style.color(f, v), marker=style.MARKERS.get(f, "^"), lw=2, ms=6,
-                      label=style.label(f, v))
+        look = dict(color=style.color(f, v), label=style.label(f, v))
+        return Patch(**look) if patches else Line2D([], [], marker=style.MARKERS.get(f, "^"), lw=2, ms=6, **look)
     return [[handle(f, v) for f, v in series if f == fw]
             for fw in sorted({f for f, _ in series}, key=style.framework_rank)]
 
 
+def series_of(frame) -> list:
+    """The (framework, variant) pairs of a frame's rows, in report order."""
+    return style.sort_series(set(zip(frame["framework"], frame["variant"])))
+
+
+def note(ax, text: str, xy, dy: float = 2, **options) -> None:
+    """A number just above a point (below it for ``dy`` < 0), e.g. a bar's length."""
+    ax.annotate(text, xy, xytext=(0, dy), textcoords="offset points", ha="center", va="bottom" if dy >= 0 else "top",
+                **options)
+
+
 def batch_axis(ax, batch_sizes) -> None:
     ax.set_xscale("log")
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
     ax.set_xticks(list(batch_sizes), labels=[f"{b:,}" for b in batch_sizes])
     ax.set_xlim(min(batch_sizes) / 1.8, max(batch_sizes) * 1.8)
     ax.set_xlabel("batch size (samples per mini-batch" + (", log scale)" if len(batch_sizes) > 1 else ")"))
@@ -146,10 +158,10 @@ def _log_y_if_wide(ax, values, ratio: float = 8.0, unit: str = "") -> bool:
     if not (len(v) and v.max() / v.min() > ratio):
         return False
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}{unit}"))
-    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 2.0, 5.0)),
+                 major_formatter=FuncFormatter(lambda value, _pos: f"{value:g}{unit}"),
+                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)),
+                 minor_formatter=NullFormatter())
     return True
 
 
@@ -194,33 +206,29 @@ def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
 
 
 # -- 1. time against batch size ------------------------------------------------------------------
-def fig_time_vs_batch(data: StudyData, out_dir: Path) -> FigureOutcome:
+def fig_time_vs_batch(data: StudyData):
     stats = data.stats[data.stats["n_ok"] > 0]
-    if stats.empty:
-        return placeholder(out_dir, "time_vs_batch", "no run finished with status ok, so there is no time to draw.")
-    batch_sizes = sorted(stats["batch_size"].unique())
-    threads = style.order_threads(stats["threads"].unique())
+    need(not stats.empty, "no run finished with status ok, so there is no time to draw.")
+    batch_sizes, series, threads = sorted(stats["batch_size"].unique()), series_of(stats), style.order_threads(
+        stats["threads"])
     ls = style.by_threads(threads, style.THREAD_LINESTYLES)
-    filled = {t: i == 0 for i, t in enumerate(threads)}  # most threads: filled markers
-    series = style.sort_series(set(zip(stats["framework"], stats["variant"])))
-    fig = new_figure(4.9)
-    m = len(series) * len(threads)
+    fig, m = new_figure(4.9), len(series) * len(threads)
     for ax, metric, ylabel, title in zip(fig.subplots(1, 2), ("wall", "cpu"), (
             "training wall time, all epochs (s)", "process CPU time, all threads (s)"),
             ("Wall-clock time", "CPU time (sum over all threads)")):
         values = []
         for j, ((fw, var), t) in enumerate((s, t) for s in series for t in threads):
-            s = stats[(stats["framework"] == fw) & (stats["variant"] == var) & (stats["threads"] == t)]
+            s = select(stats, framework=fw, variant=var, threads=t)
             s = s[s[f"{metric}_median_s"].notna()].sort_values("batch_size")
             if s.empty:
                 continue
             x = s["batch_size"].to_numpy(float) * (1.3 ** (1 / m)) ** (j - (m - 1) / 2)  # dodge within +-15 %
             y, lo, hi = (s[f"{metric}_{k}_s"].to_numpy(float) for k in ("median", "q25", "q75"))
             values += [*y, *lo, *hi]
-            c = style.color(fw, var)
+            c, filled = style.color(fw, var), t == threads[0]  # most threads: filled markers
             ax.errorbar(x, y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)], color=c, ls=ls[t],
                         marker=style.MARKERS.get(fw, "^"), ms=5.5, lw=1.7, capsize=2.5, elinewidth=1,
-                        fillstyle="full" if filled[t] else "none", mfc=c if filled[t] else "white", mew=1.3)
+                        fillstyle="full" if filled else "none", mfc=c if filled else "white", mew=1.3)
             if len(s) >= 2:
                 ax.fill_between(x, lo, hi, color=c, alpha=0.13, lw=0)
         batch_axis(ax, batch_sizes)
@@ -232,25 +240,20 @@ def fig_time_vs_batch(data: StudyData, out_dir: Path) -> FigureOutcome:
         ax.set_title(title, fontsize=11)
         ax.grid(True, which="major", alpha=0.3)
     several = len(threads) > 1
-    legend(fig, series_rows(series) + [[Line2D(
-        [], [], color="#444444", ls=ls[t], lw=1.7, marker="o", ms=5.5, mew=1.3, mfc="#444444" if filled[t] else "white",
-        label=style.threads_label(t)) for t in threads if several]])
-    return save(fig, out_dir, "time_vs_batch", caption(
-        "time_vs_batch", thread_styles=[(ls[t], t) for t in threads if several],
-        one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None))
+    legend(fig, series_rows(series) + [[Line2D([], [], color="#444444", ls=ls[t], lw=1.7, marker="o", ms=5.5, mew=1.3,
+                                               mfc="#444444" if t == threads[0] else "white",
+                                               label=style.threads_label(t)) for t in threads if several]])
+    return fig, dict(thread_styles=[(ls[t], t) for t in threads if several],
+                     one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None)
 
 
 # -- 2. speed-up against the fastest peer variant ------------------------------------------------
-def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
+def fig_speedup(data: StudyData):
     col, stats = "speedup_vs_best_peer", data.stats
     s = stats[stats[col].notna() & (stats["n_ok"] > 0)]
-    if s.empty:
-        return placeholder(out_dir, "speedup_vs_peer", "every peer run failed, so there is nothing to compare against."
-                           if set(data.runs["framework"]) - {"numpy"} else
-                           "there are no peer (Keras/TF, Keras/JAX, ...) runs, so there is nothing to compare against.")
-    threads = style.order_threads(s["threads"].unique())
-    batch_sizes = sorted(s["batch_size"].unique())
-    series = style.sort_series(set(zip(s["framework"], s["variant"])))
+    need(not s.empty, "every peer run failed, so there is nothing to compare against." if set(data.runs["framework"])
+         - {"numpy"} else "there are no peer (Keras/TF, Keras/JAX, ...) runs, so there is nothing to compare against.")
+    threads, batch_sizes, series = style.order_threads(s["threads"]), sorted(s["batch_size"].unique()), series_of(s)
     values = np.concatenate([s[col], s[f"{col}_lo"].fillna(s[col]), s[f"{col}_hi"].dropna()]).astype(float)
     top, low = max(np.nanmax(values), 1.0), min(np.nanmin(values), 1.0)
     many = len(series) * len(batch_sizes) > 12
@@ -267,15 +270,14 @@ def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
             if interval:
                 ax.errorbar(x, v, yerr=[[max(v - lo, 0)], [max(hi - v, 0)]], color="black", capsize=2, lw=0.9)
             up = v >= 1.0
-            ax.annotate(f"{v:.2f}×" + ("" if reference else f" [{lo:.2f}, {hi:.2f}]" if interval and many else
-                                       f"\n[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"),
-                        (x, (max(v, hi) if up else min(v, lo)) if interval else v), xytext=(0, 2 if up else -2),
-                        textcoords="offset points", ha="center", va="bottom" if up else "top",
-                        fontsize=7 if many else 7.5, rotation=90 if many else 0)
+            note(ax, f"{v:.2f}×" + ("" if reference else f" [{lo:.2f}, {hi:.2f}]" if interval and many else
+                                    f"\n[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"),
+                 (x, (max(v, hi) if up else min(v, lo)) if interval else v), dy=2 if up else -2,
+                 fontsize=7 if many else 7.5, rotation=90 if many else 0)
         labels = []
         for b in batch_sizes:
-            group = stats[(stats["batch_size"] == b) & (stats["threads"] == t)]
-            best = next(iter(s[(s["batch_size"] == b) & (s["threads"] == t)]["best_peer"]), None)
+            group, best = select(stats, batch_size=b, threads=t), next(iter(select(s, batch_size=b, threads=t)[
+                "best_peer"]), None)
             ref = group[group["framework"] + "/" + group["variant"] == best]["wall_median_s"]
             labels.append(f"batch {b:,}\n(no data)" if best is None else
                           f"batch {b:,}\nfastest peer:\n{style.label_of(best)}, {fmt_s(ref.iloc[0])} s")
@@ -290,21 +292,18 @@ def fig_speedup(data: StudyData, out_dir: Path) -> FigureOutcome:
     legend(fig, series_rows(series, patches=True) + [[
         Line2D([], [], color="black", ls="--", lw=1.1, label="1× = as fast as the fastest peer variant"),
         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
-    return save(fig, out_dir, "speedup_vs_peer", caption("speedup_vs_peer", log=log))
+    return fig, dict(log=log)
 
 
 # -- 3. the optimization ladder ------------------------------------------------------------------
-def fig_ladder(data: StudyData, out_dir: Path) -> FigureOutcome:
+def fig_ladder(data: StudyData):
     s = data.stats[(data.stats["framework"] == "numpy") & (data.stats["n_ok"] > 0)]
-    if s.empty:
-        return placeholder(out_dir, "ladder", "there are no NumPy runs in this study." if "numpy" not in
-                           set(data.runs["framework"]) else "every NumPy run failed.")
-    steps = style.sort_series({("numpy", v) for v in s["variant"]})
-    threads = style.order_threads(s["threads"].unique())
-    hatches = style.by_threads(threads, style.THREAD_HATCHES)
+    need(not s.empty, "there are no NumPy runs in this study." if "numpy" not in set(data.runs["framework"]) else
+         "every NumPy run failed.")
+    steps, threads = series_of(s), style.order_threads(s["threads"])
+    hatches, several = style.by_threads(threads, style.THREAD_HATCHES), len(threads) > 1
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
     fig, panels, ncols = _panel_grid(4.3, sorted(s["batch_size"].unique()), threads[:1], 0.9, sharey=True)
-    several = len(threads) > 1
     derived, top = set(), 0.0  # whether the article's times shown are derived (True) or reported (False)
     for (b, _), ax in panels.items():
         cells = {(("numpy", r.variant), r.threads): r for r in s[s["batch_size"] == b].itertuples()}
@@ -317,8 +316,7 @@ def fig_ladder(data: StudyData, out_dir: Path) -> FigureOutcome:
             ax.errorbar(x, r.wall_median_s, yerr=[[max(r.wall_median_s - r.wall_q25_s, 0)],
                                                   [max(r.wall_q75_s - r.wall_median_s, 0)]], color="black",
                         capsize=2.5, lw=1)
-            ax.annotate(fmt_s(r.wall_median_s), (x, r.wall_q75_s), xytext=(0, 3), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7.5, rotation=90 if several else 0)
+            note(ax, fmt_s(r.wall_median_s), (x, r.wall_q75_s), dy=3, fontsize=7.5, rotation=90 if several else 0)
             top = max(top, r.wall_q75_s)
         found = [(xi, a) for xi, (_, var) in enumerate(steps) if (a := article.article_time(var, int(b)))]
         for xi, a in found:
@@ -339,26 +337,21 @@ def fig_ladder(data: StudyData, out_dir: Path) -> FigureOutcome:
                                      (True, "article, derived (6.5 × step3)", dict(mfc="white", mew=1.5)))
         if kind in derived], [Patch(facecolor="#bbbbbb", hatch=hatches[t], edgecolor="#222222",
                                      label=style.threads_label(t)) for t in threads if several]])
-    return save(fig, out_dir, "ladder", caption("ladder", scale_note=scale_note))
+    return fig, dict(scale_note=scale_note)
 
 
 # -- 4. per-phase breakdown ----------------------------------------------------------------------
-def fig_phases(data: StudyData, out_dir: Path) -> FigureOutcome:
-    if data.epochs is None:
-        return placeholder(out_dir, "phases", "epochs.csv is missing, so the per-phase times are unknown.")
+def fig_phases(data: StudyData):
+    need(data.epochs is not None, "epochs.csv is missing, so the per-phase times are unknown.")
     table = phase_table(data)
-    if table.empty:
-        return placeholder(out_dir, "phases", "there are no instrumented NumPy runs (runs with per-phase timing) "
-                                              "in epochs.csv.")
-    several_threads = table["threads"].nunique() > 1
-    fig, panels, ncols = _panel_grid(4.0, sorted(table["batch_size"].unique()),
-                                     style.order_threads(table["threads"].unique()), sharey="row")
+    need(not table.empty, "there are no instrumented NumPy runs (runs with per-phase timing) in epochs.csv.")
+    fig, panels, ncols = _panel_grid(4.0, sorted(table["batch_size"].unique()), style.order_threads(table["threads"]),
+                                     sharey="row")
     phases = [*PHASES, *(["other"] if (table["other"] > 0).any() else [])]
-    stats = data.stats[data.stats["framework"] == "numpy"]
     marked, tops = False, {}
     for (b, t), ax in panels.items():
-        part = table[(table["batch_size"] == b) & (table["threads"] == t)]
-        ax.set_title(_group_label(b, t, several_threads, ", "), fontsize=11)
+        part = select(table, batch_size=b, threads=t)
+        ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=11)
         if part.empty:
             ax.text(0.5, 0.5, "no instrumented runs", ha="center", va="center", transform=ax.transAxes)
             continue
@@ -369,10 +362,9 @@ def fig_phases(data: StudyData, out_dir: Path) -> FigureOutcome:
             bottom += part[p].to_numpy(float)
         tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
         for i, var in enumerate(part["variant"]):
-            ax.annotate(fmt_s(bottom[i]), (i, bottom[i]), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=8)
-            steady = stats[(stats["variant"] == var) & (stats["batch_size"] == b)
-                           & (stats["threads"] == t)]["steady_epoch_median_s"].dropna()
+            note(ax, fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
+            steady = select(data.stats, framework="numpy", variant=var, batch_size=b, threads=t)[
+                "steady_epoch_median_s"].dropna()
             if len(steady):
                 marked = True
                 ax.plot([i + 0.31], [steady.iloc[0]], marker="<", color="black", ms=7, ls="none")
@@ -385,24 +377,21 @@ def fig_phases(data: StudyData, out_dir: Path) -> FigureOutcome:
     handles = [Patch(color=style.PHASE_COLORS[p], label=style.PHASE_LABELS[p]) for p in phases]
     legend(fig, [handles[:3], handles[3:], [Line2D([], [], marker="<", color="black", ls="none", ms=7, label=(
         "whole steady epoch of the runs without phase timing (median)"))] if marked else []])
-    return save(fig, out_dir, "phases", caption("phases"))
+    return fig, {}
 
 
 # -- 5. accuracy per epoch -----------------------------------------------------------------------
-def fig_accuracy(data: StudyData, out_dir: Path) -> FigureOutcome:
-    if data.epochs is None:
-        return placeholder(out_dir, "accuracy", "epochs.csv is missing, so the accuracy per epoch is unknown.")
+def fig_accuracy(data: StudyData):
+    need(data.epochs is not None, "epochs.csv is missing, so the accuracy per epoch is unknown.")
     curves = accuracy_curves(data)
     curves = curves[curves["test_acc"].notna() | curves["train_acc"].notna()]
-    if curves.empty:
-        return placeholder(out_dir, "accuracy", "epochs.csv holds no accuracy values of successful runs.")
+    need(not curves.empty, "epochs.csv holds no accuracy values of successful runs.")
     fig, panels, _ = _panel_grid(4.1, sorted(curves["batch_size"].unique()), [0])
-    series = style.sort_series(set(zip(curves["framework"], curves["variant"])))
-    clipped = []
+    series, clipped = series_of(curves), []
     for (b, _), ax in panels.items():
         part = curves[curves["batch_size"] == b]
         for fw, var in series:
-            c = part[(part["framework"] == fw) & (part["variant"] == var)].sort_values("epoch")
+            c = select(part, framework=fw, variant=var).sort_values("epoch")
             if len(c):
                 ax.plot(c["epoch"], c["test_acc"], color=style.color(fw, var), lw=1.8, ms=3.5,
                         marker=style.MARKERS.get(fw, "^"), markevery=max(1, len(c) // 8))
@@ -425,27 +414,22 @@ def fig_accuracy(data: StudyData, out_dir: Path) -> FigureOutcome:
     legend(fig, series_rows(series) + [[
         Line2D([], [], color="#444444", lw=1.8, label="test accuracy (after the epoch)"),
         Line2D([], [], color="#444444", lw=1.3, ls="--", label="training accuracy (running, during the epoch)")]])
-    return save(fig, out_dir, "accuracy", caption("accuracy", clipped=clipped))
+    return fig, dict(clipped=clipped)
 
 
 # -- 6. time to accuracy -------------------------------------------------------------------------
-def fig_time_to_accuracy(data: StudyData, out_dir: Path, threshold: float, auto_threshold: bool) -> FigureOutcome:
-    name = "time_to_accuracy"
-    if data.epochs is None:
-        return placeholder(out_dir, name, "epochs.csv is missing, so the time to reach an accuracy is unknown.")
+def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool):
+    need(data.epochs is not None, "epochs.csv is missing, so the time to reach an accuracy is unknown.")
     table = time_to_accuracy_table(data, threshold)
-    if table.empty:
-        return placeholder(out_dir, name, "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
-    several_threads = table["threads"].nunique() > 1
-    series = style.sort_series(set(zip(table["framework"], table["variant"])))[::-1]  # the first at the top
+    need(not table.empty, "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
+    series = series_of(table)[::-1]  # the first at the top
     fig, panels, _ = _panel_grid(0.34 * len(series) + 0.9, sorted(table["batch_size"].unique()),
-                                 style.order_threads(table["threads"].unique()), 0.8, sharex=True, sharey=True)
+                                 style.order_threads(table["threads"]), 0.8, sharex=True, sharey=True)
     finite = table["time_s"][np.isfinite(table["time_s"])]
     xmax = float(finite.max()) if len(finite) else 1.0
     best_acc = accuracy_curves(data).groupby(["framework", "variant", "batch_size"])["test_acc"].max().to_dict()
     for (b, t), ax in panels.items():
-        part = table[(table["batch_size"] == b) & (table["threads"] == t)]
-        cells = {((r.framework, r.variant), None): r for r in part.itertuples()}
+        cells = {((r.framework, r.variant), None): r for r in select(table, batch_size=b, threads=t).itertuples()}
         bars = {key: (r.time_s, dict(color=style.color(*key[0]))) if np.isfinite(r.time_s) else  # not reached: a stub
                 (xmax * 0.03, dict(color="white", edgecolor=style.color(*key[0]), hatch="////"))
                 for key, r in cells.items()}
@@ -464,28 +448,26 @@ def fig_time_to_accuracy(data: StudyData, out_dir: Path, threshold: float, auto_
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         _ticks(ax, series, horizontal=True)
         ax.set_xlim(0, xmax * 1.55)
-        ax.set_title(_group_label(b, t, several_threads, ", "), fontsize=10.5)
+        ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=10.5)
         ax.grid(True, axis="x", alpha=0.3)
     _label_panels(panels, xlabel=f"training time until test acc. ≥ {threshold:.0%} (s)")
-    return save(fig, out_dir, name, caption(name, threshold=threshold, epochs=data.epochs_per_run, bars=len(table),
-                                            reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold))
+    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table),
+                     reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold)
 
 
 # -- 7. efficiency against the BLAS floor --------------------------------------------------------
-def fig_efficiency(data: StudyData, out_dir: Path) -> FigureOutcome:
+def fig_efficiency(data: StudyData):
     s = data.stats[(data.stats["framework"] == "numpy") & data.stats["gemm_efficiency"].notna()]
-    if s.empty:
-        return placeholder(out_dir, "efficiency", "there are no NumPy runs in this study." if "numpy" not in set(
-            data.runs["framework"]) else "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
+    need(not s.empty, "there are no NumPy runs in this study." if "numpy" not in set(data.runs["framework"]) else
+         "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
     groups = list(dict.fromkeys(zip(s["batch_size"], s["threads"])))  # summary order: batch, then threads
-    steps = style.sort_series({("numpy", v) for v in s["variant"]})
+    steps = series_of(s)
     shares = {((r.batch_size, r.threads), ("numpy", r.variant)): r.gemm_efficiency for r in s.itertuples()}
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
     ax = fig.subplots()
     bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
     for key, x in grouped_bars(ax, groups, steps, bars).items():
-        ax.annotate(f"{shares[key]:.0%}", (x, shares[key]), xytext=(0, 2),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        note(ax, f"{shares[key]:.0%}", (x, shares[key]), fontsize=8)
     ax.axhline(1.0, color="black", ls="--", lw=1.1)
     ax.annotate("100 % = BLAS floor: all time in the matrix products", (1.0, 1.0), xycoords=("axes fraction", "data"),
                 xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom", fontsize=8.5)
@@ -497,20 +479,25 @@ def fig_efficiency(data: StudyData, out_dir: Path) -> FigureOutcome:
     ax.grid(True, axis="y", alpha=0.3)
     handles = series_rows(steps, patches=True)[0]
     legend(fig, [handles[i:i + 5] for i in range(0, len(handles), 5)])
-    return save(fig, out_dir, "efficiency", caption("efficiency"))
+    return fig, {}
+
+
+def draw(fig_dir: Path, name: str, make, *args) -> FigureOutcome:
+    """One figure: ``make(*args)`` returns it and its caption's facts; missing data (NoData) or a failed
+    drawing becomes a placeholder that says why, so that one broken figure does not lose the whole report."""
+    try:
+        fig, facts = make(*args)
+        return save(fig, fig_dir, name, caption(name, **facts))
+    except NoData as exc:
+        return placeholder(fig_dir, name, str(exc))
+    except Exception as exc:  # noqa: BLE001
+        return placeholder(fig_dir, name, f"the figure could not be drawn ({type(exc).__name__}: {exc}).",
+                           why="could not be drawn: ")
 
 
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
-    """Draw the seven figures; a figure whose drawing fails becomes a placeholder naming the error."""
+    """Draw the seven figures."""
     fig_dir.mkdir(parents=True, exist_ok=True)
-    makers = dict(zip(FIGURE_NAMES, (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy,
-                                     lambda d, o: fig_time_to_accuracy(d, o, threshold, auto_threshold),
-                                     fig_efficiency)))
-    outcomes = {}
-    for name, make in makers.items():
-        try:
-            outcomes[name] = make(data, fig_dir)
-        except Exception as exc:  # noqa: BLE001 - one broken figure must not lose the whole report
-            outcomes[name] = placeholder(fig_dir, name, f"the figure could not be drawn ({type(exc).__name__}: {exc}).")
-            outcomes[name].placeholder = "could not be drawn: " + outcomes[name].placeholder
-    return outcomes
+    makers = (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy, functools.partial(
+        fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
+    return {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}

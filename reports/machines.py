@@ -1,11 +1,6 @@
-"""Machines compared: the cross-machine part of a report, and merging results folders into one.
-
-When runs.csv names more than one machine (``--placement every-machine``, or ``python -m reports build
-DIR1 DIR2 ...``), the report compares them: per batch size, thread setting and machine, `optimized`'s
-median training time against the fastest peer variant on the same machine (a table and machines.png),
-and describes each machine (environment.json's "machines"). A thread count equal to a machine's cores
-reads "all cores", so that machines with different core counts line up.
-"""
+"""Machines compared (runs.csv names several, e.g. ``--placement every-machine``): `optimized` against the fastest
+peer on each machine (table, machines.png), each machine described; and merging results folders into one.
+A thread count equal to a machine's cores reads "all cores", so that machines with different core counts line up."""
 from __future__ import annotations
 
 import datetime
@@ -22,7 +17,7 @@ from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE
 from harness.summary import summarize
 
 from . import style
-from .data import ReportInputError, StudyData
+from .data import ReportInputError, StudyData, select
 from .figures import batch_axis, caption, legend, new_figure, save
 
 FIGURE = "machines"
@@ -53,16 +48,15 @@ def records(data: StudyData) -> dict[str, dict]:
 
 
 def comparison(data: StudyData) -> pd.DataFrame:
-    """Per machine, batch size and thread setting: `optimized`'s median wall time, the fastest peer
-    variant's (framework/variant) and the speed-ups (peer time / optimized time, whole training and
-    steady epoch). summary.csv pools the machines, so the harness's statistics are taken per machine."""
+    """Per machine, batch size and threads: `optimized`'s median wall time, the fastest peer's and the speed-ups
+    (whole training, steady epoch); per machine, since summary.csv pools the machines."""
     rows, where = [], machine_of(data.runs)
     for machine in machines(data):
         cores = records(data).get(machine, {}).get("cores")
         stats = summarize(data.runs[where == machine], n_resamples=200)  # medians only: few resamples
         stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
         for (b, t), group in stats.groupby(["batch_size", "threads"]):
-            mine = group[(group["framework"] == "numpy") & (group["variant"] == "optimized")]
+            mine = select(group, framework="numpy", variant="optimized")
             if mine.empty:
                 continue
             mine, peers = mine.iloc[0], group[group["framework"] != "numpy"]
@@ -145,10 +139,8 @@ def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict,
 
 
 def merge(folders: list, into) -> Path:
-    """Merge results folders made separately (one machine each, or several) into one results folder
-    ``into``: runs.csv and epochs.csv concatenated, study.json and environment.json combined. Refuses
-    (ReportInputError) folders whose plans differ in what makes their times comparable, or that hold
-    runs of the same machine."""
+    """Merge results folders made on different machines into the folder ``into`` (CSVs concatenated, JSONs combined);
+    ReportInputError for plans that differ in what makes times comparable, or the same machine twice."""
     into = Path(into)
     if (into / RUNS_FILE).exists():
         raise ReportInputError(f"{into} already holds a study; choose another folder to merge into")
@@ -166,12 +158,12 @@ def merge(folders: list, into) -> Path:
                 raise ReportInputError(f"{owner[machine]} and {folder} both hold runs of machine {machine}: merge "
                                        "folders made on different machines")
             owner[machine] = folder
-    study = dict(plan, **{key: sorted({v for p in parts for v in p[3].get(key) or []})
+    studies = [p[3] for p in parts]
+    study = dict(plan, **{key: sorted({v for s in studies for v in s.get(key) or []})
                           for key in ("frameworks", "batch_sizes", "threads")})
-    study["variants"] = {fw: sorted({v for p in parts for v in (p[3].get("variants") or {}).get(fw, [])})
-                         for fw in study["frameworks"]}
-    study["repeats"] = max(p[3].get("repeats") or 0 for p in parts)
-    study["merged_from"] = [str(p[0]) for p in parts]
+    study.update(variants={fw: sorted({v for s in studies for v in (s.get("variants") or {}).get(fw, [])})
+                           for fw in study["frameworks"]},
+                 repeats=max(s.get("repeats") or 0 for s in studies), merged_from=[str(p[0]) for p in parts])
     environment = {"machines": {name: record for p in parts for name, record in p[4].items()},
                    "merged_from": study["merged_from"],
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}

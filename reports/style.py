@@ -80,11 +80,6 @@ def order_threads(threads_values) -> list[int]:
     return sorted({int(t) for t in threads_values}, key=threads_rank)
 
 
-def sort_key(column):
-    """``key=`` for DataFrame.sort_values: threads by ``threads_rank``, other columns as they are."""
-    return column.map(threads_rank) if column.name == "threads" else column
-
-
 def by_threads(threads_values, styles: tuple) -> dict:
     """One of ``styles`` per thread setting, the first for the most threads."""
     return {t: styles[i % len(styles)] for i, t in enumerate(order_threads(threads_values))}
@@ -102,12 +97,12 @@ def fmt_s(x) -> str:
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3f}"
 
 
-def fmt_acc(x) -> str:
-    return f"{x:.4f}" if finite(x) else "–"
+def _or_dash(spec: str):
+    """A format for finite numbers that writes '–' for a missing value."""
+    return lambda x: spec.format(x) if finite(x) else "–"
 
 
-def fmt_pct(x) -> str:
-    return f"{x:.0%}" if finite(x) else "–"
+fmt_acc, fmt_pct = _or_dash("{:.4f}"), _or_dash("{:.0%}")
 
 
 def fmt_epochs(x) -> str:
