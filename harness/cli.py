@@ -6,18 +6,9 @@ import json
 import signal
 import sys
 
-from .files import UsageError, check_data_dir, check_out_dir
+from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
 from .schema import FRAMEWORKS, variant_descriptions
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread so that they end a command the way Ctrl-C does:
-    the worker is stopped, the summary written, the scratch folder removed."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def _interrupt(signum, frame):
@@ -208,10 +199,7 @@ def cmd_run(args) -> int:
         for line in noisy_cell_lines(files.summary):  # last, where a reader looks
             print(line)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"\ninterrupted ({signal.Signals(signum).name}): finished runs are kept in {out}; "
-              f"continue with --resume --out {out}", file=sys.stderr)
-        return 128 + signum
+        return interrupted(exc, f": finished runs are kept in {out}; continue with --resume --out {out}")
     return 0
 
 
@@ -256,6 +244,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # before a command's own handling began (e.g. while importing)
-        signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"\ninterrupted ({signal.Signals(signum).name}) before any run started", file=sys.stderr)
-        return 128 + signum
+        return interrupted(exc, " before any run started")

@@ -1,10 +1,12 @@
-"""The file system: one-line errors for unusable folders, and writes that a reader never sees half of
-(a temporary file beside the target, then os.replace)."""
+"""How a command fails or stops in one line (bad options, unusable folders, interruptions), and writes
+that a reader never sees half of (a temporary file beside the target, then os.replace)."""
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -13,6 +15,23 @@ from typing import Callable
 class UsageError(Exception):
     """Bad options or an unusable results folder (StudyError): reported as one line,
     exit status 2."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that they end a command the way Ctrl-C does:
+    the worker is stopped, the summary written, the scratch folder removed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def interrupted(exc: KeyboardInterrupt, what: str) -> int:
+    """Say that ``exc`` (Ctrl-C or an Interrupted) stopped the command, then ``what``; the exit status,
+    128 + the signal's number."""
+    signum = getattr(exc, "signum", signal.SIGINT)
+    print(f"\ninterrupted ({signal.Signals(signum).name}){what}", file=sys.stderr)
+    return 128 + signum
 
 
 class StudyError(UsageError):

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .files import UsageError, check_data_dir, check_out_dir
+from .files import UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import StudyPlan, all_cores
 from .schema import PARITY_FILE, peer_frameworks, variant_descriptions
 from .results import write_csv_atomic
@@ -172,9 +171,7 @@ def run_parity(args) -> int:
     try:
         files = run_study(plan, out, data_dir, command=sys.argv)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)  # SIGTERM and SIGHUP arrive as harness.cli.Interrupted
-        print(f"\ninterrupted ({signal.Signals(signum).name}): finished runs are kept in {out}", file=sys.stderr)
-        return 128 + signum
+        return interrupted(exc, f": finished runs are kept in {out}")
     spread = measured_spread()
     accuracies = accuracy_table(pd.read_csv(files.runs))
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
