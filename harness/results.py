@@ -45,7 +45,7 @@ def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataF
         raise DamagedTable(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     absent = [c for c in required if c not in frame.columns]
     if absent:
-        raise DamagedTable(f"{path} lacks the column(s) {', '.join(absent)}")
+        raise DamagedTable(f"{path} lacks the required column(s) {', '.join(absent)}")
     for column, kind in required.items():
         frame[column] = _typed(frame[column], kind, f"{path}: {column}")
     return as_table(frame, columns)

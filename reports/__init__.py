@@ -3,7 +3,6 @@ files the harness wrote, re-runs nothing. ``build_report("results/my-study")`` r
 results/my-study/report/report.md; on the command line, ``python -m reports build RESULTS_DIR [--out DIR]``."""
 from .build import build_report
 from .data import ReportInputError, load
-from .document import parse_markdown_table
 from .figures import FIGURE_NAMES
 
-__all__ = ["build_report", "ReportInputError", "load", "parse_markdown_table", "FIGURE_NAMES"]
+__all__ = ["build_report", "ReportInputError", "load", "FIGURE_NAMES"]

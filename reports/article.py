@@ -1,17 +1,11 @@
-"""The numbers the blog series reported, which the report compares with.
-
-Source: "MLP, Numpy, TF2 - performance issues" (Steps I-III, 2020), as summarised in shared/STUDY.md and
-shared/reference/article-step-iii.txt. Each time: 35 epochs on the 60,000 MNIST training images on the author's CPU
-(Step III: best of three runs): step1 "about 11 s" at batch 500 (Step I); step2 9.6 s and 8.7 s at batch 500 and 20,000
-(quoted in Step III); step3 7.3 s and 6.8 s (Step III's result). The original code's times are derived: Step III says
-all steps together gave "more than a factor of 6.5", so original ~= 6.5 x step3. 'optimized' has no counterpart.
-"""
+"""The times the blog series reported (shared/STUDY.md, shared/reference/), which the report compares with:
+35 epochs on the 60,000 MNIST images on the author's CPU, Step III the best of three runs. The original
+code's times are derived from Step III's "more than a factor of 6.5" over all steps: 6.5 x step3."""
 from __future__ import annotations
 
 from typing import NamedTuple
 
-ARTICLE_EPOCHS, ARTICLE_TRAIN_SIZE = 35, 60_000  # of every time the article reports
-ARTICLE_TOTAL_GAIN = 6.5  # "more than a factor of 6.5" from the original code to Step III
+ARTICLE_EPOCHS, ARTICLE_TRAIN_SIZE, ARTICLE_TOTAL_GAIN = 35, 60_000, 6.5
 
 
 class ArticleTime(NamedTuple):
@@ -26,10 +20,6 @@ ARTICLE_TIMES = tuple(ArticleTime(*t) for t in (
     ("original", 20000, round(ARTICLE_TOTAL_GAIN * 6.8, 1), True),
     ("step1", 500, 11.0, False), ("step2", 500, 9.6, False), ("step2", 20000, 8.7, False),
     ("step3", 500, 7.3, False), ("step3", 20000, 6.8, False)))
-
-
-def article_time(variant: str, batch_size: int) -> ArticleTime | None:
-    return next((a for a in ARTICLE_TIMES if (a.variant, a.batch_size) == (variant, batch_size)), None)
 
 
 def scale(epochs: int | None, train_size: int | None) -> tuple[float, str]:

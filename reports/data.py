@@ -1,5 +1,6 @@
 """Read a results folder (nothing is re-run): runs, epochs and summary.csv's statistics (computed by
-``harness.summary`` when missing or older). All but runs.csv may be missing: StudyData.missing and notes say what."""
+``harness.summary`` when missing or older), typed by the harness's own reader. All but runs.csv may be
+missing: StudyData.missing and notes say what."""
 from __future__ import annotations
 
 import json
@@ -10,18 +11,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.schema import (CELL_KEY, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, PHASES, RUN_KEY,
-                            RUNS_FILE, STUDY_FILE, SUMMARY_FILE, phase_column, summary_columns)
+from harness.environment import machines_in, read_sessions
+from harness.results import DamagedTable, read_results
+from harness.schema import (CELL_KEY, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, PHASES, RUN_COLUMNS,
+                            RUN_KEY, RUNS_FILE, STUDY_FILE, SUMMARY_FILE, phase_column, summary_columns)
 from harness.summary import summarize
 
 from . import style
 
-REQUIRED_RUN_COLUMNS = ("framework", "variant", "batch_size", "status", "wall_s")
-RUN_NUMERIC = ("batch_size", "epochs", "repeat", "seed", "threads", *MEDIANS.values())
-EPOCH_NUMERIC = tuple(c for c in EPOCH_COLUMNS if c not in ("framework", "variant", "instrumented", "machine"))
+# What the report needs of runs.csv and epochs.csv, and the kind of value (harness.results); the other
+# columns may be missing (left empty).
+RUN_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "status": "status", "wall_s": "number"}
+EPOCH_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "epoch": "whole"}
+RUN_NUMBERS = ("epochs", "repeat", "seed", "threads", *MEDIANS.values())
+EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in ("framework", "variant", "instrumented", "machine"))
 PHASE_COLUMNS = [phase_column(p) for p in PHASES]
 THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)
-UNREADABLE = (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError)
+UNREADABLE = (OSError, ValueError, pd.errors.ParserError)  # DamagedTable and UnicodeDecodeError are ValueErrors
 
 
 class ReportInputError(Exception):
@@ -31,7 +37,7 @@ class ReportInputError(Exception):
 @dataclass
 class StudyData:
     results_dir: Path
-    runs: pd.DataFrame  # every row of runs.csv, normalised
+    runs: pd.DataFrame  # every row of runs.csv, typed
     epochs: pd.DataFrame | None  # epochs.csv with each run's status, or None
     env: dict  # environment.json (its first session)
     study: dict  # study.json
@@ -50,6 +56,7 @@ class StudyData:
                                int(self.epochs["epoch"].max()) if self.epochs is not None and len(self.epochs) else
                                None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
+        self.machines = machines_in(self.results_dir / ENVIRONMENT_FILE)  # name -> record, of a cluster study
 
 
 def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -60,83 +67,56 @@ def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
         kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def _to_bool(series: pd.Series) -> pd.Series:
-    """True/False as pandas reads them, or the strings true/1/yes; anything else (missing too) is False."""
-    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes", "y", "t"])
+def _typed(frame: pd.DataFrame, numbers: tuple) -> pd.DataFrame:
+    """``numbers`` as numbers (NaN where missing), ``instrumented`` True or False (False where missing),
+    threads 0 (the library's default) where missing."""
+    frame = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in numbers},
+                         instrumented=frame["instrumented"].isin([True, "True"]))
+    return frame.fillna({"threads": 0}).astype({"threads": int})
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, keep_default_na=True, na_values=["", "nan", "NaN", "None"])
-    return frame.set_axis([str(c).strip() for c in frame.columns], axis=1)
-
-
-def _normalise(frame: pd.DataFrame, text: tuple, numeric: tuple) -> pd.DataFrame:
-    """``text`` columns stripped ('' where missing), ``numeric`` ones numbers (NaN where missing),
-    ``instrumented`` True or False, framework names in lower case."""
-    frame = frame.copy()
-    for col in text:
-        values = frame[col].astype(object) if col in frame else pd.Series("", index=frame.index, dtype=object)
-        frame[col] = values.where(values.notna(), "").astype(str).str.strip()
-    for col in numeric:
-        frame[col] = pd.to_numeric(frame[col], errors="coerce") if col in frame else np.nan
-    frame["instrumented"] = _to_bool(frame["instrumented"]) if "instrumented" in frame else False
-    frame["framework"] = frame["framework"].str.lower()
-    return frame
-
-
-def _read(path: Path, read, notes: list[str], consequence: str = ""):
-    """``read(path)``, or None when the file is missing or cannot be read (then said in ``notes``)."""
+def _first_session(path: Path, missing: list[str], notes: list[str]) -> dict:
+    """environment.json's first session record, with a note on how later ones (each --resume) differ."""
     if not path.is_file():
-        return None
+        missing.append(f"`{path.name}` is missing: the machine and software versions cannot be shown.")
+        return {}
     try:
-        return read(path)
+        sessions = read_sessions(path)
     except UNREADABLE as exc:
-        notes.append(f"`{path.name}` could not be read ({exc}){consequence}.")
-
-
-def _read_json(path: Path, missing: list[str], notes: list[str], what: str) -> dict:
-    if not path.is_file():
-        missing.append(f"`{path.name}` is missing: {what} cannot be shown.")
-    data = _read(path, lambda p: json.loads(p.read_text(encoding="utf-8")), notes, f"; {what} cannot be shown")
-    if data is not None and not isinstance(data, dict):
-        notes.append(f"`{path.name}` does not hold a JSON object; ignored.")
-    return data if isinstance(data, dict) else {}
-
-
-def _first_session(env: dict, notes: list[str]) -> dict:
-    """environment.json holds one record per session (``{"sessions": [...]}``: the first run and each
-    --resume; an older harness wrote one record): the first, with a note on how the later ones differ."""
-    if "sessions" not in env:
-        return env
-    sessions = [s for s in env["sessions"] if isinstance(s, dict)] if isinstance(env["sessions"], list) else []
-    if not sessions:
-        notes.append("`environment.json` holds no session record; the machine and software versions cannot be shown.")
+        notes.append(f"`{path.name}` could not be read ({exc}); the machine and software versions cannot be shown.")
         return {}
     if len(sessions) > 1:
         changed = sorted({k for s in sessions[1:] for k in s
                           if k not in ("date", "command") and s[k] != sessions[0].get(k)})
         notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's" + (
             f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
-    return sessions[0]
+    return sessions[0] if sessions else {}
+
+
+def _study(path: Path, missing: list[str], notes: list[str]) -> dict:
+    if not path.is_file():
+        missing.append(f"`{path.name}` is missing: the study's settings cannot be shown.")
+        return {}
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except UNREADABLE as exc:
+        notes.append(f"`{path.name}` could not be read ({exc}); the study's settings cannot be shown.")
+        return {}
+    if not isinstance(study, dict):
+        notes.append(f"`{path.name}` does not hold a JSON object; ignored.")
+    return study if isinstance(study, dict) else {}
 
 
 def load_runs(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ReportInputError(f"{path} not found: the results folder has no runs.csv")
     try:
-        runs = _read_csv(path)
-    except UNREADABLE as exc:
-        raise ReportInputError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    absent = [c for c in REQUIRED_RUN_COLUMNS if c not in runs.columns]
-    if absent:
-        raise ReportInputError(f"{path} lacks required column(s): {', '.join(absent)}")
+        runs = read_results(path, RUN_COLUMNS, RUN_KINDS)
+    except DamagedTable as exc:
+        raise ReportInputError(str(exc)) from None
     if runs.empty:
         raise ReportInputError(f"{path} holds no runs")
-    runs = _normalise(runs, ("framework", "variant", "status", "error"), RUN_NUMERIC)
-    runs["status"] = runs["status"].str.lower().replace("", "failed")
-    if runs["batch_size"].isna().any():
-        raise ReportInputError(f"{path}: some rows have no valid batch_size")
-    runs = runs.fillna({"threads": 0}).astype({"batch_size": int, "threads": int})
+    runs = _typed(runs, RUN_NUMBERS).assign(**{c: runs[c].astype(object).fillna("").astype(str).str.strip() for c in ("error", "machine")})
     if runs["repeat"].isna().any():
         runs["repeat"] = runs.groupby(CELL_KEY).cumcount()
     runs["repeat"] = runs["repeat"].astype(int)
@@ -147,18 +127,17 @@ def load_runs(path: Path) -> pd.DataFrame:
 
 
 def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[str]) -> pd.DataFrame | None:
+    """epochs.csv with each run's status, so that the epochs of failed or diverged runs can be left out."""
     if not path.is_file():
         missing.append("`epochs.csv` is missing: the per-epoch figures (phases, accuracy, time to accuracy) "
                        "cannot be drawn.")
-    ep = _read(path, _read_csv, notes, "; the per-epoch figures are missing")
-    absent = [c for c in ("framework", "variant", "batch_size", "epoch") if ep is not None and c not in ep.columns]
-    if absent:
-        notes.append(f"`epochs.csv` lacks column(s) {', '.join(absent)}; the per-epoch figures are missing.")
-    if ep is None or absent:
         return None
-    ep = _normalise(ep, ("framework", "variant"), EPOCH_NUMERIC).dropna(subset=["batch_size", "epoch"])
-    ep = ep.fillna({"threads": 0, "repeat": 0}).astype({"batch_size": int, "epoch": int, "threads": int, "repeat": int})
-    # each run's status, so that the epochs of failed or diverged runs can be left out
+    try:
+        ep = _typed(read_results(path, EPOCH_COLUMNS, EPOCH_KINDS), EPOCH_NUMBERS)
+    except UNREADABLE as exc:
+        notes.append(f"`epochs.csv` could not be read ({exc}); the per-epoch figures are missing.")
+        return None
+    ep = ep.fillna({"repeat": 0}).astype({"repeat": int})
     ep = ep.merge(runs[RUN_KEY + ["status"]].drop_duplicates(subset=RUN_KEY, keep="last"), on=RUN_KEY, how="left")
     return ep.fillna({"status": "unknown"})
 
@@ -166,13 +145,16 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
 def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
     """summary.csv as the harness wrote it; computed by the harness's own code when it is missing or from
     an older harness (without some of today's columns)."""
-    stats = _read(path, _read_csv, notes)
+    try:
+        stats = pd.read_csv(path) if path.is_file() else None
+    except UNREADABLE:
+        stats = None
     if stats is None or set(summary_columns()) - set(stats.columns):
         notes.append(f"`summary.csv` is {'missing or unreadable' if stats is None else 'from an older harness'}: its "
                      "statistics were computed from runs.csv and epochs.csv by the harness's code "
                      "(`harness.summary`), as a study writes them.")
         stats = summarize(runs, epochs)
-    stats["noisy"] = _to_bool(stats["noisy"])
+    stats["noisy"] = stats["noisy"].isin([True, "True"])
     return _in_report_order(stats.assign(cpu_per_wall=stats["cpu_median_s"] / stats["wall_median_s"]))
 
 
@@ -185,9 +167,8 @@ def load(results_dir) -> StudyData:
     runs = load_runs(results_dir / RUNS_FILE)
     missing, notes = [], []  # sentences for the report
     epochs = load_epochs(results_dir / EPOCHS_FILE, runs, missing, notes)
-    env = _first_session(_read_json(results_dir / ENVIRONMENT_FILE, missing, notes,
-                                    "the machine and software versions"), notes)
-    study = _read_json(results_dir / STUDY_FILE, missing, notes, "the study's settings")
+    env = _first_session(results_dir / ENVIRONMENT_FILE, missing, notes)
+    study = _study(results_dir / STUDY_FILE, missing, notes)
     return StudyData(results_dir, runs, epochs, env, study, load_summary(results_dir / SUMMARY_FILE, runs, epochs,
                                                                          notes), missing, notes)
 

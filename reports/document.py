@@ -1,10 +1,9 @@
-"""Markdown: the templates (jinja2) and their text as report.md, tables (pandas' to_markdown, tabulate)
-and reading them back, and report.md as one self-contained HTML file (Python-Markdown, figures embedded)."""
+"""Markdown: the templates (jinja2) and their text as report.md, tables (pandas' to_markdown, tabulate),
+and report.md as one self-contained HTML file (Python-Markdown, figures embedded)."""
 from __future__ import annotations
 
 import base64
 import html
-import itertools
 import re
 from pathlib import Path
 
@@ -22,22 +21,6 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -
     frame = pd.DataFrame(cells[1:], columns=cells[0])
     return frame.to_markdown(index=False, disable_numparse=True,
                              colalign=["right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
-
-
-def parse_markdown_table(text: str) -> list[dict[str, str]]:
-    """The first Markdown table in text, as one dict per row (used by the tests and by users)."""
-    lines = [ln.strip() for ln in text.splitlines()]
-    start = next((i for i in range(len(lines) - 1)
-                  if lines[i].startswith("|") and re.fullmatch(r"\|[\s:\-|]+\|", lines[i + 1] or "")), None)
-    if start is None:
-        return []
-
-    def split(line):
-        return [p.strip().replace("\\|", "|") for p in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
-
-    headers = split(lines[start])
-    return [dict(zip(headers, split(line))) for line in itertools.takewhile(lambda ln: ln.startswith("|"),
-                                                                            lines[start + 2:])]
 
 
 def templates() -> jinja2.Environment:

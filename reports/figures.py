@@ -318,7 +318,8 @@ def fig_ladder(data: StudyData):
                         capsize=2.5, lw=1)
             note(ax, fmt_s(r.wall_median_s), (x, r.wall_q75_s), dy=3, fontsize=7.5, rotation=90 if several else 0)
             top = max(top, r.wall_q75_s)
-        found = [(xi, a) for xi, (_, var) in enumerate(steps) if (a := article.article_time(var, int(b)))]
+        found = [(xi, a) for xi, (_, var) in enumerate(steps) for a in article.ARTICLE_TIMES
+                 if (a.variant, a.batch_size) == (var, b)]
         for xi, a in found:
             top = max(top, a.seconds * factor)
             derived.add(a.derived)

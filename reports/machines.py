@@ -17,7 +17,7 @@ from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE
 from harness.summary import summarize
 
 from . import style
-from .data import ReportInputError, StudyData, select
+from .data import ReportInputError, StudyData, load, select
 from .figures import batch_axis, caption, legend, new_figure, save
 
 FIGURE = "machines"
@@ -27,15 +27,8 @@ VERSIONS = (("python", "Python"), ("numpy", "NumPy"), ("tensorflow", "TensorFlow
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
 
 
-def machine_of(runs: pd.DataFrame) -> pd.Series:
-    """The machine each row ran on ('' where runs.csv does not say)."""
-    if "machine" not in runs:
-        return pd.Series("", index=runs.index)
-    return runs["machine"].astype(object).where(runs["machine"].notna(), "").astype(str).str.strip()
-
-
 def machines(data: StudyData) -> list[str]:
-    return sorted(m for m in machine_of(data.runs).unique() if m)
+    return sorted(m for m in data.runs["machine"].unique() if m)
 
 
 def several(data: StudyData) -> bool:
@@ -43,17 +36,13 @@ def several(data: StudyData) -> bool:
     return len(machines(data)) > 1
 
 
-def records(data: StudyData) -> dict[str, dict]:
-    return data.env["machines"] if isinstance(data.env.get("machines"), dict) else {}
-
-
 def comparison(data: StudyData) -> pd.DataFrame:
     """Per machine, batch size and threads: `optimized`'s median wall time, the fastest peer's and the speed-ups
     (whole training, steady epoch); per machine, since summary.csv pools the machines."""
-    rows, where = [], machine_of(data.runs)
+    rows = []
     for machine in machines(data):
-        cores = records(data).get(machine, {}).get("cores")
-        stats = summarize(data.runs[where == machine], n_resamples=200)  # medians only: few resamples
+        cores = data.machines.get(machine, {}).get("cores")
+        stats = summarize(data.runs[data.runs["machine"] == machine], n_resamples=200)  # medians only: few resamples
         stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
         for (b, t), group in stats.groupby(["batch_size", "threads"]):
             mine = select(group, framework="numpy", variant="optimized")
@@ -119,23 +108,16 @@ def sections(data: StudyData, figure_number: int) -> list[dict]:
 def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, dict]:
     """A folder's runs, epochs, plan and machine records; a folder of one machine that does not name it
     (older studies) is named after the folder."""
-    for name, why in ((RUNS_FILE, ""), (STUDY_FILE, ": cannot check that its plan matches the others'")):
-        if not (folder / name).is_file():
-            raise ReportInputError(f"{folder} holds no {name}{why}")
-    try:
-        runs = pd.read_csv(folder / RUNS_FILE)
-        epochs = pd.read_csv(folder / EPOCHS_FILE) if (folder / EPOCHS_FILE).is_file() else None
-        study = json.loads((folder / STUDY_FILE).read_text())
-        env = json.loads((folder / ENVIRONMENT_FILE).read_text()) if (folder / ENVIRONMENT_FILE).is_file() else {}
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ReportInputError(f"cannot read {folder}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    for table in (runs, epochs):
-        if table is not None:
-            table["machine"] = machine_of(table).replace("", folder.resolve().name)
-    known = env.get("machines") if isinstance(env.get("machines"), dict) else {}
-    if not known and env and runs["machine"].nunique() == 1:
-        known = {runs["machine"].iloc[0]: {k: v for k, v in env.items() if k not in ("date", "command")}}
-    return runs, epochs, study, known
+    if not (folder / STUDY_FILE).is_file():
+        raise ReportInputError(f"{folder} holds no {STUDY_FILE}: cannot check that its plan matches the others'")
+    data, name = load(folder), folder.resolve().name
+    runs = data.runs.assign(machine=data.runs["machine"].replace("", name))
+    epochs = None if data.epochs is None else data.epochs.drop(columns="status").assign(
+        machine=data.epochs["machine"].astype(object).fillna("").astype(str).replace("", name))
+    known = data.machines
+    if not known and data.env and runs["machine"].nunique() == 1:
+        known = {runs["machine"].iloc[0]: {k: v for k, v in data.env.items() if k not in ("date", "command")}}
+    return runs, epochs, data.study, known
 
 
 def merge(folders: list, into) -> Path:

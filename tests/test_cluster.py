@@ -24,7 +24,8 @@ from harness.results import supersede_lost
 from harness.schema import LOST, RUN_KEY
 from harness.runner import runs_to_do
 from harness.study import run_study
-from reports import load, machines, parse_markdown_table
+from reports import load, machines
+from markdown_table import parse_markdown_table
 from reports.__main__ import main as reports_main
 
 from conftest import mnist_dir

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # also when run as plain `pytest` without installing the project
     sys.path.insert(0, str(REPO))
 
-from reports import FIGURE_NAMES, ReportInputError, build_report, parse_markdown_table  # noqa: E402
+from reports import FIGURE_NAMES, ReportInputError, build_report  # noqa: E402
+from markdown_table import parse_markdown_table  # noqa: E402
 from reports.__main__ import main as cli_main  # noqa: E402
 
 RUN_COLUMNS = [
