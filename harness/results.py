@@ -11,14 +11,14 @@ from .schema import LOST, RUN_KEY, STATUSES
 # What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
 # summarize them), with the kind of value each column must hold. Other columns may be missing (a
 # folder of an older harness): they are left empty.
-_KEY_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "threads": "whole",
+KEY_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "threads": "whole",
               "repeat": "whole", "instrumented": "bool"}
 RESUME_RUN_COLUMNS = {
-    **_KEY_KINDS, "epochs": "whole", "seed": "whole", "status": "status",
+    **KEY_KINDS, "epochs": "whole", "seed": "whole", "status": "status",
     **dict.fromkeys(["wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "train_acc", "test_acc",
                      "gemm_floor_s", "peak_rss_mb"], "number"),
 }
-RESUME_EPOCH_COLUMNS = {**_KEY_KINDS, "epoch": "whole"}
+RESUME_EPOCH_COLUMNS = {**KEY_KINDS, "epoch": "whole"}
 
 
 class DamagedTable(ValueError):

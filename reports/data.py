@@ -12,19 +12,18 @@ import numpy as np
 import pandas as pd
 
 from harness.environment import machines_in, read_sessions
-from harness.results import DamagedTable, read_results
+from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, read_results
 from harness.schema import (CELL_KEY, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, PHASES, RUN_COLUMNS,
                             RUN_KEY, RUNS_FILE, STUDY_FILE, SUMMARY_FILE, phase_column, summary_columns)
 from harness.summary import summarize
 
 from . import style
 
-# What the report needs of runs.csv and epochs.csv, and the kind of value (harness.results); the other
-# columns may be missing (left empty).
-RUN_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "status": "status", "wall_s": "number"}
-EPOCH_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "epoch": "whole"}
-RUN_NUMBERS = ("epochs", "repeat", "seed", "threads", *MEDIANS.values())
-EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in ("framework", "variant", "instrumented", "machine"))
+# What the report needs of runs.csv (a run's key, status and time) and epochs.csv (as a resume does), and
+# the kind of value (harness.results); the other columns may be missing (left empty).
+RUN_KINDS = {**KEY_KINDS, "status": "status", "wall_s": "number"}
+RUN_NUMBERS = ("epochs", "seed", *MEDIANS.values())
+EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in (*RESUME_EPOCH_COLUMNS, "machine"))
 PHASE_COLUMNS = [phase_column(p) for p in PHASES]
 THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)
 UNREADABLE = (OSError, ValueError, pd.errors.ParserError)  # DamagedTable and UnicodeDecodeError are ValueErrors
@@ -67,44 +66,37 @@ def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
         kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-def _typed(frame: pd.DataFrame, numbers: tuple) -> pd.DataFrame:
-    """``numbers`` as numbers (NaN where missing), ``instrumented`` True or False (False where missing),
-    threads 0 (the library's default) where missing."""
-    frame = frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in numbers},
-                         instrumented=frame["instrumented"].isin([True, "True"]))
-    return frame.fillna({"threads": 0}).astype({"threads": int})
+def _numbers(frame: pd.DataFrame, columns: tuple) -> pd.DataFrame:
+    return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in columns})
 
 
-def _first_session(path: Path, missing: list[str], notes: list[str]) -> dict:
-    """environment.json's first session record, with a note on how later ones (each --resume) differ."""
+def _read_json(path: Path, read, what: str, missing: list[str], notes: list[str]) -> dict:
+    """``read(path)``, or {} when the file is missing or unreadable (then said in ``missing`` or ``notes``)."""
     if not path.is_file():
-        missing.append(f"`{path.name}` is missing: the machine and software versions cannot be shown.")
+        missing.append(f"`{path.name}` is missing: {what} cannot be shown.")
         return {}
     try:
-        sessions = read_sessions(path)
+        return read(path)
     except UNREADABLE as exc:
-        notes.append(f"`{path.name}` could not be read ({exc}); the machine and software versions cannot be shown.")
+        notes.append(f"`{path.name}` could not be read ({exc}); {what} cannot be shown.")
         return {}
+
+
+def _object(path: Path) -> dict:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("it does not hold a JSON object")
+    return data
+
+
+def _first_session(sessions: list[dict], notes: list[str]) -> dict:
+    """The first session's environment record, with a note on how later ones (each --resume) differ."""
     if len(sessions) > 1:
         changed = sorted({k for s in sessions[1:] for k in s
                           if k not in ("date", "command") and s[k] != sessions[0].get(k)})
         notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's" + (
             f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
     return sessions[0] if sessions else {}
-
-
-def _study(path: Path, missing: list[str], notes: list[str]) -> dict:
-    if not path.is_file():
-        missing.append(f"`{path.name}` is missing: the study's settings cannot be shown.")
-        return {}
-    try:
-        study = json.loads(path.read_text(encoding="utf-8"))
-    except UNREADABLE as exc:
-        notes.append(f"`{path.name}` could not be read ({exc}); the study's settings cannot be shown.")
-        return {}
-    if not isinstance(study, dict):
-        notes.append(f"`{path.name}` does not hold a JSON object; ignored.")
-    return study if isinstance(study, dict) else {}
 
 
 def load_runs(path: Path) -> pd.DataFrame:
@@ -116,10 +108,8 @@ def load_runs(path: Path) -> pd.DataFrame:
         raise ReportInputError(str(exc)) from None
     if runs.empty:
         raise ReportInputError(f"{path} holds no runs")
-    runs = _typed(runs, RUN_NUMBERS).assign(**{c: runs[c].astype(object).fillna("").astype(str).str.strip() for c in ("error", "machine")})
-    if runs["repeat"].isna().any():
-        runs["repeat"] = runs.groupby(CELL_KEY).cumcount()
-    runs["repeat"] = runs["repeat"].astype(int)
+    runs = _numbers(runs, RUN_NUMBERS).assign(**{c: runs[c].astype(object).fillna("").astype(str).str.strip()
+                                                 for c in ("error", "machine")})
     bad = (runs["status"] == OK) & runs["wall_s"].isna()  # an "ok" run without a wall time cannot be timed
     runs.loc[bad, "status"] = "failed"
     runs.loc[bad & (runs["error"] == ""), "error"] = "status ok but no wall time recorded"
@@ -133,11 +123,10 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
                        "cannot be drawn.")
         return None
     try:
-        ep = _typed(read_results(path, EPOCH_COLUMNS, EPOCH_KINDS), EPOCH_NUMBERS)
+        ep = _numbers(read_results(path, EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS), EPOCH_NUMBERS)
     except UNREADABLE as exc:
         notes.append(f"`epochs.csv` could not be read ({exc}); the per-epoch figures are missing.")
         return None
-    ep = ep.fillna({"repeat": 0}).astype({"repeat": int})
     ep = ep.merge(runs[RUN_KEY + ["status"]].drop_duplicates(subset=RUN_KEY, keep="last"), on=RUN_KEY, how="left")
     return ep.fillna({"status": "unknown"})
 
@@ -167,8 +156,10 @@ def load(results_dir) -> StudyData:
     runs = load_runs(results_dir / RUNS_FILE)
     missing, notes = [], []  # sentences for the report
     epochs = load_epochs(results_dir / EPOCHS_FILE, runs, missing, notes)
-    env = _first_session(results_dir / ENVIRONMENT_FILE, missing, notes)
-    study = _study(results_dir / STUDY_FILE, missing, notes)
+    sessions = _read_json(results_dir / ENVIRONMENT_FILE, read_sessions, "the machine and software versions",
+                          missing, notes)
+    env = _first_session(sessions or [], notes)
+    study = _read_json(results_dir / STUDY_FILE, _object, "the study's settings", missing, notes)
     return StudyData(results_dir, runs, epochs, env, study, load_summary(results_dir / SUMMARY_FILE, runs, epochs,
                                                                          notes), missing, notes)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from harness.files import write_text_atomic
-from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE
+from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE, speedup_column
 from harness.summary import summarize
 
 from . import style
@@ -24,6 +23,7 @@ FIGURE = "machines"
 TITLE = "`optimized` against the fastest peer framework, machine by machine"
 PLAN_FIELDS = ("config", "epochs", "train_limit", "seed")  # what makes two folders' times comparable
 VERSIONS = (("python", "Python"), ("numpy", "NumPy"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("jax", "JAX"))
+SPEEDUP = speedup_column("best_peer", steady=False)
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
 
 
@@ -38,26 +38,18 @@ def several(data: StudyData) -> bool:
 
 def comparison(data: StudyData) -> pd.DataFrame:
     """Per machine, batch size and threads: `optimized`'s median wall time, the fastest peer's and the speed-ups
-    (whole training, steady epoch); per machine, since summary.csv pools the machines."""
+    (whole training, steady epoch), from a summary of each machine's runs (summary.csv pools the machines)."""
     rows = []
     for machine in machines(data):
         cores = data.machines.get(machine, {}).get("cores")
         stats = summarize(data.runs[data.runs["machine"] == machine], n_resamples=200)  # medians only: few resamples
-        stats = stats[(stats["n_ok"] > 0) & stats["wall_median_s"].notna()]
-        for (b, t), group in stats.groupby(["batch_size", "threads"]):
-            mine = select(group, framework="numpy", variant="optimized")
-            if mine.empty:
-                continue
-            mine, peers = mine.iloc[0], group[group["framework"] != "numpy"]
-            row = dict(machine=machine, batch_size=int(b), threads=int(t), optimized_s=mine["wall_median_s"],
-                       setting="all cores" if t == cores else style.threads_label(t), peer="", peer_s=math.nan,
-                       speedup=math.nan, steady_speedup=math.nan)
-            if not peers.empty:
-                best = peers.loc[peers["wall_median_s"].idxmin()]
-                row.update(peer=f"{best['framework']}/{best['variant']}", peer_s=best["wall_median_s"],
-                           speedup=best["wall_median_s"] / mine["wall_median_s"],
-                           steady_speedup=peers["steady_epoch_median_s"].min() / mine["steady_epoch_median_s"])
-            rows.append(row)
+        mine = select(stats[stats["n_ok"] > 0], framework="numpy", variant="optimized")
+        for r in mine[mine["wall_median_s"].notna()].to_dict("records"):
+            peer = r["best_peer"] if isinstance(r["best_peer"], str) else ""
+            rows.append(dict(machine=machine, batch_size=r["batch_size"], threads=r["threads"],
+                             setting="all cores" if r["threads"] == cores else style.threads_label(r["threads"]),
+                             optimized_s=r["wall_median_s"], peer=peer, peer_s=r["wall_median_s"] * r[SPEEDUP],
+                             speedup=r[SPEEDUP], steady_speedup=r[f"steady_{SPEEDUP}"]))
     table = pd.DataFrame(rows, columns=["machine", "batch_size", "threads", "setting", "optimized_s", "peer", "peer_s",
                                         "speedup", "steady_speedup"])
     order = ["all cores"] + [style.threads_label(t) for t in style.order_threads(table["threads"])]
@@ -105,19 +97,20 @@ def sections(data: StudyData, figure_number: int) -> list[dict]:
 
 
 # -- merging results folders ---------------------------------------------------------------------
-def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None, dict, dict]:
-    """A folder's runs, epochs, plan and machine records; a folder of one machine that does not name it
-    (older studies) is named after the folder."""
+def _read_folder(folder: Path) -> StudyData:
+    """A folder's study, each of its run and epoch rows naming its machine: a folder of one machine that
+    does not (older studies) is named after the folder, and described by its environment record."""
     if not (folder / STUDY_FILE).is_file():
         raise ReportInputError(f"{folder} holds no {STUDY_FILE}: cannot check that its plan matches the others'")
     data, name = load(folder), folder.resolve().name
-    runs = data.runs.assign(machine=data.runs["machine"].replace("", name))
-    epochs = None if data.epochs is None else data.epochs.drop(columns="status").assign(
-        machine=data.epochs["machine"].astype(object).fillna("").astype(str).replace("", name))
-    known = data.machines
-    if not known and data.env and runs["machine"].nunique() == 1:
-        known = {runs["machine"].iloc[0]: {k: v for k, v in data.env.items() if k not in ("date", "command")}}
-    return runs, epochs, data.study, known
+    data.runs["machine"] = data.runs["machine"].replace("", name)
+    if data.epochs is not None:
+        data.epochs = data.epochs.drop(columns="status").assign(
+            machine=data.epochs["machine"].astype(object).fillna("").astype(str).replace("", name))
+    if not data.machines and data.env and data.runs["machine"].nunique() == 1:
+        data.machines = {data.runs["machine"].iloc[0]: {k: v for k, v in data.env.items()
+                                                        if k not in ("date", "command")}}
+    return data
 
 
 def merge(folders: list, into) -> Path:
@@ -126,33 +119,31 @@ def merge(folders: list, into) -> Path:
     into = Path(into)
     if (into / RUNS_FILE).exists():
         raise ReportInputError(f"{into} already holds a study; choose another folder to merge into")
-    parts = [(Path(f), *_read_folder(Path(f))) for f in folders]
-    first, _, _, plan, _ = parts[0]
-    for folder, _, _, study, _ in parts:
+    parts = [_read_folder(Path(f)) for f in folders]
+    owner, plan = {}, parts[0].study
+    for part in parts:
         for key in PLAN_FIELDS:
-            if study.get(key) != plan.get(key):
-                raise ReportInputError(f"{folder} and {first} ran different plans ({key}: {study.get(key)!r} against "
-                                       f"{plan.get(key)!r}): their times cannot be compared")
-    owner: dict[str, Path] = {}
-    for folder, runs, _, _, _ in parts:
-        for machine in runs["machine"].unique():
+            if part.study.get(key) != plan.get(key):
+                raise ReportInputError(f"{part.results_dir} and {parts[0].results_dir} ran different plans ({key}: "
+                                       f"{part.study.get(key)!r} against {plan.get(key)!r}): their times cannot be "
+                                       "compared")
+        for machine in part.runs["machine"].unique():
             if machine in owner:
-                raise ReportInputError(f"{owner[machine]} and {folder} both hold runs of machine {machine}: merge "
-                                       "folders made on different machines")
-            owner[machine] = folder
-    studies = [p[3] for p in parts]
+                raise ReportInputError(f"{owner[machine]} and {part.results_dir} both hold runs of machine {machine}: "
+                                       "merge folders made on different machines")
+            owner[machine] = part.results_dir
+    studies, epochs = [p.study for p in parts], [p.epochs for p in parts if p.epochs is not None]
     study = dict(plan, **{key: sorted({v for s in studies for v in s.get(key) or []})
                           for key in ("frameworks", "batch_sizes", "threads")})
     study.update(variants={fw: sorted({v for s in studies for v in (s.get("variants") or {}).get(fw, [])})
                            for fw in study["frameworks"]},
-                 repeats=max(s.get("repeats") or 0 for s in studies), merged_from=[str(p[0]) for p in parts])
-    environment = {"machines": {name: record for p in parts for name, record in p[4].items()},
+                 repeats=max(s.get("repeats") or 0 for s in studies), merged_from=[str(f) for f in folders])
+    environment = {"machines": {name: record for p in parts for name, record in p.machines.items()},
                    "merged_from": study["merged_from"],
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    write_text_atomic(into / RUNS_FILE, pd.concat([p[1] for p in parts], ignore_index=True).to_csv(index=False))
-    if any(p[2] is not None for p in parts):
-        write_text_atomic(into / EPOCHS_FILE, pd.concat([p[2] for p in parts if p[2] is not None],
-                                                        ignore_index=True).to_csv(index=False))
+    write_text_atomic(into / RUNS_FILE, pd.concat([p.runs for p in parts], ignore_index=True).to_csv(index=False))
+    if epochs:
+        write_text_atomic(into / EPOCHS_FILE, pd.concat(epochs, ignore_index=True).to_csv(index=False))
     write_text_atomic(into / STUDY_FILE, json.dumps(study, indent=2) + "\n")
     write_text_atomic(into / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
     return into

@@ -63,12 +63,8 @@ def sort_series(keys) -> list:
     return sorted(keys, key=lambda k: variant_rank(*k))
 
 
-def threads_label(threads) -> str:
-    try:
-        t = int(threads)
-    except (TypeError, ValueError):
-        return "threads unknown"
-    return "default threads" if t <= 0 else f"{t} thread" + ("" if t == 1 else "s")
+def threads_label(threads: int) -> str:
+    return "default threads" if threads <= 0 else f"{threads} thread" + ("" if threads == 1 else "s")
 
 
 def threads_rank(t) -> int:
@@ -85,7 +81,6 @@ def by_threads(threads_values, styles: tuple) -> dict:
     return {t: styles[i % len(styles)] for i, t in enumerate(order_threads(threads_values))}
 
 
-# -- numbers -------------------------------------------------------------------------------------
 def finite(x) -> bool:
     return isinstance(x, numbers.Real) and math.isfinite(x)
 
