@@ -130,7 +130,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
-        pending = runs[[run_key(row) not in retried for _, row in runs.iterrows()]]
+        pending = runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
         todo = runs_to_do(plan.runs(), pending) if cluster is None else cluster.todo(plan.runs(), pending)
         if todo:
             _remove_stale_scratch()
@@ -168,13 +168,14 @@ def _cluster(scheduler: str | None, placement: str, stream):
 def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, replaced, session, progress_stream,
              cluster=None) -> None:
     """Run ``todo`` (here, or on the cluster) and commit each run as it finishes; the rows of a run in
-    ``replaced`` (one being retried) and its 'lost' rows give way to its new ones."""
+    ``replaced`` (one being retried, see _retried_away) and its 'lost' rows give way to its new ones."""
     progress = Progress(len(todo), progress_stream)
 
     def land(spec: RunSpec, result: dict) -> None:
         nonlocal runs, epochs
         row = as_table([{**result["run"], "session": session}], RUN_COLUMNS)
-        old_runs, old_epochs = (_without(runs, spec.key), _without(epochs, spec.key)) if spec.key in replaced else (runs, epochs)
+        gone = _retried_away(spec.key, str(result["run"].get("machine") or ""), replaced)
+        old_runs, old_epochs = (_without(table, gone) for table in (runs, epochs))
         more_runs = pd.concat([supersede_lost(old_runs, result["run"]), row], ignore_index=True)
         more_epochs = (pd.concat([old_epochs, as_table(result["epochs"], EPOCH_COLUMNS)], ignore_index=True)
                        if result["epochs"] else old_epochs)
@@ -396,12 +397,12 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
         return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
 
     incomplete = {key for key, row in placed if not whole(key, row)}
-    retried = {key[:-1] for key, row in placed if retry_failed and row["status"] in RETRIED and key not in incomplete}
+    retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in incomplete}
     kept = [key not in incomplete for key, _ in placed]
     kept_keys = {key for key, _ in placed} - incomplete
     orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
     for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", {k[:-1] for k in incomplete}),
-                              (len(retried), "retrying {} failed or timed-out run(s)", retried)):
+                              (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
         if count:
             print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
     if orphans:
@@ -417,6 +418,16 @@ def _placed_key(row) -> tuple:
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 
-def _without(table: pd.DataFrame, key: tuple) -> pd.DataFrame:
-    """The rows of a table that are not of the run ``key``."""
-    return table[[run_key(row) != key for _, row in table.iterrows()]]
+def _retried_away(key: tuple, machine: str, retried: set) -> set:
+    """The rows (placed keys) that the run ``key``, landing from ``machine``, replaces when it is retried: that
+    machine's own (each machine of an every-machine study redoes only its own failures), or all of the key's
+    when that machine had none (the run went to another machine than the one it failed on)."""
+    old = {placed for placed in retried if placed[:-1] == key}
+    return {placed for placed in old if placed[-1] == machine} or old
+
+
+def _without(table: pd.DataFrame, placed_keys: set) -> pd.DataFrame:
+    """The rows of a table that are not of the runs (placed keys) ``placed_keys``."""
+    if not placed_keys:
+        return table
+    return table[[_placed_key(row) not in placed_keys for _, row in table.iterrows()]]

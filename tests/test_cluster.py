@@ -23,7 +23,7 @@ from harness.plan import RunSpec, StudyPlan
 from harness.results import supersede_lost
 from harness.schema import LOST, RUN_KEY
 from harness.runner import runs_to_do
-from harness.study import run_study
+from harness.study import _placed_key, _retried_away, _without, run_study
 from reports import load, machines
 from markdown_table import parse_markdown_table
 from reports.__main__ import main as reports_main
@@ -188,6 +188,20 @@ def test_lost_runs_count_as_not_done_and_are_replaced_by_their_rerun():
     assert list(kept["machine"].fillna("none")) == ["b", "none"]  # a's lost record goes, the others stay
     kept = supersede_lost(runs, {**dict(zip(RUN_KEY, other.key)), "status": "ok", "machine": "c"})
     assert len(kept) == 2 and (kept["variant"] == "optimized").all()
+
+
+def test_a_retried_run_replaces_the_failed_row_of_its_own_machine_only():
+    """--retry-failed in an every-machine study: a run that failed on machine a and succeeded on b is
+    redone by a alone, and a's new row replaces a's failed row, not b's good one."""
+    spec = RunSpec("numpy", "optimized", 500, 1, 0, 0, 2)
+    key = dict(zip(RUN_KEY, spec.key))
+    runs = pd.DataFrame([{**key, "status": "failed", "machine": "a"}, {**key, "status": "ok", "machine": "b"}])
+    retried = {_placed_key(runs.iloc[0])}
+    pending = runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
+    assert runs_to_do([spec], pending, "a") == [spec] and runs_to_do([spec], pending, "b") == []
+    assert list(_without(runs, _retried_away(spec.key, "a", retried))["machine"]) == ["b"]
+    # spread placement: the retry may land on another machine, c; it still replaces a's failed row only
+    assert list(_without(runs, _retried_away(spec.key, "c", retried))["machine"]) == ["b"]
 
 
 @pytest.mark.slow  # waits out the connection timeout
