@@ -1,7 +1,7 @@
 """The search behind the 'fit-tuned' and 'loop' settings: time Keras' execution options on this machine.
 
-    python -m keras_baseline.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
-    python -m keras_baseline.tune --backend jax --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
+    python -m harness.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
+    python -m harness.tune --backend jax --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
 
 Every candidate trains the reference configuration from the same initial weights on the full MNIST
 training set; reported are the first epoch (tracing/compilation included), the median of the other
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 
 def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend: str = "tensorflow"):
     """The settings tried: steps_per_execution x XLA (x, on TensorFlow, our own tf.data pipeline when
     ``full``). JAX's loop is always jitted: only its batches per call vary."""
-    from .model import RunSettings
+    from keras_baseline.model import RunSettings
 
     n_batches = -(-n // batch_size)
     if variant == "loop":
@@ -39,9 +40,8 @@ def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend
 
 def time_one(variant, settings, x, labels, epochs, batch_size, seed=0):
     """(per-epoch wall times, per-epoch CPU times, final training accuracy) of one training run."""
+    from keras_baseline.model import KerasMLP
     from numpy_mlp import MLPConfig
-
-    from .model import KerasMLP
 
     model = KerasMLP(MLPConfig(), "fit-tuned" if variant != "loop" else "loop", seed=seed, settings=settings)
     records = model.fit(x, labels, epochs, batch_size)
@@ -58,27 +58,30 @@ def summarize(runs):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m harness.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.data.load_mnist's search)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2, help="cores the process is held to (default: 2)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per training run (default: 6)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all candidates (interleaved)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000], help="default: 500 20000")
     parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100 and the tf.data pipeline")
     parser.add_argument("--variants", nargs="+", default=["fit-tuned", "loop"], choices=["fit-tuned", "loop"])
     parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax"], help="Keras' backend")
     args = parser.parse_args(argv)
 
-    from harness.worker import pin_cores
+    from keras_baseline.runtime import configure_backend
+    from numpy_mlp import InputScaler
 
-    from .runtime import configure_backend
+    from .data import MnistError, load_mnist
+    from .worker import pin_cores
 
     pin_cores(args.threads)
     info = configure_backend(args.backend, args.threads)
-    from harness.data import load_mnist
-    from numpy_mlp import InputScaler
-
-    x_raw, labels, _, _ = load_mnist(args.mnist)
+    try:
+        x_raw, labels, _, _ = load_mnist(args.mnist)
+    except MnistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     x = InputScaler.fit(x_raw).transform(x_raw)
     labels = labels.astype("int64")
     if args.backend == "jax":
