@@ -76,12 +76,12 @@ def main(argv=None) -> None:
     from .worker import pin_cores
 
     pin_cores(args.threads)
-    info = configure_backend(args.backend, args.threads)
     try:
         x_raw, labels, _, _ = load_mnist(args.mnist)
     except MnistError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    info = configure_backend(args.backend, args.threads)
     x = InputScaler.fit(x_raw).transform(x_raw)
     labels = labels.astype("int64")
     if args.backend == "jax":
