@@ -47,9 +47,23 @@ class NoData(Exception):
     """A figure's data is missing; the message says what, for its placeholder."""
 
 
-def need(condition, reason: str) -> None:
-    if not condition:
+def need(rows, reason: str):
+    """``rows`` (a frame) if it has any, else NoData(reason)."""
+    if rows.empty:
         raise NoData(reason)
+    return rows
+
+
+def need_epochs(data: StudyData, unknown: str) -> None:
+    if data.epochs is None:
+        raise NoData(f"epochs.csv is missing, so {unknown}.")
+
+
+def numpy_rows(data: StudyData, usable, reason: str):
+    """The summary's NumPy rows where ``usable``; if none, NoData: that NumPy did not run, else ``reason``."""
+    ran = (data.runs["framework"] == "numpy").any()
+    return need(data.stats[(data.stats["framework"] == "numpy") & usable],
+                reason if ran else "there are no NumPy runs in this study.")
 
 
 _captions = functools.cache(lambda: templates().get_template("captions.md.j2").module)
@@ -70,11 +84,10 @@ def new_figure(height: float, width: float = style.FIG_WIDTH) -> Figure:
 def legend(fig: Figure, rows: list[list]) -> None:
     """One legend under the axes (matplotlib's outside legend), filled row by row: one row per list."""
     rows = [r for r in rows if r]
-    if rows:
-        ncol = max(map(len, rows))
-        grid = [r + [Line2D([], [], color="none", label=" ")] * (ncol - len(r)) for r in rows]
-        fig.legend(handles=[g[c] for c in range(ncol) for g in grid], loc="outside lower center", ncols=ncol,
-                   frameon=False, fontsize=9, columnspacing=1.6, handlelength=2.4)  # matplotlib fills columns
+    ncol = max(map(len, rows))
+    grid = [r + [Line2D([], [], color="none", label=" ")] * (ncol - len(r)) for r in rows]
+    fig.legend(handles=[g[c] for c in range(ncol) for g in grid], loc="outside lower center", ncols=ncol,
+               frameon=False, fontsize=9, columnspacing=1.6, handlelength=2.4)  # matplotlib fills columns
 
 
 def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutcome:
@@ -98,30 +111,17 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
     return FigureOutcome(name, FIGURE_TITLES.get(name, name), text or "")
 
 
-def placeholder(out_dir: Path, name: str, reason: str, why: str = "") -> FigureOutcome:
-    fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
-    ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
-    ax.spines[:].set(edgecolor="#999999", linestyle="--")
-    for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
-                             (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
-                             (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
-        ax.text(0.5, y, text, ha="center", transform=ax.transAxes, **{"va": "center", **options})
-    save(fig, out_dir, name, None)
-    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=why + reason)
-
-
 def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82, shift: float = 0.0,
-                 fill: float = 0.9, horizontal: bool = False) -> dict:
+                 fill: float = 0.9) -> dict:
     """Bars of ``members`` side by side (sharing ``span``) in each of ``groups`` at 0, 1, ... (+ ``shift``);
-    ``bars[group, member]``: length and ``ax.bar`` options. Returns each bar's position by (group, member)."""
+    ``bars[group, member]``: height and ``ax.bar`` options. Returns each bar's x by (group, member)."""
     width, drawn = span / max(1, len(members)), {}
     for g, group in enumerate(groups):
         for m, member in enumerate(members):
             if (group, member) in bars:
                 x = drawn[group, member] = g + shift + (m - (len(members) - 1) / 2) * width
-                length, options = bars[group, member]
-                (ax.barh if horizontal else ax.bar)(x, length, width * fill,
-                                                    **{"edgecolor": "white", "lw": 0.5, **options})
+                height, options = bars[group, member]
+                ax.bar(x, height, width * fill, **{"edgecolor": "white", "lw": 0.5, **options})
     return drawn
 
 
@@ -149,8 +149,8 @@ def batch_axis(ax, batch_sizes) -> None:
     ax.set_xscale("log")
     ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
     ax.set_xticks(list(batch_sizes), labels=[f"{b:,}" for b in batch_sizes])
-    ax.set_xlim(min(batch_sizes) / 1.8, max(batch_sizes) * 1.8)
-    ax.set_xlabel("batch size (samples per mini-batch" + (", log scale)" if len(batch_sizes) > 1 else ")"))
+    ax.set(xlim=(min(batch_sizes) / 1.8, max(batch_sizes) * 1.8),
+           xlabel="batch size (samples per mini-batch" + (", log scale)" if len(batch_sizes) > 1 else ")"))
 
 
 def _log_y_if_wide(ax, values, ratio: float = 8.0, unit: str = "") -> bool:
@@ -158,10 +158,9 @@ def _log_y_if_wide(ax, values, ratio: float = 8.0, unit: str = "") -> bool:
     if not (len(v) and v.max() / v.min() > ratio):
         return False
     ax.set_yscale("log")
-    ax.yaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 2.0, 5.0)),
+    ax.yaxis.set(major_locator=LogLocator(base=10, subs=(1.0, 2.0, 5.0)), minor_formatter=NullFormatter(),
                  major_formatter=FuncFormatter(lambda value, _pos: f"{value:g}{unit}"),
-                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)),
-                 minor_formatter=NullFormatter())
+                 minor_locator=LogLocator(base=10, subs=(3.0, 4.0, 6.0, 7.0, 8.0, 9.0)))
     return True
 
 
@@ -169,29 +168,28 @@ def _group_label(batch_size: int, threads: int, several_threads: bool, sep: str 
     return f"batch {batch_size:,}" + (f"{sep}{style.threads_label(threads)}" if several_threads else "")
 
 
-def _panel_grid(height_per_row: float, batch_sizes, threads, extra_height: float = 1.0, **share):
-    """Panels keyed by (batch_size, threads): the batch sizes of one thread setting side by side (three per
-    row at most), the thread settings below each other (most threads first)."""
+def _panel_grid(frame, height_per_row: float, threads=None, extra_height: float = 1.0, ylabel: str = "",
+                xlabel: str = "", **share):
+    """Panels keyed by (batch_size, threads) of ``frame``: the batch sizes of one thread setting side by side
+    (three per row at most), the thread settings (default: the frame's) below each other; ``ylabel`` on the
+    first column, ``xlabel`` and the x tick labels under each panel with no panel below it."""
+    batch_sizes = sorted(frame["batch_size"].unique())
+    threads = style.order_threads(frame["threads"]) if threads is None else threads
     ncols = min(len(batch_sizes), 3)
     rows_per_threads = math.ceil(len(batch_sizes) / ncols)
     slots = {(b, t): (ti * rows_per_threads + bi // ncols) * ncols + bi % ncols
              for ti, t in enumerate(threads) for bi, b in enumerate(batch_sizes)}
     fig = new_figure(height_per_row * rows_per_threads * len(threads) + extra_height)
     axes = fig.subplots(rows_per_threads * len(threads), ncols, squeeze=False, **share).ravel()
+    used = set(slots.values())
     for i, ax in enumerate(axes):
-        ax.set_visible(i in slots.values())
-    return fig, {key: axes[slot] for key, slot in slots.items()}, ncols
-
-
-def _label_panels(panels: dict, ylabel: str | None = None, xlabel: str | None = None) -> None:
-    """y label on the first column; x label (and tick labels) on each panel with no panel below it."""
-    spans = [(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in panels.values()]
-    for ax, (row, col) in zip(panels.values(), spans):
-        if ylabel and col == 0:
+        ax.set_visible(i in used)
+        if i in used and ylabel and i % ncols == 0:
             ax.set_ylabel(ylabel)
-        if not any(c == col and r > row for r, c in spans):
+        if i in used and xlabel and not any(j > i and j % ncols == i % ncols for j in used):
             ax.xaxis.set_tick_params(which="both", labelbottom=True)
-            ax.set_xlabel(xlabel or "")
+            ax.set_xlabel(xlabel)
+    return fig, {key: axes[slot] for key, slot in slots.items()}, ncols
 
 
 def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
@@ -205,13 +203,12 @@ def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
     (ax.set_ylim if horizontal else ax.set_xlim)(-0.6, len(series) - 0.4)
 
 
-# -- 1. time against batch size ------------------------------------------------------------------
+# -- the figures, in FIGURE_NAMES' order: each returns it and its caption's facts, or raises NoData ---
 def fig_time_vs_batch(data: StudyData):
-    stats = data.stats[data.stats["n_ok"] > 0]
-    need(not stats.empty, "no run finished with status ok, so there is no time to draw.")
+    stats = need(data.stats[data.stats["n_ok"] > 0], "no run finished with status ok, so there is no time to draw.")
     batch_sizes, series, threads = sorted(stats["batch_size"].unique()), series_of(stats), style.order_threads(
         stats["threads"])
-    ls = style.by_threads(threads, style.THREAD_LINESTYLES)
+    ls, shown = style.by_threads(threads, style.THREAD_LINESTYLES), threads if len(threads) > 1 else []
     fig, m = new_figure(4.9), len(series) * len(threads)
     for ax, metric, ylabel, title in zip(fig.subplots(1, 2), ("wall", "cpu"), (
             "training wall time, all epochs (s)", "process CPU time, all threads (s)"),
@@ -238,25 +235,26 @@ def fig_time_vs_batch(data: StudyData):
             ax.text(0.5, 0.5, f"no {metric.upper()} times recorded", ha="center", transform=ax.transAxes)
         ax.set_ylabel(ylabel + (" (log scale)" if ax.get_yscale() == "log" else ""))
         ax.set_title(title, fontsize=11)
-        ax.grid(True, which="major", alpha=0.3)
-    several = len(threads) > 1
+        ax.grid(True, alpha=0.3)
     legend(fig, series_rows(series) + [[Line2D([], [], color="#444444", ls=ls[t], lw=1.7, marker="o", ms=5.5, mew=1.3,
                                                mfc="#444444" if t == threads[0] else "white",
-                                               label=style.threads_label(t)) for t in threads if several]])
-    return fig, dict(thread_styles=[(ls[t], t) for t in threads if several],
+                                               label=style.threads_label(t)) for t in shown]])
+    return fig, dict(thread_styles=[(ls[t], t) for t in shown],
                      one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None)
 
 
-# -- 2. speed-up against the fastest peer variant ------------------------------------------------
 def fig_speedup(data: StudyData):
     col, stats = "speedup_vs_best_peer", data.stats
-    s = stats[stats[col].notna() & (stats["n_ok"] > 0)]
-    need(not s.empty, "every peer run failed, so there is nothing to compare against." if set(data.runs["framework"])
-         - {"numpy"} else "there are no peer (Keras/TF, Keras/JAX, ...) runs, so there is nothing to compare against.")
+    peers = "every peer run failed" if (data.runs["framework"] != "numpy").any() else (
+        "there are no peer (Keras/TF, Keras/JAX, ...) runs")
+    s = need(stats[stats[col].notna() & (stats["n_ok"] > 0)], f"{peers}, so there is nothing to compare against.")
     threads, batch_sizes, series = style.order_threads(s["threads"]), sorted(s["batch_size"].unique()), series_of(s)
     values = np.concatenate([s[col], s[f"{col}_lo"].fillna(s[col]), s[f"{col}_hi"].dropna()]).astype(float)
     top, low = max(np.nanmax(values), 1.0), min(np.nanmin(values), 1.0)
     many = len(series) * len(batch_sizes) > 12
+    best = dict(zip(zip(s["batch_size"], s["threads"]), s["best_peer"]))  # the fastest peer of each cell: 1×
+    walls = dict(zip(zip(stats["batch_size"], stats["threads"], stats["framework"] + "/" + stats["variant"]),
+                     stats["wall_median_s"]))
     fig = new_figure(4.3 * len(threads) + 0.6, width=max(style.FIG_WIDTH, 1.7 * len(batch_sizes)))
     for ax, t in zip(fig.subplots(len(threads), 1, squeeze=False, sharey=True).ravel(), threads):
         log = _log_y_if_wide(ax, values, ratio=6.0, unit="×")
@@ -269,24 +267,18 @@ def fig_speedup(data: StudyData):
             interval = np.isfinite(lo) and np.isfinite(hi) and not reference
             if interval:
                 ax.errorbar(x, v, yerr=[[max(v - lo, 0)], [max(hi - v, 0)]], color="black", capsize=2, lw=0.9)
-            up = v >= 1.0
-            note(ax, f"{v:.2f}×" + ("" if reference else f" [{lo:.2f}, {hi:.2f}]" if interval and many else
-                                    f"\n[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"),
-                 (x, (max(v, hi) if up else min(v, lo)) if interval else v), dy=2 if up else -2,
-                 fontsize=7 if many else 7.5, rotation=90 if many else 0)
-        labels = []
-        for b in batch_sizes:
-            group, best = select(stats, batch_size=b, threads=t), next(iter(select(s, batch_size=b, threads=t)[
-                "best_peer"]), None)
-            ref = group[group["framework"] + "/" + group["variant"] == best]["wall_median_s"]
-            labels.append(f"batch {b:,}\n(no data)" if best is None else
-                          f"batch {b:,}\nfastest peer:\n{style.label_of(best)}, {fmt_s(ref.iloc[0])} s")
+            up, sep = v >= 1.0, " " if many else "\n"
+            text = "" if reference else f"{sep}[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"
+            end = (max(v, hi) if up else min(v, lo)) if interval else v  # of the bar, or of its interval
+            note(ax, f"{v:.2f}×{text}", (x, end), dy=2 if up else -2, fontsize=7 if many else 7.5,
+                 rotation=90 if many else 0)
         ax.axhline(1.0, color="black", ls="--", lw=1.1, zorder=0.5)
+        labels = [f"batch {b:,}\nfastest peer:\n{style.label_of(best[b, t])}, {fmt_s(walls[b, t, best[b, t]])} s"
+                  if (b, t) in best else f"batch {b:,}\n(no data)" for b in batch_sizes]
         ax.set_xticks(range(len(batch_sizes)), labels=labels, fontsize=8.5)
-        ax.set_xlim(-0.6, len(batch_sizes) - 0.4)
-        ax.set_ylim(*((low / 1.6, top * (2.4 if many else 1.6)) if log else
-                      (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25))))
-        ax.set_ylabel("speed-up vs fastest peer" + (" (log scale)" if log else ""))
+        ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / 1.6, top * (2.4 if many else 1.6)) if log else
+               (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
+               ylabel="speed-up vs fastest peer" + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
     legend(fig, series_rows(series, patches=True) + [[
@@ -295,29 +287,25 @@ def fig_speedup(data: StudyData):
     return fig, dict(log=log)
 
 
-# -- 3. the optimization ladder ------------------------------------------------------------------
 def fig_ladder(data: StudyData):
-    s = data.stats[(data.stats["framework"] == "numpy") & (data.stats["n_ok"] > 0)]
-    need(not s.empty, "there are no NumPy runs in this study." if "numpy" not in set(data.runs["framework"]) else
-         "every NumPy run failed.")
+    s = numpy_rows(data, data.stats["n_ok"] > 0, "every NumPy run failed.")
     steps, threads = series_of(s), style.order_threads(s["threads"])
     hatches, several = style.by_threads(threads, style.THREAD_HATCHES), len(threads) > 1
+    looks = {t: dict(hatch=h, edgecolor="#222222" if h else "white") for t, h in hatches.items()}
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
-    fig, panels, ncols = _panel_grid(4.3, sorted(s["batch_size"].unique()), threads[:1], 0.9, sharey=True)
+    fig, panels, ncols = _panel_grid(s, 4.3, threads[:1], 0.9, ylabel="training wall time, all epochs (s)",
+                                     sharey=True)
     derived, top = set(), 0.0  # whether the article's times shown are derived (True) or reported (False)
     for (b, _), ax in panels.items():
         cells = {(("numpy", r.variant), r.threads): r for r in s[s["batch_size"] == b].itertuples()}
-        bars = {key: (r.wall_median_s, dict(color=style.color(*key[0]), hatch=hatches[key[1]],
-                                            edgecolor="#222222" if hatches[key[1]] else "white"))
-                for key, r in cells.items()}
+        bars = {key: (r.wall_median_s, dict(color=style.color(*key[0]), **looks[key[1]])) for key, r in cells.items()}
         # the thread settings' bars share [-0.42, 0.18] around each step; the article's diamond sits right of them
         for key, x in grouped_bars(ax, steps, threads, bars, span=0.6, shift=-0.12, fill=0.88).items():
-            r = cells[key]
-            ax.errorbar(x, r.wall_median_s, yerr=[[max(r.wall_median_s - r.wall_q25_s, 0)],
-                                                  [max(r.wall_q75_s - r.wall_median_s, 0)]], color="black",
+            median, q25, q75 = cells[key].wall_median_s, cells[key].wall_q25_s, cells[key].wall_q75_s
+            ax.errorbar(x, median, yerr=[[max(median - q25, 0)], [max(q75 - median, 0)]], color="black",
                         capsize=2.5, lw=1)
-            note(ax, fmt_s(r.wall_median_s), (x, r.wall_q75_s), dy=3, fontsize=7.5, rotation=90 if several else 0)
-            top = max(top, r.wall_q75_s)
+            note(ax, fmt_s(median), (x, q75), dy=3, fontsize=7.5, rotation=90 if several else 0)
+            top = max(top, q75)
         found = [(xi, a) for xi, (_, var) in enumerate(steps) for a in article.ARTICLE_TIMES
                  if (a.variant, a.batch_size) == (var, b)]
         for xi, a in found:
@@ -331,7 +319,6 @@ def fig_ladder(data: StudyData):
         ax.grid(True, axis="y", alpha=0.3)
     for ax in panels.values():
         ax.set_ylim(0, top * (1.22 if several else 1.12) if top > 0 else 1)
-    _label_panels(panels, ylabel="training wall time, all epochs (s)")
     legend(fig, [[Patch(facecolor="#bbbbbb", label="measured: median wall time (bar), IQR (error bar)")] + [
         Line2D([], [], marker="D", ls="none", ms=8, color="black", label=label, **options)
         for kind, label, options in ((False, "article, reported", {}),
@@ -341,15 +328,14 @@ def fig_ladder(data: StudyData):
     return fig, dict(scale_note=scale_note)
 
 
-# -- 4. per-phase breakdown ----------------------------------------------------------------------
 def fig_phases(data: StudyData):
-    need(data.epochs is not None, "epochs.csv is missing, so the per-phase times are unknown.")
-    table = phase_table(data)
-    need(not table.empty, "there are no instrumented NumPy runs (runs with per-phase timing) in epochs.csv.")
-    fig, panels, ncols = _panel_grid(4.0, sorted(table["batch_size"].unique()), style.order_threads(table["threads"]),
-                                     sharey="row")
+    need_epochs(data, "the per-phase times are unknown")
+    table = need(phase_table(data), "there are no instrumented NumPy runs (runs with per-phase timing) in epochs.csv.")
+    fig, panels, ncols = _panel_grid(table, 4.0, ylabel="seconds per epoch", sharey="row")
     phases = [*PHASES, *(["other"] if (table["other"] > 0).any() else [])]
-    marked, tops = False, {}
+    steady = {(r.variant, r.batch_size, r.threads): r.steady_epoch_median_s  # of the runs without phase timing
+              for r in select(data.stats, framework="numpy").dropna(subset="steady_epoch_median_s").itertuples()}
+    tops = {}
     for (b, t), ax in panels.items():
         part = select(table, batch_size=b, threads=t)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=11)
@@ -358,36 +344,31 @@ def fig_phases(data: StudyData):
             continue
         bottom = np.zeros(len(part))
         for p in phases:  # stacked: one bar per variant and phase, on top of the phases before it
-            bars = {(i, p): (v, dict(bottom=bottom[i], color=style.PHASE_COLORS[p])) for i, v in enumerate(part[p])}
-            grouped_bars(ax, list(range(len(part))), [p], bars, span=0.62, fill=1.0)
+            ax.bar(range(len(part)), part[p], 0.62, bottom, color=style.PHASE_COLORS[p], edgecolor="white", lw=0.5)
             bottom += part[p].to_numpy(float)
         tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
         for i, var in enumerate(part["variant"]):
             note(ax, fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
-            steady = select(data.stats, framework="numpy", variant=var, batch_size=b, threads=t)[
-                "steady_epoch_median_s"].dropna()
-            if len(steady):
-                marked = True
-                ax.plot([i + 0.31], [steady.iloc[0]], marker="<", color="black", ms=7, ls="none")
-                tops[t] = max(tops[t], float(steady.iloc[0]))
+            if (var, b, t) in steady:
+                ax.plot([i + 0.31], [steady[var, b, t]], marker="<", color="black", ms=7, ls="none")
+                tops[t] = max(tops[t], float(steady[var, b, t]))
         _ticks(ax, [("numpy", v) for v in part["variant"]], rotate=ncols > 1)
         ax.grid(True, axis="y", alpha=0.3)
-    for (b, t), ax in panels.items():
+    for (_, t), ax in panels.items():
         ax.set_ylim(0, tops.get(t, 0.0) * 1.12 or 1)
-    _label_panels(panels, ylabel="seconds per epoch")
     handles = [Patch(color=style.PHASE_COLORS[p], label=style.PHASE_LABELS[p]) for p in phases]
+    marked = any(key in steady for key in zip(table["variant"], table["batch_size"], table["threads"]))
     legend(fig, [handles[:3], handles[3:], [Line2D([], [], marker="<", color="black", ls="none", ms=7, label=(
         "whole steady epoch of the runs without phase timing (median)"))] if marked else []])
     return fig, {}
 
 
-# -- 5. accuracy per epoch -----------------------------------------------------------------------
 def fig_accuracy(data: StudyData):
-    need(data.epochs is not None, "epochs.csv is missing, so the accuracy per epoch is unknown.")
+    need_epochs(data, "the accuracy per epoch is unknown")
     curves = accuracy_curves(data)
-    curves = curves[curves["test_acc"].notna() | curves["train_acc"].notna()]
-    need(not curves.empty, "epochs.csv holds no accuracy values of successful runs.")
-    fig, panels, _ = _panel_grid(4.1, sorted(curves["batch_size"].unique()), [0])
+    curves = need(curves[curves["test_acc"].notna() | curves["train_acc"].notna()],
+                  "epochs.csv holds no accuracy values of successful runs.")
+    fig, panels, _ = _panel_grid(curves, 4.1, [0])
     series, clipped = series_of(curves), []
     for (b, _), ax in panels.items():
         part = curves[curves["batch_size"] == b]
@@ -397,20 +378,17 @@ def fig_accuracy(data: StudyData):
                 ax.plot(c["epoch"], c["test_acc"], color=style.color(fw, var), lw=1.8, ms=3.5,
                         marker=style.MARKERS.get(fw, "^"), markevery=max(1, len(c) // 8))
                 ax.plot(c["epoch"], c["train_acc"], color=style.color(fw, var), lw=1.3, ls="--")
-        max_epoch = int(part["epoch"].max())
-        vals, later = (frame[["test_acc", "train_acc"]].to_numpy(float).ravel()
-                       for frame in (part, part[part["epoch"] >= 2] if max_epoch > 3 else part))
-        vals, later = vals[np.isfinite(vals)], later[np.isfinite(later)]
-        lo, hi = (float(later.min()) if len(later) else 0.0), (float(vals.max()) if len(vals) else 1.0)
+        max_epoch, acc = int(part["epoch"].max()), part[["test_acc", "train_acc"]]
+        lo, hi = (acc[part["epoch"] >= 2] if max_epoch > 3 else acc).min().min(), acc.max().max()
+        lo, hi = (0.0 if math.isnan(lo) else lo), (1.0 if math.isnan(hi) else hi)
         pad = max(0.004, (hi - lo) * 0.08)
         lower = max(0.0, lo - pad)  # zoomed on the later epochs
-        if len(vals) and vals.min() < lower:
+        if acc.min().min() < lower:
             clipped.append(b)
-        ax.set_ylim(lower, min(1.0, hi + pad) if hi + pad > lower else lower + 0.01)
-        ax.set_xlim(0.7, max_epoch + 0.3)
+        ax.set(ylim=(lower, min(1.0, hi + pad) if hi + pad > lower else lower + 0.01), xlim=(0.7, max_epoch + 0.3),
+               xlabel="epoch", ylabel="accuracy (fraction correct)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"batch size {b:,}", fontsize=11)
-        ax.set(xlabel="epoch", ylabel="accuracy (fraction correct)")
         ax.grid(True, alpha=0.3)
     legend(fig, series_rows(series) + [[
         Line2D([], [], color="#444444", lw=1.8, label="test accuracy (after the epoch)"),
@@ -418,82 +396,80 @@ def fig_accuracy(data: StudyData):
     return fig, dict(clipped=clipped)
 
 
-# -- 6. time to accuracy -------------------------------------------------------------------------
 def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool):
-    need(data.epochs is not None, "epochs.csv is missing, so the time to reach an accuracy is unknown.")
-    table = time_to_accuracy_table(data, threshold)
-    need(not table.empty, "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
+    need_epochs(data, "the time to reach an accuracy is unknown")
+    table = need(time_to_accuracy_table(data, threshold),
+                 "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
     series = series_of(table)[::-1]  # the first at the top
-    fig, panels, _ = _panel_grid(0.34 * len(series) + 0.9, sorted(table["batch_size"].unique()),
-                                 style.order_threads(table["threads"]), 0.8, sharex=True, sharey=True)
-    finite = table["time_s"][np.isfinite(table["time_s"])]
-    xmax = float(finite.max()) if len(finite) else 1.0
+    fig, panels, _ = _panel_grid(table, 0.34 * len(series) + 0.9, extra_height=0.8, sharex=True, sharey=True,
+                                 xlabel=f"training time until test acc. ≥ {threshold:.0%} (s)")
+    xmax = max([x for x in table["time_s"] if np.isfinite(x)], default=1.0)
     best_acc = accuracy_curves(data).groupby(["framework", "variant", "batch_size"])["test_acc"].max().to_dict()
     for (b, t), ax in panels.items():
-        cells = {((r.framework, r.variant), None): r for r in select(table, batch_size=b, threads=t).itertuples()}
-        bars = {key: (r.time_s, dict(color=style.color(*key[0]))) if np.isfinite(r.time_s) else  # not reached: a stub
-                (xmax * 0.03, dict(color="white", edgecolor=style.color(*key[0]), hatch="////"))
-                for key, r in cells.items()}
-        for key, y in grouped_bars(ax, series, [None], bars, span=0.7, fill=1.0, horizontal=True).items():
-            r = cells[key]
+        cells = {(r.framework, r.variant): r for r in select(table, batch_size=b, threads=t).itertuples()}
+        for y, r in ((y, cells[key]) for y, key in enumerate(series) if key in cells):
+            c, reached = style.color(r.framework, r.variant), np.isfinite(r.time_s)
+            length = r.time_s if reached else xmax * 0.03  # not reached: a hatched stub
+            ax.barh(y, length, 0.7, lw=0.5, **(dict(color=c, edgecolor="white") if reached else
+                                               dict(color="white", edgecolor=c, hatch="////")))
+            runs = f", {r.n_reached}/{r.n_runs} runs" if r.n_reached < r.n_runs else ""
             best = best_acc.get((r.framework, r.variant, b), math.nan)
-            if np.isfinite(r.time_s):
-                ax.annotate(f"{fmt_s(r.time_s)} s (ep. {r.epoch}" + (
-                    f", {r.n_reached}/{r.n_runs} runs)" if r.n_reached < r.n_runs else ")"), (r.time_s, y),
-                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5)
-            else:
-                ax.annotate("not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (xmax * 0.03, y),
-                            xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5, style="italic",
-                            color="#a00000")
+            ax.annotate(f"{fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
+                        "not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (length, y),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5,
+                        **({} if reached else dict(style="italic", color="#a00000")))
         if not cells:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         _ticks(ax, series, horizontal=True)
         ax.set_xlim(0, xmax * 1.55)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=10.5)
         ax.grid(True, axis="x", alpha=0.3)
-    _label_panels(panels, xlabel=f"training time until test acc. ≥ {threshold:.0%} (s)")
     return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table),
                      reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold)
 
 
-# -- 7. efficiency against the BLAS floor --------------------------------------------------------
 def fig_efficiency(data: StudyData):
-    s = data.stats[(data.stats["framework"] == "numpy") & data.stats["gemm_efficiency"].notna()]
-    need(not s.empty, "there are no NumPy runs in this study." if "numpy" not in set(data.runs["framework"]) else
-         "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
-    groups = list(dict.fromkeys(zip(s["batch_size"], s["threads"])))  # summary order: batch, then threads
-    steps = series_of(s)
+    s = numpy_rows(data, data.stats["gemm_efficiency"].notna(),
+                   "no successful NumPy run recorded a BLAS floor (gemm_floor_s).")
+    groups, steps = list(dict.fromkeys(zip(s["batch_size"], s["threads"]))), series_of(s)  # groups: batch, threads
     shares = {((r.batch_size, r.threads), ("numpy", r.variant)): r.gemm_efficiency for r in s.itertuples()}
+    bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
     ax = fig.subplots()
-    bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
     for key, x in grouped_bars(ax, groups, steps, bars).items():
         note(ax, f"{shares[key]:.0%}", (x, shares[key]), fontsize=8)
     ax.axhline(1.0, color="black", ls="--", lw=1.1)
     ax.annotate("100 % = BLAS floor: all time in the matrix products", (1.0, 1.0), xycoords=("axes fraction", "data"),
                 xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom", fontsize=8.5)
     ax.set_xticks(range(len(groups)), labels=[_group_label(b, t, s["threads"].nunique() > 1) for b, t in groups])
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylim(0, max(1.0, s["gemm_efficiency"].max()) * 1.18)
+    ax.set(xlim=(-0.6, len(groups) - 0.4), ylim=(0, max(1.0, s["gemm_efficiency"].max()) * 1.18),
+           ylabel="BLAS floor / training wall time")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
-    ax.set_ylabel("BLAS floor / training wall time")
     ax.grid(True, axis="y", alpha=0.3)
     handles = series_rows(steps, patches=True)[0]
     legend(fig, [handles[i:i + 5] for i in range(0, len(handles), 5)])
     return fig, {}
 
 
-def draw(fig_dir: Path, name: str, make, *args) -> FigureOutcome:
-    """One figure: ``make(*args)`` returns it and its caption's facts; missing data (NoData) or a failed
-    drawing becomes a placeholder that says why, so that one broken figure does not lose the whole report."""
+def draw(fig_dir: Path, name: str, make, data: StudyData) -> FigureOutcome:
+    """One figure: ``make(data)`` returns it and its caption's facts. Missing data (NoData) or a failed drawing
+    becomes a placeholder that says why, so that one broken figure does not lose the whole report."""
     try:
-        fig, facts = make(*args)
+        fig, facts = make(data)
         return save(fig, fig_dir, name, caption(name, **facts))
     except NoData as exc:
-        return placeholder(fig_dir, name, str(exc))
+        reason, why = str(exc), ""
     except Exception as exc:  # noqa: BLE001
-        return placeholder(fig_dir, name, f"the figure could not be drawn ({type(exc).__name__}: {exc}).",
-                           why="could not be drawn: ")
+        reason, why = f"the figure could not be drawn ({type(exc).__name__}: {exc}).", "could not be drawn: "
+    fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
+    ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
+    ax.spines[:].set(edgecolor="#999999", linestyle="--")
+    for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
+                             (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
+                             (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
+        ax.text(0.5, y, text, ha="center", transform=ax.transAxes, **{"va": "center", **options})
+    save(fig, fig_dir, name, None)
+    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=why + reason)
 
 
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
