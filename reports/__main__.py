@@ -7,14 +7,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from .data import ReportInputError
+from . import ReportInputError, build_report
+from .machines import merge
 
 
-def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+def fraction(text: str) -> float:
+    value = float(text)  # a ValueError: argparse says "invalid fraction value: 'text'"
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.95; got {text}")
     return value
@@ -22,9 +20,8 @@ def _threshold(text: str) -> float:
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=(
-        "Figures and a written report from a results folder written by the study harness. Only reads the folder's "
-        "files (runs.csv required; epochs.csv, summary.csv, environment.json, study.json used when present); never "
-        "re-runs anything."))
+        "Figures and a written report from a results folder of the study harness. Only reads its files (runs.csv "
+        "required; epochs.csv, summary.csv, environment.json, study.json used when present); never re-runs anything."))
     build = parser.add_subparsers(dest="command", metavar="COMMAND", required=True).add_parser(
         "build", help="build report.md, report.html and figures/ from a results folder", description=(
             "Build report.md, a self-contained report.html and figures/*.png|svg from a results folder. Several "
@@ -37,7 +34,7 @@ def make_parser() -> argparse.ArgumentParser:
                                                     "the merged folder's report/); created if needed")
     build.add_argument("--merge-into", metavar="DIR", help="with several RESULTS_DIRs: the results folder they are "
                                                            "merged into (default: results/merged-<timestamp>)")
-    build.add_argument("--accuracy-threshold", metavar="FRACTION", type=_threshold, help=(
+    build.add_argument("--accuracy-threshold", metavar="FRACTION", type=fraction, help=(
         "test accuracy for the time-to-accuracy figure, e.g. 0.95 (default: the highest of 0.95, 0.94, 0.93, ... "
         "that at least two thirds of the variants reach)"))
     build.add_argument("--traceback", action="store_true",
@@ -48,9 +45,6 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Build the report, merging several folders first: 0, or 2 on bad input, 1 on an internal error."""
     args = make_parser().parse_args(argv)
-    from .build import build_report
-    from .machines import merge
-
     try:
         if args.merge_into and len(args.results_dirs) == 1:
             raise ReportInputError("--merge-into needs several RESULTS_DIRs to merge")

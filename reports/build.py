@@ -34,39 +34,37 @@ class Report:
         return rows(select(self.ok if frame is None else frame, **equal))
 
     def best(self, b: int, t: int, framework: str, metric: str = "wall_median_s") -> pd.Series | None:
-        s = select(self.ok, batch_size=b, threads=t, framework=framework)
-        s = s[s[metric].notna()]
-        return None if s.empty else s.loc[s[metric].idxmin()]
+        values = select(self.ok, batch_size=b, threads=t, framework=framework)[metric].dropna()
+        return None if values.empty else self.ok.loc[values.idxmin()]
 
     def row(self, name, b: int, t: int) -> pd.Series | None:
-        """The cell of a 'framework/variant' name (summary.csv's best_peer) at batch b, threads t."""
-        if not (isinstance(name, str) and "/" in name):
-            return None
-        s = select(self.ok, framework=name.split("/")[0], variant=name.split("/", 1)[1], batch_size=b, threads=t)
+        """The cell of a 'framework/variant' name (summary.csv's best_peer, NaN if none) at batch b, threads t."""
+        framework, _, variant = str(name).partition("/")
+        s = select(self.ok, framework=framework, variant=variant, batch_size=b, threads=t)
         return None if s.empty else s.iloc[0]
 
-    def combos(self, framework: str | None = None, main: bool = True) -> list[tuple[int, int]]:
+    def combos(self, main: bool = True, **equal) -> list[tuple[int, int]]:
         """(batch size, threads) of the cells with a time; ``main``: at the main thread setting if it has any."""
-        frame = self.ok if framework is None else select(self.ok, framework=framework)
+        frame = select(self.ok, **equal)
         combos = [(int(b), int(t)) for b, t in dict.fromkeys(zip(frame["batch_size"], frame["threads"]))]
         return [c for c in combos if c[1] == self.main_threads or not main] or combos
 
-    def at(self, b: int, t: int) -> str:
-        return f"batch {b:,}" + (f" ({style.threads_label(t)})" if self.several else "")
+    def at(self, cell) -> str:
+        return f"batch {cell['batch_size']:,}" + (f" ({style.threads_label(cell['threads'])})" if self.several else "")
+
+    def names_at(self, cells) -> list[str]:
+        return [f"{style.label(c['framework'], c['variant'])} at {self.at(c)}" for c in cells]
 
     def table(self, headers: list[str], body: list[list], align: str) -> str:
-        """A Markdown table led by Batch (and Threads with several thread settings): each row of ``body``
-        starts with its batch size and threads."""
+        """A Markdown table led by Batch (and Threads with several thread settings): each row's first two values."""
         lead = ["Batch"] + (["Threads"] if self.several else [])
-        return markdown_table(lead + headers, [self.lead(*r[:2]) + r[2:] for r in body], "r" * len(lead) + align)
-
-    def lead(self, b, t) -> list[str]:
-        return [f"{b:,}"] + ([str(t)] if self.several else [])
+        body = [[f"{b:,}"] + ([str(t)] if self.several else []) + rest for b, t, *rest in body]
+        return markdown_table(lead + headers, body, "r" * len(lead) + align)
 
     def walls(self, cell) -> str:
         return ", ".join(style.fmt_s(w) for w in sorted(select(self.d.timing_runs, **cell[CELL_KEY])["wall_s"]))
 
-    def threads_of(self, frame: pd.DataFrame) -> int:
+    def _threads_of(self, frame: pd.DataFrame) -> int:
         return self.main_threads if (frame["threads"] == self.main_threads).any() else int(frame["threads"].iloc[0])
 
     def first_on_ladder(self, cells) -> str:
@@ -74,61 +72,40 @@ class Report:
 
     # -- facts of the sentences ------------------------------------------------------------------
     def phases(self):
-        """Per batch size, each instrumented NumPy variant's phases, epoch total, largest phase and its
-        share; whether thread settings differ; the batch sizes and variants that ran in row shares."""
-        table = phase_table(self.d)
-        by_batch = []
-        for b, g in select(table, threads=self.threads_of(table)).groupby("batch_size", sort=True):
-            cells = [dict(c, total=sum(c[p] for p in (*PHASES, "other")), top=max(PHASES, key=c.get))
-                     for c in g.to_dict("records")]
-            by_batch.append((b, [dict(c, share=c[c["top"]] / c["total"] if c["total"] > 0 else None) for c in cells]))
-        runs, shared = self.d.runs, None
-        if "row_threads" in runs:
-            sel = runs[runs["instrumented"] & (pd.to_numeric(runs["row_threads"], errors="coerce") > 1)]
-            shared = (sorted(sel["batch_size"].unique()), sorted(sel["variant"].unique())) if len(sel) else None
-        return self.threads_of(table), by_batch, table["threads"].nunique() > 1, shared
+        """Each instrumented NumPy variant's phases, epoch total, largest phase and its share, at the threads
+        returned; whether thread settings differ; the batch sizes and variants that ran in row shares."""
+        table, runs = phase_table(self.d), self.d.runs
+        cells = [dict(c, total=sum(c[p] for p in (*PHASES, "other")), top=max(PHASES, key=c.get))
+                 for c in select(table, threads=self._threads_of(table)).to_dict("records")]
+        cells = [dict(c, share=c[c["top"]] / c["total"] if c["total"] > 0 else None) for c in cells]
+        sel = runs[runs["instrumented"] & (pd.to_numeric(runs["row_threads"], errors="coerce") > 1)]
+        shared = (sorted(sel["batch_size"].unique()), sorted(sel["variant"].unique())) if len(sel) else None
+        return self._threads_of(table), cells, table["threads"].nunique() > 1, shared
 
     def final_accuracies(self) -> list[tuple[int, list]]:
-        out = []
-        for b, g in accuracy_curves(self.d).groupby("batch_size"):
-            last = g.sort_values("epoch").groupby(["framework", "variant"]).tail(1)
-            if last["test_acc"].notna().any():
-                out.append((b, rows(last[last["test_acc"].notna()])))
-        return out
+        last = [(b, g.sort_values("epoch").groupby(["framework", "variant"]).tail(1).dropna(subset="test_acc"))
+                for b, g in accuracy_curves(self.d).groupby("batch_size")]
+        return [(b, rows(g)) for b, g in last if len(g)]
 
     def times_to_accuracy(self):
         """Per batch size: the cells that reach the threshold (fastest first), those that do not, and the
         best median test accuracy of any cell."""
         table, curves = time_to_accuracy_table(self.d, self.threshold), accuracy_curves(self.d)
         out = []
-        for b, g in select(table, threads=self.threads_of(table)).groupby("batch_size", sort=True):
+        for b, g in select(table, threads=self._threads_of(table)).groupby("batch_size", sort=True):
             g, c = g.sort_values("time_s", ascending=True), curves[curves["batch_size"] == b]
             reached = g["time_s"].map(math.isfinite)
             out.append((b, rows(g[reached]), rows(g[~reached]),
                         c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None))
-        return self.threads_of(table), out, table["threads"].nunique() > 1
+        return self._threads_of(table), out, table["threads"].nunique() > 1
 
 
-def guard(part, *args) -> str:
-    """A part of the report, or in its place why it could not be computed: one part must not lose the
-    whole report."""
+def guard(part) -> str:
+    """A part of the report, or in its place why it could not be computed: one part must not lose the rest."""
     try:
-        return part(*args)
+        return part()
     except Exception as exc:  # noqa: BLE001
         return f"(This part could not be computed from the data: {type(exc).__name__}: {exc}.)"
-
-
-def render(data: StudyData, outcomes: dict, threshold: float) -> str:
-    env, report = templates(), Report(data, threshold)
-    env.filters.update(phase_name=lambda p: style.PHASE_LABELS[p].split(" (")[0], name_at=lambda r: (
-        f"{style.label(r['framework'], r['variant'])} at {report.at(r['batch_size'], r['threads'])}"))
-    return unwrap(env.get_template("report.md.j2").render(
-        d=data, r=report, figures=outcomes, threshold=threshold, machines=machines, guard=guard, select=select,
-        rows=rows, table=markdown_table, sort_series=style.sort_series, variant_descriptions=variant_descriptions,
-        label=style.label, andjoin=style.and_join, interval=style.fmt_interval, article=article, style=style,
-        machine_sections=machines.sections(data, len(outcomes) + 1), OK=OK, FASTER=FASTER, SLOWER=SLOWER,
-        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES,
-        now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
 
 
 def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = None) -> Path:
@@ -138,8 +115,13 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     data = load(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     threshold = accuracy_threshold if accuracy_threshold is not None else choose_threshold(data)
-    outcomes = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
+    figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
     machines.draw(data, out / "figures")
-    md = render(data, outcomes, threshold)
+    md = unwrap(templates().get_template("report.md.j2").render(
+        d=data, r=Report(data, threshold), figures=figures, threshold=threshold, machines=machines, guard=guard,
+        select=select, table=markdown_table, variant_descriptions=variant_descriptions, label=style.label,
+        andjoin=style.and_join, article=article, style=style, OK=OK, FASTER=FASTER, SLOWER=SLOWER, UNCLEAR=UNCLEAR,
+        NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES,
+        now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
     write_text_atomic(out / "report.html", to_html(md, out / "figures"))
     return write_text_atomic(out / "report.md", md)

@@ -18,9 +18,8 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -
     """A GitHub-flavoured Markdown table, columns padded for reading as plain text; ``align``: 'l' or 'r'
     per column (default: all left)."""
     cells = [[str(c).replace("|", "\\|").replace("\n", " ") for c in row] for row in [headers, *rows]]
-    frame = pd.DataFrame(cells[1:], columns=cells[0])
-    return frame.to_markdown(index=False, disable_numparse=True,
-                             colalign=["right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
+    return pd.DataFrame(cells[1:], columns=cells[0]).to_markdown(index=False, disable_numparse=True, colalign=[
+        "right" if a == "r" else "left" for a in align.ljust(len(headers), "l")])
 
 
 def templates() -> jinja2.Environment:
@@ -32,7 +31,8 @@ def templates() -> jinja2.Environment:
     env.filters.update(s=style.fmt_s, acc=style.fmt_acc, pct=style.fmt_pct, ratio=style.fmt_ratio, n="{:,}".format,
                        verdict=style.fmt_verdict, label_of=style.label_of, fwl=style.framework_label,
                        threads=style.threads_label, epochs=style.fmt_epochs, code="`{}`".format,
-                       name=lambda row: style.label(row["framework"], row["variant"]))
+                       name=lambda row: style.label(row["framework"], row["variant"]),
+                       phase_name=lambda phase: style.PHASE_LABELS[phase].split(" (")[0])
     env.tests.update(finite=style.finite, list=lambda x: isinstance(x, list))
     return env
 
@@ -63,10 +63,8 @@ def unwrap(text: str) -> str:
 def to_html(md: str, figures_dir: Path) -> str:
     """report.md as one HTML file, titled by its first heading, each figure's PNG embedded as a data URI."""
     def embed(match: re.Match) -> str:
-        png = Path(figures_dir) / match.group(1)
-        if not png.is_file():
-            return f'src="" data-missing="figures/{match.group(1)}"'
-        return f'src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode("ascii")}"'
+        png = (Path(figures_dir) / match.group(1)).read_bytes()
+        return f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"'
 
     body = re.sub(r'src="figures/([^"]+\.png)"', embed, markdown.markdown(md, extensions=["tables"]))
     return templates().get_template("report.html.j2").render(title=html.escape(md.split("\n", 1)[0].lstrip("# ")),
