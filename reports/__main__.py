@@ -7,8 +7,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from harness.files import StudyError
+from harness.merge import merge
+
 from . import ReportInputError, build_report
-from .machines import merge
 
 
 def fraction(text: str) -> float:
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             folder = merge(args.results_dirs, args.merge_into or Path("results") / f"merged-{stamp}")
             print(f"merged {len(args.results_dirs)} results folders into {folder}")
         path = build_report(folder, args.out, accuracy_threshold=args.accuracy_threshold)
-    except ReportInputError as exc:
+    except (ReportInputError, StudyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one line for users, details on request

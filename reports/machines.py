@@ -1,27 +1,23 @@
-"""Machines compared (runs.csv names several, e.g. ``--placement every-machine``): `optimized` against the fastest
-peer on each machine (table, machines.png), each machine described; and merging results folders into one.
+"""Machines compared (runs.csv names several: ``--placement every-machine``, or folders merged by harness.merge):
+`optimized` against the fastest peer on each machine (table, machines.png), each machine described.
 A thread count equal to a machine's cores reads "all cores", so that machines with different core counts line up."""
 from __future__ import annotations
 
-import datetime
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness.files import write_text_atomic
-from harness.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE, speedup_column
+from harness.schema import speedup_column
 from harness.summary import summarize
 
 from . import style
-from .data import ReportInputError, StudyData, load, select
+from .data import StudyData, select
 from .figures import batch_axis, caption, legend, new_figure, save
 
 FIGURE = "machines"
 TITLE = "`optimized` against the fastest peer framework, machine by machine"
-PLAN_FIELDS = ("config", "epochs", "train_limit", "seed")  # what makes two folders' times comparable
 VERSIONS = (("python", "Python"), ("numpy", "NumPy"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("jax", "JAX"))
 SPEEDUP = speedup_column("best_peer", steady=False)
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
@@ -94,56 +90,3 @@ def sections(data: StudyData, figure_number: int) -> list[dict]:
         return []
     return [dict(number=figure_number, names=machines(data), comparison=comparison(data), figure=FIGURE,
                  title=TITLE, caption=caption("machines"))]
-
-
-# -- merging results folders ---------------------------------------------------------------------
-def _read_folder(folder: Path) -> StudyData:
-    """A folder's study, each of its run and epoch rows naming its machine: a folder of one machine that
-    does not (older studies) is named after the folder, and described by its environment record."""
-    if not (folder / STUDY_FILE).is_file():
-        raise ReportInputError(f"{folder} holds no {STUDY_FILE}: cannot check that its plan matches the others'")
-    data, name = load(folder), folder.resolve().name
-    data.runs["machine"] = data.runs["machine"].replace("", name)
-    if data.epochs is not None:
-        data.epochs = data.epochs.drop(columns="status").assign(
-            machine=data.epochs["machine"].astype(object).fillna("").astype(str).replace("", name))
-    if not data.machines and data.env and data.runs["machine"].nunique() == 1:
-        data.machines = {data.runs["machine"].iloc[0]: {k: v for k, v in data.env.items()
-                                                        if k not in ("date", "command")}}
-    return data
-
-
-def merge(folders: list, into) -> Path:
-    """Merge results folders made on different machines into the folder ``into`` (CSVs concatenated, JSONs combined);
-    ReportInputError for plans that differ in what makes times comparable, or the same machine twice."""
-    into = Path(into)
-    if (into / RUNS_FILE).exists():
-        raise ReportInputError(f"{into} already holds a study; choose another folder to merge into")
-    parts = [_read_folder(Path(f)) for f in folders]
-    owner, plan = {}, parts[0].study
-    for part in parts:
-        for key in PLAN_FIELDS:
-            if part.study.get(key) != plan.get(key):
-                raise ReportInputError(f"{part.results_dir} and {parts[0].results_dir} ran different plans ({key}: "
-                                       f"{part.study.get(key)!r} against {plan.get(key)!r}): their times cannot be "
-                                       "compared")
-        for machine in part.runs["machine"].unique():
-            if machine in owner:
-                raise ReportInputError(f"{owner[machine]} and {part.results_dir} both hold runs of machine {machine}: "
-                                       "merge folders made on different machines")
-            owner[machine] = part.results_dir
-    studies, epochs = [p.study for p in parts], [p.epochs for p in parts if p.epochs is not None]
-    study = dict(plan, **{key: sorted({v for s in studies for v in s.get(key) or []})
-                          for key in ("frameworks", "batch_sizes", "threads")})
-    study.update(variants={fw: sorted({v for s in studies for v in (s.get("variants") or {}).get(fw, [])})
-                           for fw in study["frameworks"]},
-                 repeats=max(s.get("repeats") or 0 for s in studies), merged_from=[str(f) for f in folders])
-    environment = {"machines": {name: record for p in parts for name, record in p.machines.items()},
-                   "merged_from": study["merged_from"],
-                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    write_text_atomic(into / RUNS_FILE, pd.concat([p.runs for p in parts], ignore_index=True).to_csv(index=False))
-    if epochs:
-        write_text_atomic(into / EPOCHS_FILE, pd.concat(epochs, ignore_index=True).to_csv(index=False))
-    write_text_atomic(into / STUDY_FILE, json.dumps(study, indent=2) + "\n")
-    write_text_atomic(into / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
-    return into
