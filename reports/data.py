@@ -4,7 +4,6 @@ missing: StudyData.missing and notes say what."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from harness.environment import machines_in, read_sessions
-from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, read_results
-from harness.schema import (CELL_KEY, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, PHASES, RUN_COLUMNS,
-                            RUN_KEY, RUNS_FILE, STUDY_FILE, SUMMARY_FILE, phase_column, summary_columns)
+from harness.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
+from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results
+from harness.schema import (ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
+                            STUDY_FILE, SUMMARY_FILE, summary_columns)
 from harness.summary import summarize
 
 from . import style
@@ -24,7 +24,6 @@ from . import style
 RUN_KINDS = {**KEY_KINDS, "status": "status", "wall_s": "number"}
 RUN_NUMBERS = ("epochs", "seed", *MEDIANS.values())
 EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in (*RESUME_EPOCH_COLUMNS, "machine"))
-PHASE_COLUMNS = [phase_column(p) for p in PHASES]
 THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)
 UNREADABLE = (OSError, ValueError, pd.errors.ParserError)  # DamagedTable and UnicodeDecodeError are ValueErrors
 
@@ -56,6 +55,9 @@ class StudyData:
                                None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
         self.machines = machines_in(self.results_dir / ENVIRONMENT_FILE)  # name -> record, of a cluster study
+        epochs = self.epochs if self.epochs is not None else as_table([], EPOCH_COLUMNS + ["status"]).astype(
+            {"instrumented": bool})
+        self.counted_epochs = epochs[epochs["status"].isin([OK, "unknown"])]  # of the runs that count
 
 
 def _in_report_order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -175,29 +177,17 @@ def rows(frame: pd.DataFrame) -> list[pd.Series]:
     return [row for _, row in frame.iterrows()]
 
 
-# -- per-epoch views -----------------------------------------------------------------------------
-def runs_epochs(data: StudyData, instrumented: bool | None = False) -> pd.DataFrame | None:
-    """Per-epoch rows of the runs that count (status ok, instrumented or not as asked; None: both)."""
-    if data.epochs is None or data.epochs.empty:
-        return None
-    sel = data.epochs[data.epochs["status"].isin([OK, "unknown"])]
-    return sel if instrumented is None else sel[sel["instrumented"] == instrumented]
-
-
+# -- per-epoch statistics (harness.epoch_stats), in report order -------------------------------------
 def time_to_accuracy_table(data: StudyData, threshold: float) -> pd.DataFrame:
-    """Per cell: median cumulative training time (and epoch) at which test accuracy first reaches ``threshold``;
-    a run that never does counts as infinitely slow (time = inf: 'not reached' when the median run does not)."""
-    ep = runs_epochs(data)
-    cols = CELL_KEY + ["time_s", "epoch", "n_runs", "n_reached"]
-    if ep is None or ep.empty or ep["test_acc"].notna().sum() == 0:
-        return pd.DataFrame(columns=cols)
-    run = CELL_KEY + ["repeat"]
-    ep = ep.sort_values(run + ["epoch"]).assign(time_s=lambda e: e.groupby(run)["wall_s"].cumsum())
-    hits = ep[ep["test_acc"] >= threshold].groupby(run).head(1).set_index(run)[["time_s", "epoch"]]
-    runs = ep.groupby(run).size().to_frame("n").join(hits).fillna({"time_s": math.inf})
-    table = runs.groupby(CELL_KEY).agg(time_s=("time_s", "median"), epoch=("epoch", "median"), n_runs=("n", "size"),
-                                       n_reached=("epoch", "count"))
-    return _in_report_order(table.assign(epoch=table["epoch"].fillna(-1).astype(int)).reset_index()[cols])
+    return _in_report_order(time_to_accuracy(data.counted_epochs, threshold))
+
+
+def phase_table(data: StudyData) -> pd.DataFrame:
+    return _in_report_order(phase_medians(data.counted_epochs))
+
+
+def accuracy_curves(data: StudyData) -> pd.DataFrame:
+    return accuracy_per_epoch(data.counted_epochs)
 
 
 def choose_threshold(data: StudyData) -> float:
@@ -209,26 +199,3 @@ def choose_threshold(data: StudyData) -> float:
         if np.isfinite(table["time_s"]).mean() >= 2 / 3:
             return t
     return THRESHOLD_CANDIDATES[-1]
-
-
-def phase_table(data: StudyData) -> pd.DataFrame:
-    """Median seconds per epoch of each phase of the instrumented NumPy runs, per (variant, batch size,
-    threads); 'other' is the epoch's wall time that the phases do not cover."""
-    ep = runs_epochs(data, instrumented=True)
-    columns = ["framework", "variant", "batch_size", "threads", *PHASES, "other"]
-    if ep is None:
-        return pd.DataFrame(columns=columns)
-    ep = ep[(ep["framework"] == "numpy") & ep[PHASE_COLUMNS].notna().any(axis=1)]
-    ep = ep.assign(other=ep["wall_s"] - ep[PHASE_COLUMNS].fillna(0).sum(axis=1))
-    table = ep.rename(columns=dict(zip(PHASE_COLUMNS, PHASES))).groupby(columns[:4])[columns[4:]].median().fillna(0.0)
-    return _in_report_order(table.assign(other=table["other"].clip(lower=0.0)).reset_index()[columns])
-
-
-def accuracy_curves(data: StudyData) -> pd.DataFrame:
-    """Median over repeats (and thread settings) of test and training accuracy per epoch."""
-    ep = runs_epochs(data, instrumented=False)
-    if ep is None or ep.empty or ep["test_acc"].notna().sum() == 0:
-        ep = runs_epochs(data, instrumented=None)
-    if ep is None or ep.empty:
-        return pd.DataFrame(columns=["framework", "variant", "batch_size", "epoch", "test_acc", "train_acc"])
-    return ep.groupby(["framework", "variant", "batch_size", "epoch"])[["test_acc", "train_acc"]].median().reset_index()
