@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from .schema import CELL_KEY, PHASES, phase_column
 
 PHASE_COLUMNS = [phase_column(p) for p in PHASES]
+THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)
 
 
 def time_to_accuracy(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -26,6 +28,17 @@ def time_to_accuracy(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
     table = runs.groupby(CELL_KEY).agg(time_s=("time_s", "median"), epoch=("epoch", "median"), n_runs=("n", "size"),
                                        n_reached=("epoch", "count"))
     return table.assign(epoch=table["epoch"].fillna(-1).astype(int)).reset_index()[columns]
+
+
+def reached_threshold(epochs: pd.DataFrame) -> float:
+    """The highest test accuracy of THRESHOLD_CANDIDATES that at least two thirds of the cells reach."""
+    for threshold in THRESHOLD_CANDIDATES:
+        reached = np.isfinite(time_to_accuracy(epochs, threshold)["time_s"].astype(float))
+        if reached.empty:
+            return THRESHOLD_CANDIDATES[0]
+        if reached.mean() >= 2 / 3:
+            return threshold
+    return THRESHOLD_CANDIDATES[-1]
 
 
 def phase_medians(epochs: pd.DataFrame) -> pd.DataFrame:

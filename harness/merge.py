@@ -65,10 +65,10 @@ def merge(folders: list, into) -> Path:
     environment = {"machines": {name: record for *_, machines in parts.values() for name, record in machines.items()},
                    "merged_from": merged["merged_from"],
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    write_text_atomic(into / RUNS_FILE, pd.concat([p[0] for p in parts.values()], ignore_index=True).to_csv(index=False))
-    if any(len(p[1]) for p in parts.values()):
-        write_text_atomic(into / EPOCHS_FILE, pd.concat([p[1] for p in parts.values()], ignore_index=True).to_csv(
-            index=False))
+    for path, tables in ((into / EPOCHS_FILE, [p[1] for p in parts.values() if len(p[1])]),
+                         (into / RUNS_FILE, [p[0] for p in parts.values()])):  # runs.csv last, as a study does
+        if tables:
+            write_text_atomic(path, pd.concat(tables, ignore_index=True).to_csv(index=False))
     write_text_atomic(into / STUDY_FILE, json.dumps(merged, indent=2) + "\n")
     write_text_atomic(into / ENVIRONMENT_FILE, json.dumps(environment, indent=2) + "\n")
     return into

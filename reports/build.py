@@ -3,17 +3,17 @@ and tables) with the views of the data it shows, and report.html."""
 from __future__ import annotations
 
 import datetime
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from harness.files import write_text_atomic
+from harness.epoch_stats import reached_threshold
 from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 
 from . import article, machines, style
-from .data import StudyData, accuracy_curves, choose_threshold, load, phase_table, rows, select, time_to_accuracy_table
+from .data import StudyData, accuracy_curves, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
 
@@ -78,7 +78,7 @@ class Report:
         cells = [dict(c, total=sum(c[p] for p in (*PHASES, "other")), top=max(PHASES, key=c.get))
                  for c in select(table, threads=self._threads_of(table)).to_dict("records")]
         cells = [dict(c, share=c[c["top"]] / c["total"] if c["total"] > 0 else None) for c in cells]
-        sel = runs[runs["instrumented"] & (pd.to_numeric(runs["row_threads"], errors="coerce") > 1)]
+        sel = runs[runs["instrumented"] & (runs["row_threads"] > 1)]
         shared = (sorted(sel["batch_size"].unique()), sorted(sel["variant"].unique())) if len(sel) else None
         return self._threads_of(table), cells, table["threads"].nunique() > 1, shared
 
@@ -94,7 +94,7 @@ class Report:
         out = []
         for b, g in select(table, threads=self._threads_of(table)).groupby("batch_size", sort=True):
             g, c = g.sort_values("time_s", ascending=True), curves[curves["batch_size"] == b]
-            reached = g["time_s"].map(math.isfinite)
+            reached = g["time_s"].map(style.finite)
             out.append((b, rows(g[reached]), rows(g[~reached]),
                         c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None))
         return self._threads_of(table), out, table["threads"].nunique() > 1
@@ -114,7 +114,7 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     fixes the time-to-accuracy threshold (default: the highest of 0.95, 0.94, ... that most variants reach)."""
     data = load(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
-    threshold = accuracy_threshold if accuracy_threshold is not None else choose_threshold(data)
+    threshold = accuracy_threshold if accuracy_threshold is not None else reached_threshold(data.counted_epochs)
     figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
     machines.draw(data, out / "figures")
     md = unwrap(templates().get_template("report.md.j2").render(

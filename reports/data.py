@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from harness.environment import machines_in, read_sessions
@@ -22,10 +21,9 @@ from . import style
 # What the report needs of runs.csv (a run's key, status and time) and epochs.csv (as a resume does), and
 # the kind of value (harness.results); the other columns may be missing (left empty).
 RUN_KINDS = {**KEY_KINDS, "status": "status", "wall_s": "number"}
-RUN_NUMBERS = ("epochs", "seed", *MEDIANS.values())
+RUN_NUMBERS = ("epochs", "seed", "row_threads", *MEDIANS.values())
 EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in (*RESUME_EPOCH_COLUMNS, "machine"))
-THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)
-UNREADABLE = (OSError, ValueError, pd.errors.ParserError)  # DamagedTable and UnicodeDecodeError are ValueErrors
+UNREADABLE = (OSError, ValueError)  # pandas' ParserError, DamagedTable and UnicodeDecodeError are ValueErrors
 
 
 class ReportInputError(Exception):
@@ -49,10 +47,8 @@ class StudyData:
         self.frameworks = sorted(set(self.timing_runs["framework"]), key=style.framework_rank)
         self.batch_sizes = sorted(int(b) for b in runs["batch_size"].unique())
         self.threads_values = style.order_threads(runs["threads"].unique())
-        self.epochs_per_run = (int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else
-                               int(runs["epochs"].median()) if runs["epochs"].notna().any() else
-                               int(self.epochs["epoch"].max()) if self.epochs is not None and len(self.epochs) else
-                               None)
+        self.epochs_per_run = int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else (
+            int(runs["epochs"].median()) if runs["epochs"].notna().any() else None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
         self.machines = machines_in(self.results_dir / ENVIRONMENT_FILE)  # name -> record, of a cluster study
         epochs = self.epochs if self.epochs is not None else as_table([], EPOCH_COLUMNS + ["status"]).astype(
@@ -188,14 +184,3 @@ def phase_table(data: StudyData) -> pd.DataFrame:
 
 def accuracy_curves(data: StudyData) -> pd.DataFrame:
     return accuracy_per_epoch(data.counted_epochs)
-
-
-def choose_threshold(data: StudyData) -> float:
-    """The highest of 0.95, 0.94, ... that at least two thirds of the cells reach."""
-    for t in THRESHOLD_CANDIDATES:
-        table = time_to_accuracy_table(data, t)
-        if table.empty:
-            return THRESHOLD_CANDIDATES[0]
-        if np.isfinite(table["time_s"]).mean() >= 2 / 3:
-            return t
-    return THRESHOLD_CANDIDATES[-1]

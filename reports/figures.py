@@ -21,7 +21,6 @@ from harness.schema import PHASES, REFERENCE
 from . import article, style
 from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
-from .style import fmt_s
 
 FIGURE_TITLES = {
     "time_vs_batch": "Training time against batch size",
@@ -74,7 +73,6 @@ def caption(name: str, **facts) -> str:
     return one_line(str(getattr(_captions(), name)(**facts)))
 
 
-# -- helpers -------------------------------------------------------------------------------------
 def new_figure(height: float, width: float = style.FIG_WIDTH) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     fig.get_layout_engine().set(h_pad=0.06, w_pad=0.06)
@@ -273,7 +271,7 @@ def fig_speedup(data: StudyData):
             note(ax, f"{v:.2f}×{text}", (x, end), dy=2 if up else -2, fontsize=7 if many else 7.5,
                  rotation=90 if many else 0)
         ax.axhline(1.0, color="black", ls="--", lw=1.1, zorder=0.5)
-        labels = [f"batch {b:,}\nfastest peer:\n{style.label_of(best[b, t])}, {fmt_s(walls[b, t, best[b, t]])} s"
+        labels = [f"batch {b:,}\nfastest peer:\n{style.label_of(best[b, t])}, {style.fmt_s(walls[b, t, best[b, t]])} s"
                   if (b, t) in best else f"batch {b:,}\n(no data)" for b in batch_sizes]
         ax.set_xticks(range(len(batch_sizes)), labels=labels, fontsize=8.5)
         ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / 1.6, top * (2.4 if many else 1.6)) if log else
@@ -304,7 +302,7 @@ def fig_ladder(data: StudyData):
             median, q25, q75 = cells[key].wall_median_s, cells[key].wall_q25_s, cells[key].wall_q75_s
             ax.errorbar(x, median, yerr=[[max(median - q25, 0)], [max(q75 - median, 0)]], color="black",
                         capsize=2.5, lw=1)
-            note(ax, fmt_s(median), (x, q75), dy=3, fontsize=7.5, rotation=90 if several else 0)
+            note(ax, style.fmt_s(median), (x, q75), dy=3, fontsize=7.5, rotation=90 if several else 0)
             top = max(top, q75)
         found = [(xi, a) for xi, (_, var) in enumerate(steps) for a in article.ARTICLE_TIMES
                  if (a.variant, a.batch_size) == (var, b)]
@@ -348,7 +346,7 @@ def fig_phases(data: StudyData):
             bottom += part[p].to_numpy(float)
         tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
         for i, var in enumerate(part["variant"]):
-            note(ax, fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
+            note(ax, style.fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
             if (var, b, t) in steady:
                 ax.plot([i + 0.31], [steady[var, b, t]], marker="<", color="black", ms=7, ls="none")
                 tops[t] = max(tops[t], float(steady[var, b, t]))
@@ -414,7 +412,7 @@ def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool
                                                dict(color="white", edgecolor=c, hatch="////")))
             runs = f", {r.n_reached}/{r.n_runs} runs" if r.n_reached < r.n_runs else ""
             best = best_acc.get((r.framework, r.variant, b), math.nan)
-            ax.annotate(f"{fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
+            ax.annotate(f"{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
                         "not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (length, y),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5,
                         **({} if reached else dict(style="italic", color="#a00000")))

@@ -9,7 +9,6 @@ from harness.schema import FRAMEWORKS, JAX_VARIANTS, KERAS_VARIANTS, NUMPY_VARIA
 
 # The registries' order: NumPy's optimization ladder, then the peers' variants; unknown ones after them.
 VARIANT_ORDER = {"numpy": tuple(NUMPY_VARIANTS), "keras": tuple(KERAS_VARIANTS), "jax": tuple(JAX_VARIANTS)}
-LADDER = VARIANT_ORDER["numpy"]
 FRAMEWORK_LABELS = {"numpy": "NumPy", "keras": "Keras/TF", "jax": "Keras/JAX"}
 # NumPy in cool colours (purple -> navy along the ladder), Keras/TF in warm ones, Keras/JAX in magentas;
 # variants of other frameworks get a stable colour from the fallback list.
@@ -69,7 +68,7 @@ def threads_label(threads: int) -> str:
 
 def threads_rank(t) -> int:
     """Sort key: the most threads first, 0 or less (the library's default: all cores) before everything."""
-    return -(int(t) if int(t) > 0 else 10**6)
+    return -(t if t > 0 else 10**6)
 
 
 def order_threads(threads_values) -> list[int]:
