@@ -265,8 +265,8 @@ def fig_speedup(data: StudyData):
             interval = np.isfinite(lo) and np.isfinite(hi) and not reference
             if interval:
                 ax.errorbar(x, v, yerr=[[max(v - lo, 0)], [max(hi - v, 0)]], color="black", capsize=2, lw=0.9)
-            up, sep = v >= 1.0, " " if many else "\n"
-            text = "" if reference else f"{sep}[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"
+            up = v >= 1.0  # many bars: the value alone (the interval is its error bar), else the interval too
+            text = "" if reference or many else f"\n[{lo:.2f}, {hi:.2f}]" if interval else " (1 run)"
             end = (max(v, hi) if up else min(v, lo)) if interval else v  # of the bar, or of its interval
             note(ax, f"{v:.2f}×{text}", (x, end), dy=2 if up else -2, fontsize=7 if many else 7.5,
                  rotation=90 if many else 0)
@@ -274,7 +274,7 @@ def fig_speedup(data: StudyData):
         labels = [f"batch {b:,}\nfastest peer:\n{style.label_of(best[b, t])}, {style.fmt_s(walls[b, t, best[b, t]])} s"
                   if (b, t) in best else f"batch {b:,}\n(no data)" for b in batch_sizes]
         ax.set_xticks(range(len(batch_sizes)), labels=labels, fontsize=8.5)
-        ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / 1.6, top * (2.4 if many else 1.6)) if log else
+        ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / (2.4 if many else 1.6), top * (2.4 if many else 1.6)) if log else
                (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
                ylabel="speed-up vs fastest peer" + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
@@ -282,7 +282,7 @@ def fig_speedup(data: StudyData):
     legend(fig, series_rows(series, patches=True) + [[
         Line2D([], [], color="black", ls="--", lw=1.1, label="1× = as fast as the fastest peer variant"),
         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
-    return fig, dict(log=log)
+    return fig, dict(log=log, many=many)
 
 
 def fig_ladder(data: StudyData):
