@@ -111,13 +111,16 @@ def machine_name() -> str:
     return socket.gethostname()
 
 
+SESSION_ONLY = ("date", "command")  # the keys of an environment record that belong to a session, not a machine
+
+
 def machine_record() -> dict:
     """One machine's entry in environment.json's "machines": its host name, CPU model and flags,
     cores, BLAS and its kernel ('architecture'), versions and commit (the parts of
     ``environment_record`` that belong to a machine rather than to a session)."""
     record = environment_record()
-    for session_only in ("date", "command"):
-        record.pop(session_only)
+    for key in SESSION_ONLY:
+        record.pop(key)
     return {"host": machine_name(), **record, "cpu_flags": _cpu_flags()}
 
 

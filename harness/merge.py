@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .environment import machines_in, read_sessions
+from .environment import SESSION_ONLY, machines_in, read_sessions
 from .files import StudyError, write_text_atomic
-from .results import KEY_KINDS, RESUME_EPOCH_COLUMNS, read_results
+from .results import KEY_KINDS, RESUME_EPOCH_COLUMNS, read_results, text
 from .schema import ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, STUDY_FILE
 
 PLAN_FIELDS = ("config", "epochs", "train_limit", "seed")  # what makes two folders' times comparable
@@ -30,11 +30,10 @@ def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     except (OSError, ValueError) as exc:  # a DamagedTable is a ValueError
         raise StudyError(f"cannot read {folder}: {exc}") from None
     for table in (runs, epochs):
-        table["machine"] = table["machine"].astype(object).fillna("").astype(str).str.strip().replace(
-            "", folder.resolve().name)
+        table["machine"] = text(table["machine"]).replace("", folder.resolve().name)
     machines = machines_in(folder / ENVIRONMENT_FILE)
     if not machines and sessions and runs["machine"].nunique() == 1:
-        machines = {runs["machine"].iloc[0]: {k: v for k, v in sessions[0].items() if k not in ("date", "command")}}
+        machines = {runs["machine"].iloc[0]: {k: v for k, v in sessions[0].items() if k not in SESSION_ONLY}}
     return runs, epochs, study, machines
 
 

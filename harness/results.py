@@ -75,6 +75,11 @@ def _typed(values: pd.Series, kind: str, where: str) -> pd.Series:
     return typed.astype(int) if kind == "whole" else typed.astype(bool) if kind == "bool" else typed
 
 
+def text(values: pd.Series) -> pd.Series:
+    """A column of names as text, stripped, '' where missing."""
+    return values.astype(object).fillna("").astype(str).str.strip()
+
+
 def as_table(rows: list[dict] | pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     for column in columns:

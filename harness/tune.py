@@ -58,7 +58,8 @@ def summarize(runs):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m harness.tune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.data.load_mnist's search)")
     parser.add_argument("--threads", type=int, default=2, help="cores the process is held to (default: 2)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per training run (default: 6)")
@@ -87,8 +88,8 @@ def main(argv=None) -> None:
     if args.backend == "jax":
         engine = f"JAX {info['jax_version']}, Keras {info['keras_version']}, {info['cpu_affinity']} core(s)"
     else:
-        engine = (f"TF {info['tensorflow_version']}, Keras {info['keras_version']}, threads {info['intra_op_threads']}, "
-                  f"oneDNN {info['onednn_enabled']}")
+        engine = (f"TF {info['tensorflow_version']}, Keras {info['keras_version']}, "
+                  f"threads {info['intra_op_threads']}, oneDNN {info['onednn_enabled']}")
     print(f"# {engine}, {args.epochs} epochs x {args.repeats} interleaved repeats, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; times in s, medians over repeats")
     print(f"{'variant':10} {'batch':>6} {'steps/exec':>10} {'jit':>5} {'pipeline':>8} "

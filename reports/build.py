@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.files import write_text_atomic
 from harness.epoch_stats import reached_threshold
+from harness.files import write_text_atomic
 from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 

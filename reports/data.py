@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.environment import machines_in, read_sessions
+from harness.environment import SESSION_ONLY, machines_in, read_sessions
 from harness.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
-from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results
+from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text
 from harness.schema import (ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
                             STUDY_FILE, SUMMARY_FILE, summary_columns)
 from harness.summary import summarize
@@ -91,7 +91,7 @@ def _first_session(sessions: list[dict], notes: list[str]) -> dict:
     """The first session's environment record, with a note on how later ones (each --resume) differ."""
     if len(sessions) > 1:
         changed = sorted({k for s in sessions[1:] for k in s
-                          if k not in ("date", "command") and s[k] != sessions[0].get(k)})
+                          if k not in SESSION_ONLY and s[k] != sessions[0].get(k)})
         notes.append(f"The study ran in {len(sessions)} sessions (resumed); the environment shown is the first's" + (
             f"; later sessions differ in {', '.join(changed)}." if changed else ", the later ones ran on the same."))
     return sessions[0] if sessions else {}
@@ -106,8 +106,7 @@ def load_runs(path: Path) -> pd.DataFrame:
         raise ReportInputError(str(exc)) from None
     if runs.empty:
         raise ReportInputError(f"{path} holds no runs")
-    runs = _numbers(runs, RUN_NUMBERS).assign(**{c: runs[c].astype(object).fillna("").astype(str).str.strip()
-                                                 for c in ("error", "machine")})
+    runs = _numbers(runs, RUN_NUMBERS).assign(error=text(runs["error"]), machine=text(runs["machine"]))
     bad = (runs["status"] == OK) & runs["wall_s"].isna()  # an "ok" run without a wall time cannot be timed
     runs.loc[bad, "status"] = "failed"
     runs.loc[bad & (runs["error"] == ""), "error"] = "status ok but no wall time recorded"

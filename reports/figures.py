@@ -274,7 +274,8 @@ def fig_speedup(data: StudyData):
         labels = [f"batch {b:,}\nfastest peer:\n{style.label_of(best[b, t])}, {style.fmt_s(walls[b, t, best[b, t]])} s"
                   if (b, t) in best else f"batch {b:,}\n(no data)" for b in batch_sizes]
         ax.set_xticks(range(len(batch_sizes)), labels=labels, fontsize=8.5)
-        ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / (2.4 if many else 1.6), top * (2.4 if many else 1.6)) if log else
+        pad = 2.4 if many else 1.6  # on a log axis: room for the labels above and below the bars
+        ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / pad, top * pad) if log else
                (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
                ylabel="speed-up vs fastest peer" + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
