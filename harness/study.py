@@ -130,7 +130,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
-        pending = runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
+        pending = _not_retried(runs, retried)
         todo = runs_to_do(plan.runs(), pending) if cluster is None else cluster.todo(plan.runs(), pending)
         if todo:
             _remove_stale_scratch()
@@ -416,6 +416,12 @@ def _placed_key(row) -> tuple:
     on every machine of a cluster, each machine makes its own run of every key."""
     machine = row.get("machine")
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
+
+
+def _not_retried(runs: pd.DataFrame, retried: set) -> pd.DataFrame:
+    """The rows that count as done on a resume: all but the failed ones being retried (placed keys: each
+    machine of an every-machine study redoes only its own failures)."""
+    return runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
 
 
 def _retried_away(key: tuple, machine: str, retried: set) -> set:

@@ -23,7 +23,7 @@ from harness.plan import RunSpec, StudyPlan
 from harness.results import supersede_lost
 from harness.schema import LOST, RUN_KEY
 from harness.runner import runs_to_do
-from harness.study import _placed_key, _retried_away, _without, run_study
+from harness.study import _not_retried, _placed_key, _retried_away, _without, run_study
 from reports import load, machines
 from markdown_table import parse_markdown_table
 from reports.__main__ import main as reports_main
@@ -197,7 +197,7 @@ def test_a_retried_run_replaces_the_failed_row_of_its_own_machine_only():
     key = dict(zip(RUN_KEY, spec.key))
     runs = pd.DataFrame([{**key, "status": "failed", "machine": "a"}, {**key, "status": "ok", "machine": "b"}])
     retried = {_placed_key(runs.iloc[0])}
-    pending = runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
+    pending = _not_retried(runs, retried)
     assert runs_to_do([spec], pending, "a") == [spec] and runs_to_do([spec], pending, "b") == []
     assert list(_without(runs, _retried_away(spec.key, "a", retried))["machine"]) == ["b"]
     # spread placement: the retry may land on another machine, c; it still replaces a's failed row only
