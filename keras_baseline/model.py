@@ -79,7 +79,7 @@ def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> 
     """The execution settings a variant uses at a batch size on a Keras backend (JAX: ``_jax_settings``).
 
     'fit' is Keras' defaults. On TensorFlow, 'fit-tuned' and 'loop' are the winners of
-    ``python -m harness.tune`` (the search is in the README, "Where the time goes"): all the
+    ``python -m harness.tune`` (the search is in docs/tuning.md): all the
     batches of an epoch in one call, since Keras' per-call overhead dominates this small network; XLA
     from batch ``XLA_FROM_BATCH`` up, where fusing the element-wise work over the big (batch, 70)
     arrays beats its compilation; 'loop' on one thread below ``SINGLE_THREAD_BELOW`` rows, as
@@ -104,7 +104,7 @@ def _jax_settings(variant: str) -> RunSettings:
 
     'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
     'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
-    ``python -m harness.tune --backend jax`` (the search is in the README, "Where the time goes"):
+    ``python -m harness.tune --backend jax`` (the search is in docs/tuning.md):
     jitted (without it every op runs on its own, 12-14x slower at batch 500) and, as on TensorFlow, an
     epoch per call (on JAX that saves Keras' per-call work around the jitted step, not the calls).
     """

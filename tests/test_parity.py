@@ -19,7 +19,7 @@ from harness.schema import variant_descriptions
 ROOT = Path(__file__).resolve().parents[1]
 
 # CI-sized parity: the reference configuration (35 epochs, full MNIST, batch 500 and 20000) with one
-# seed. The full check (3 seeds) is `python -m harness parity`, see the README.
+# seed. The full check (3 seeds) is `python -m harness parity`, see docs/parity.md.
 CI_SEEDS = int(os.environ.get("PARITY_SEEDS", "1"))
 CONTROL = "optimized"
 # Bugs the gate's accuracy sees. The third bug, L2 on the biases too (broken-bias-l2), moves the test

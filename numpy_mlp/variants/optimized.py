@@ -7,7 +7,7 @@ from ``row_threads_from_rows`` rows each core trains its own contiguous share of
 shares' gradients are added in a fixed order, so the result does not depend on the threads' timing.
 A overwrites Z (backward propagation needs only A), the output delta is fused with the loss, L2 with
 the update, the input layer gets no delta, and for big enough batches the input scaling is folded
-into the first layer. Why each of these, with the measurements: the README, "Where the time goes".
+into the first layer. Why each of these, with the measurements: docs/where-the-time-goes.md.
 """
 from __future__ import annotations
 
