@@ -1,8 +1,9 @@
-"""Starting Keras for the study on one of its backends: CPU only, a fixed number of threads, quiet logs.
+"""Starting Keras for the study on one of its backends (TensorFlow, JAX, PyTorch): CPU only, a fixed
+number of threads, quiet logs.
 
 Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads its GPU visibility and
 thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
-CPU client starts (at the first array). So everything here must happen before that, which is why
+CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So everything here must happen before that, which is why
 nothing in ``keras_baseline`` imports Keras, TensorFlow or JAX at module level: the harness can
 ``import keras_baseline``, set environment variables and then call ``configure_backend``.
 
@@ -16,7 +17,7 @@ import numbers
 import os
 import sys
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float32", "float64")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
 XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
@@ -97,7 +98,7 @@ def import_keras():
     ``select_backend`` says otherwise), the backend first, with GPUs hidden."""
     backend = keras_backend()
     select_backend(backend)
-    engine = import_tensorflow() if backend == "tensorflow" else import_jax()
+    engine = {"tensorflow": import_tensorflow, "jax": import_jax, "torch": import_torch}[backend]()
     import keras
 
     if keras.backend.backend() != backend:
@@ -106,12 +107,15 @@ def import_keras():
 
 
 def configure_backend(backend: str, threads: int, dtype: str = "float32") -> dict:
-    """Start Keras on ``backend`` ('tensorflow' or 'jax'), CPU only, held to ``threads`` threads, for
+    """Start Keras on ``backend`` ('tensorflow', 'jax' or 'torch'), CPU only, held to ``threads`` threads, for
     models of ``dtype``; returns what is in effect, read back (see the two functions below)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "jax":
         return configure_jax(threads, dtype)
+    if backend == "torch":
+        select_backend("torch")
+        return configure_torch(threads)
     return configure_tensorflow(threads)
 
 
@@ -247,4 +251,66 @@ def jax_runtime_info() -> dict:
         "jax_version": jax.__version__,
         "jaxlib_version": jaxlib.__version__,
         "keras_version": keras.__version__,
+    }
+
+
+# -- PyTorch ----------------------------------------------------------------------------------------
+
+TORCH_INSTALL_HINT = "pip install -r requirements-torch.txt"
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be imported here (it is optional: requirements-torch.txt), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def import_torch():
+    """Import PyTorch (once) with GPUs hidden and Inductor's caches and compile workers off (every run
+    compiles its own code, in its own process and CPU time); returns the module."""
+    if "torch" not in sys.modules:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
+        os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+        os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+    import torch
+
+    if torch.cuda.is_available():
+        raise RuntimeError("a GPU is visible to PyTorch; import keras_baseline and call configure_torch() first")
+    return torch
+
+
+def configure_torch(threads: int) -> dict:
+    """Hold PyTorch to ``threads`` intra-op threads (``torch.set_num_threads``) and as many inter-op
+    threads. The inter-op count can be set once, before PyTorch's first parallel work: a different
+    count later raises RuntimeError. Returns what is in effect, read back: see ``torch_runtime_info``."""
+    threads = _check_threads(threads)
+    torch = import_torch()
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"PyTorch is already running with {torch.get_num_interop_threads()} inter-op threads, cannot switch "
+                f"to {threads}; call configure_torch() first, in a fresh process"
+            ) from exc
+    torch.set_num_threads(threads)
+    return torch_runtime_info()
+
+
+def torch_runtime_info() -> dict:
+    """Thread counts, devices, Inductor's cache setting and versions, as PyTorch reports them (Keras'
+    backend and version when Keras is imported)."""
+    torch = import_torch()
+    keras = sys.modules.get("keras")
+    return {
+        "backend": keras.backend.backend() if keras else "torch",
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "cpu_affinity": cpu_affinity(),
+        "cuda_available": torch.cuda.is_available(),
+        "inductor_caches_disabled": os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES") == "1",
+        "torch_version": torch.__version__,
+        "keras_version": keras.__version__ if keras else None,
     }
