@@ -281,6 +281,19 @@ def import_torch():
     return torch
 
 
+def keep_float64_on_torch() -> None:
+    """Let Keras compute a float64 model in float64 on PyTorch.
+
+    Keras 3.15's type promotion maps float64 to float32 on every backend but TensorFlow (to follow
+    JAX's default), and its PyTorch ``ops.matmul`` casts its inputs to the promoted type: a float64
+    Dense layer then multiplies in float32 (1e-7 relative). PyTorch itself keeps float64, and so does
+    this (Keras' private table, in this process only; the float64 tests fail if it moves).
+    """
+    from keras.src.backend.common import dtypes
+
+    dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
+
+
 def configure_torch(threads: int) -> dict:
     """Hold PyTorch to ``threads`` intra-op threads (``torch.set_num_threads``) and as many inter-op
     threads. The inter-op count can be set once, before PyTorch's first parallel work: a different

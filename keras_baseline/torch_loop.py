@@ -20,15 +20,11 @@ from numpy_mlp.config import MLPConfig, lr_schedule
 from numpy_mlp.losses import LOG_EPSILON
 from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
 
+from .inputs import ModelInputs
+
 LOOP_VARIANTS = ("loop", "loop-compiled")
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _summed_logloss_function(torch):
@@ -54,7 +50,7 @@ def _summed_logloss_function(torch):
     return SummedLogLoss
 
 
-class TorchMLP:
+class TorchMLP(ModelInputs):
     """The study's MLP in plain PyTorch, mathematically the same as ``numpy_mlp.MLP`` with the same config.
 
     Parameters
@@ -193,16 +189,8 @@ class TorchMLP:
         """Train with the article's rules, as KerasMLP.fit (same arguments, same EpochRecords; the
         epoch loss is the batch losses' mean weighted by batch size). Epoch 1 of 'loop-compiled'
         includes the compilation. Raises TrainingDiverged when the loss stops being finite."""
-        x, labels = self._check_data(x, labels, "x")
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_test, labels_test)")
-            validation_data = self._check_data(*validation_data, "x_test")
-        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
-        if batch_size > len(x):
-            raise ValueError(f"batch_size must be between 1 and the number of samples ({len(x)}), got {batch_size}")
-        if batch_order_rng is not None and not isinstance(batch_order_rng, np.random.Generator):
-            raise ValueError(f"batch_order_rng must be a numpy.random.Generator, got {type(batch_order_rng).__name__}")
+        x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size,
+                                                                         validation_data, batch_order_rng)
         if self.epochs_done == 0:
             self._initial_lr = self.config.lr_for(batch_size)
         rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
@@ -248,34 +236,3 @@ class TorchMLP:
             outputs = self._outputs(logits).numpy()
         return float(loss), float(np.mean(outputs.argmax(axis=1) == labels))
 
-    # -- helpers ------------------------------------------------------------------------------------
-
-    def _one_hot(self, labels: np.ndarray) -> np.ndarray:
-        y = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
-        y[np.arange(len(labels)), labels] = 1
-        return y
-
-    def _check_x(self, x, name) -> np.ndarray:
-        x = np.asarray(x)
-        n_in = self.config.layer_sizes[0]
-        if x.ndim != 2 or x.shape[1] != n_in:
-            raise ValueError(f"{name} must have shape (n, {n_in}), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"{name} must be the scaled float inputs, got dtype {x.dtype}")
-        if len(x) == 0:
-            raise ValueError(f"{name} is empty")
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return np.ascontiguousarray(x, dtype=self.dtype)
-
-    def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
-        x = self._check_x(x, name)
-        labels = np.asarray(labels)
-        if labels.shape != (len(x),):
-            raise ValueError(f"labels for {name} must have shape ({len(x)},), got {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        n_out = self.config.layer_sizes[-1]
-        if labels.min() < 0 or labels.max() >= n_out:
-            raise ValueError(f"labels must be in 0..{n_out - 1}, got values from {labels.min()} to {labels.max()}")
-        return x, labels.astype(np.int64)
