@@ -139,7 +139,7 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
         if not any(name in known[f] for f in FRAMEWORKS):
             choices = ", ".join(v for f in FRAMEWORKS for v in known[f])
             raise UsageError(f"unknown variant {name!r}; choose from {choices}")
-        if not any(name in known[f] for f in frameworks):
+        if args.variants and not any(name in known[f] for f in frameworks):  # a preset's may be of one not installed
             raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
     frameworks = tuple(f for f in frameworks if variants[f])
     defaults = base or preset
