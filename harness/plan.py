@@ -39,8 +39,8 @@ class Preset:
 PRESETS = {
     "article": Preset(
         "the article's study (the default): every variant of every framework (NumPy, Keras on TensorFlow, "
-        "Keras on JAX, PyTorch where installed), batch 500 and 20000, 35 epochs, 3 repeats ('original', 5-10x slower than the rest, "
-        "once), all cores (about 17 minutes on 2 cores)",
+        "Keras on JAX, PyTorch where installed), batch 500 and 20000, 35 epochs, 3 repeats ('original', "
+        "5-10x slower than the rest, once), all cores (about 17 minutes on 2 cores)",
         once=("original",),
     ),
     "quick": Preset(

@@ -3,8 +3,9 @@ number of threads, quiet logs.
 
 Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads its GPU visibility and
 thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
-CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So everything here must happen before that, which is why
-nothing in ``keras_baseline`` imports Keras, TensorFlow or JAX at module level: the harness can
+CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So
+everything here must happen before that, which is why nothing in ``keras_baseline`` imports Keras,
+TensorFlow, JAX or PyTorch at module level: the harness can
 ``import keras_baseline``, set environment variables and then call ``configure_backend``.
 
 XLA has no thread-count option for its CPU client: its thread pools take one thread per core the

@@ -84,7 +84,8 @@ class TorchMLP(ModelInputs):
         self.parameters = list(self.network.parameters())
         self.previous_steps = [torch.zeros_like(p) for p in self.parameters]
         self._loop_rng = shuffle_rng(self.seed)
-        self._step = torch.compile(self._train_batch, dynamic=False) if variant == "loop-compiled" else self._train_batch
+        compiled = variant == "loop-compiled"  # compiled once per batch shape (a smaller last batch: twice)
+        self._step = torch.compile(self._train_batch, dynamic=False) if compiled else self._train_batch
         self.set_weights(init_weights(config, self.seed))
 
     def _build_network(self):
