@@ -155,10 +155,9 @@ def helpers():
 STEP_CASES = [(name, "loop") for name in STEP_CONFIGS] + [("reference", "fit")]
 
 
-@pytest.fixture(scope="module", params=["float64", "float32"])
-def torch_steps(request, mnist, helpers, tmp_path_factory):
-    """One child per dtype: the steps of STEP_CASES, one step of each fit variant, the refusals."""
-    dtype = request.param
+def torch_side(dtype, mnist, helpers, tmp_path_factory):
+    """One child: the steps of STEP_CASES; in float64 also one step of each fit variant, the
+    trajectories and the refusals."""
     data = helpers["mnist_arrays"](mnist, dtype, n=TRAJECTORY_SAMPLES)
     tasks = [{"kind": "step", "args": {"name": name, "variant": variant}} for name, variant in STEP_CASES]
     if dtype == "float64":
@@ -168,11 +167,22 @@ def torch_steps(request, mnist, helpers, tmp_path_factory):
     return dtype, data, run_child(tmp_path_factory.mktemp(f"torch-{dtype}"), dtype, tasks, data)
 
 
+@pytest.fixture(scope="module")
+def torch64(mnist, helpers, tmp_path_factory):
+    return torch_side("float64", mnist, helpers, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def torch32(mnist, helpers, tmp_path_factory):
+    return torch_side("float32", mnist, helpers, tmp_path_factory)
+
+
 @needs_torch
 @pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,variant", STEP_CASES)
-def test_one_step_equals_numpy_mlp(torch_steps, helpers, name, variant):
-    dtype, data, got = torch_steps
+def test_one_step_equals_numpy_mlp(request, helpers, name, variant, dtype):
+    _, data, got = request.getfixturevalue(f"torch{dtype[-2:]}")
     config = MLPConfig(dtype=dtype, **STEP_CONFIGS[name])
     x, labels = data["x"][:STEP_SAMPLES], data["labels"][:STEP_SAMPLES]
     expected = helpers["numpy_step"](config, init_weights(config, STEP_SEED), x, labels, config.lr_for(500))
@@ -188,11 +198,10 @@ def test_one_step_equals_numpy_mlp(torch_steps, helpers, name, variant):
 @needs_torch
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fit", "fit-tuned"])
-def test_one_fit_step_equals_numpy_mlp(torch_steps, helpers, variant):
-    # an epoch of one batch is one step of Keras' own train_step; numpy_mlp takes the same step
-    dtype, data, got = torch_steps
-    if dtype != "float64":
-        pytest.skip("float64 is the exact standard; float32 runs the loop's steps only")
+def test_one_fit_step_equals_numpy_mlp(torch64, helpers, variant):
+    # an epoch of one batch is one step of Keras' own train_step (torch.compile'd in fit-tuned at this
+    # batch size); numpy_mlp takes the same step
+    dtype, data, got = torch64
     config = MLPConfig(dtype=dtype)
     reference = MLP(config, "optimized", seed=STEP_SEED)
     expected = [reference.get_weights()]
@@ -213,10 +222,8 @@ def test_one_fit_step_equals_numpy_mlp(torch_steps, helpers, variant):
 @needs_torch
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", TRAJECTORY_VARIANTS)
-def test_epochs_follow_numpy_mlp(torch_steps, helpers, variant):
-    dtype, data, got = torch_steps
-    if dtype != "float64":
-        pytest.skip("float64 is the exact standard; float32 runs the loop's steps only")
+def test_epochs_follow_numpy_mlp(torch64, helpers, variant):
+    dtype, data, got = torch64
     config = MLPConfig(dtype=dtype)
     x, labels = data["x"][:TRAJECTORY_SAMPLES], data["labels"][:TRAJECTORY_SAMPLES]
     reference = MLP(config, "optimized", seed=TRAJECTORY_SEED)
@@ -240,10 +247,8 @@ def test_epochs_follow_numpy_mlp(torch_steps, helpers, variant):
 
 @needs_torch
 @pytest.mark.slow
-def test_keras_on_pytorch_leaves_the_loops_to_pytorch(torch_steps):
-    dtype, _, got = torch_steps
-    if dtype != "float64":
-        pytest.skip("checked once")
+def test_keras_on_pytorch_leaves_the_loops_to_pytorch(torch64):
+    _, _, got = torch64
     assert len(got["refusals"]) == 1 and "TorchMLP" in str(got["refusals"][0])
 
 
