@@ -331,7 +331,7 @@ def test_execution_settings_on_jax():
         assert loop.steps_per_execution == "epoch" and loop.jit_compile is True and loop.max_threads is None
         assert keras_baseline.settings_for("fit-tuned", batch_size, "jax").pipeline == "arrays"
     with pytest.raises(ValueError, match="backend"):
-        keras_baseline.settings_for("loop", 500, "torch")
+        keras_baseline.settings_for("loop", 500, "mxnet")
 
 
 # -- runtime ----------------------------------------------------------------------------------------

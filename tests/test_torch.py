@@ -252,6 +252,19 @@ def test_keras_on_pytorch_leaves_the_loops_to_pytorch(torch64):
     assert len(got["refusals"]) == 1 and "TorchMLP" in str(got["refusals"][0])
 
 
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(variant="fit"), "unknown TorchMLP variant 'fit'; choose one of loop, loop-compiled"),
+    (dict(seed=-1), "seed must be a non-negative integer, got -1"),
+    (dict(config={"dtype": "float64"}), "config must be a numpy_mlp.MLPConfig, got dict"),
+])
+def test_pytorch_loop_refuses_bad_arguments_before_starting_pytorch(kwargs, message):
+    from keras_baseline import TorchMLP
+
+    with pytest.raises(ValueError) as caught:
+        TorchMLP(**kwargs)
+    assert str(caught.value) == message
+
+
 def test_execution_settings_on_torch():
     import keras_baseline
 
