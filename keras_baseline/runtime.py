@@ -17,6 +17,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float32", "float64")
@@ -28,6 +29,14 @@ def _check_threads(threads) -> int:
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads <= 0:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     return int(threads)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended: what an epoch's ``cpu_s`` counts.
+    The children matter where a framework compiles with a compiler of its own (torch.compile's
+    Inductor runs g++); elsewhere this is ``time.process_time()``."""
+    ended = os.times()
+    return time.process_time() + ended.children_user + ended.children_system
 
 
 def cpu_affinity() -> int | None:

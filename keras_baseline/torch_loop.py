@@ -6,7 +6,8 @@ the article's update written out under ``torch.no_grad()``; batches gathered fro
 every framework uses (``numpy_mlp.shuffle_rng``). 'loop-compiled' is the same step passed to
 ``torch.compile`` (Inductor): the step, not the epoch, since Dynamo would unroll an epoch's Python
 loop over its batches and breaks its graph at ``backward()`` anyway. PyTorch is imported when the
-first TorchMLP is made (``keras_baseline.runtime.import_torch``), after the harness set its threads.
+first TorchMLP is made (``keras_baseline.runtime.import_torch``), after the harness set its threads;
+an epoch's CPU time includes the g++ that Inductor runs (``runtime.cpu_seconds``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from numpy_mlp.losses import LOG_EPSILON
 from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
 
 from .inputs import ModelInputs
+from .runtime import cpu_seconds, import_torch
 
 LOOP_VARIANTS = ("loop", "loop-compiled")
 
@@ -69,8 +71,6 @@ class TorchMLP(ModelInputs):
             raise ValueError(f"unknown TorchMLP variant {variant!r}; choose one of {', '.join(LOOP_VARIANTS)}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        from .runtime import import_torch
-
         torch = self._torch = import_torch()
         self.config, self.variant, self.seed = config, variant, int(seed)
         self.dtype = np.dtype(config.dtype)
@@ -200,7 +200,7 @@ class TorchMLP(ModelInputs):
         x_t, y_t, labels_t = torch.from_numpy(x), torch.from_numpy(self._one_hot(labels)), torch.from_numpy(labels)
         records = []
         for lr in rates:
-            wall0, cpu0 = time.perf_counter(), time.process_time()
+            wall0, cpu0 = time.perf_counter(), cpu_seconds()
             order = torch.from_numpy(rng.permutation(len(x)))
             lr_t = torch.tensor(lr, dtype=self._tdtype)  # a tensor: the compiled step is not rebuilt per rate
             loss_sum, correct = torch.zeros((), dtype=self._tdtype), torch.zeros((), dtype=torch.int64)
@@ -211,7 +211,7 @@ class TorchMLP(ModelInputs):
                 loss_sum += loss * len(idx)
                 correct += right
             loss, acc = float(loss_sum) / len(x), int(correct) / len(x)
-            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
             self.epochs_done += 1
             records.append(finish_epoch(EpochRecord(self.epochs_done, wall, cpu, loss, acc, lr), self._evaluate,
                                         validation_data, callback, f"torch variant {self.variant}"))
