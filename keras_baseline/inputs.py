@@ -32,6 +32,24 @@ class ModelInputs:
             raise ValueError(f"batch_order_rng must be a numpy.random.Generator, got {type(batch_order_rng).__name__}")
         return x, labels, epochs, batch_size, validation_data
 
+    def _check_weights(self, weights) -> list[tuple[np.ndarray, np.ndarray]]:
+        """[(kernel (in, out), bias (out,)), ...] of the config's layer sizes, finite, in the model's dtype."""
+        sizes = self.config.layer_sizes
+        if len(weights) != len(sizes) - 1:
+            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
+        checked = []
+        for n, (kernel, bias) in enumerate(weights):
+            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
+                raise ValueError(
+                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
+                    f"got {np.shape(kernel)} and {np.shape(bias)}"
+                )
+            kernel, bias = np.asarray(kernel, dtype=self.dtype), np.asarray(bias, dtype=self.dtype)
+            if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+                raise ValueError(f"layer {n}: weights contain NaN or infinite values")
+            checked.append((kernel, bias))
+        return checked
+
     def _one_hot(self, labels: np.ndarray) -> np.ndarray:
         y = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
         y[np.arange(len(labels)), labels] = 1

@@ -231,22 +231,7 @@ class KerasMLP(ModelInputs):
 
     def set_weights(self, weights: Weights) -> None:
         """Weights as [(kernel (in, out), bias (out,)), ...] (numpy_mlp's format); resets the momentum."""
-        sizes = self.config.layer_sizes
-        if len(weights) != len(sizes) - 1:
-            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
-        flat = []
-        for n, (kernel, bias) in enumerate(weights):
-            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
-                raise ValueError(
-                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
-                    f"got {np.shape(kernel)} and {np.shape(bias)}"
-                )
-            for array in (kernel, bias):
-                array = np.asarray(array, dtype=self.dtype)
-                if not np.isfinite(array).all():
-                    raise ValueError(f"layer {n}: weights contain NaN or infinite values")
-                flat.append(array)
-        self.model.set_weights(flat)
+        self.model.set_weights([array for pair in self._check_weights(weights) for array in pair])
         self.optimizer.reset_momentum()
 
     def get_weights(self) -> Weights:

@@ -102,18 +102,7 @@ class TorchMLP(ModelInputs):
 
     def set_weights(self, weights: Weights) -> None:
         """Weights as [(kernel (in, out), bias (out,)), ...] (numpy_mlp's format); resets the momentum."""
-        sizes = self.config.layer_sizes
-        if len(weights) != len(sizes) - 1:
-            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
-        arrays = []
-        for n, (kernel, bias) in enumerate(weights):
-            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
-                raise ValueError(f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
-                                 f"got {np.shape(kernel)} and {np.shape(bias)}")
-            kernel, bias = np.asarray(kernel, self.dtype), np.asarray(bias, self.dtype)
-            if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
-                raise ValueError(f"layer {n}: weights contain NaN or infinite values")
-            arrays += [kernel.T, bias]  # nn.Linear keeps its weight as (out, in)
+        arrays = [array for kernel, bias in self._check_weights(weights) for array in (kernel.T, bias)]  # (out, in)
         with self._torch.no_grad():
             for parameter, array, previous in zip(self.parameters, arrays, self.previous_steps):
                 parameter.copy_(self._torch.from_numpy(np.ascontiguousarray(array)))
