@@ -8,7 +8,7 @@ import sys
 
 from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
-from .schema import FRAMEWORKS, variant_descriptions
+from .schema import FRAMEWORKS, OPTIONAL_FRAMEWORKS, available_frameworks, framework_missing, variant_descriptions
 
 
 def _interrupt(signum, frame):
@@ -121,10 +121,12 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     preset_name = args.preset or DEFAULT_PRESET
     preset = PRESETS[preset_name]
     base = stored if stored is not None and args.preset is None else None
-    frameworks = tuple(args.frameworks or (base or preset).frameworks)
+    frameworks = tuple(args.frameworks or (base or preset).frameworks or available_frameworks())
     for name in frameworks:
         if name not in FRAMEWORKS:
             raise UsageError(f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)}")
+        if framework_missing(name):
+            raise UsageError(framework_missing(name))
     known = variant_descriptions()
     wanted = args.variants or preset.variants
     variants = {}
@@ -137,7 +139,7 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
         if not any(name in known[f] for f in FRAMEWORKS):
             choices = ", ".join(v for f in FRAMEWORKS for v in known[f])
             raise UsageError(f"unknown variant {name!r}; choose from {choices}")
-        if not any(name in known[f] for f in frameworks):
+        if args.variants and not any(name in known[f] for f in frameworks):  # a preset's may be of one not installed
             raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
     frameworks = tuple(f for f in frameworks if variants[f])
     defaults = base or preset
@@ -206,11 +208,13 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     print("frameworks:")
     for name, text in FRAMEWORKS.items():
-        print(f"  {name:<10} {text}")
+        missing = framework_missing(name)
+        status = f" [{missing}]" if missing else " [optional: installed here]" if name in OPTIONAL_FRAMEWORKS else ""
+        print(f"  {name:<10} {text}{status}")
     print("variants:")
     for framework, variants in variant_descriptions().items():
         for name, text in variants.items():
-            print(f"  {framework}/{name:<12} {text}")
+            print(f"  {framework}/{name:<13} {text}")
     print("presets:")
     for name, preset in PRESETS.items():
         default = " (default)" if name == DEFAULT_PRESET else ""

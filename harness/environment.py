@@ -78,6 +78,7 @@ def environment_record(command: list[str] | None = None) -> dict:
         "keras": _version("keras"),
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
+        "torch": _version("torch"),  # None where the optional PyTorch is not installed
         "blas": [
             {k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
             for info in threadpool_info()

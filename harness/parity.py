@@ -26,7 +26,7 @@ import pandas as pd
 
 from .files import UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import StudyPlan, all_cores
-from .schema import PARITY_FILE, peer_frameworks, variant_descriptions
+from .schema import PARITY_FILE, available_frameworks, framework_missing, peer_frameworks, variant_descriptions
 from .results import write_csv_atomic
 
 ACCURACY_FLOOR = 0.96
@@ -133,10 +133,12 @@ def _plan(args) -> StudyPlan:
     for name in args.numpy_variant:
         if name not in known["numpy"]:
             raise UsageError(f"unknown numpy variant {name!r}; choose from {', '.join(known['numpy'])}")
-    peers = tuple(args.frameworks or peer_frameworks())
+    peers = tuple(args.frameworks or (f for f in available_frameworks() if f != "numpy"))
     for name in peers:
         if name not in peer_frameworks():
             raise UsageError(f"unknown peer framework {name!r}; choose from {', '.join(peer_frameworks())}")
+        if framework_missing(name):
+            raise UsageError(framework_missing(name))
     for name in args.variants or ():
         if not any(name in known[f] for f in peers):
             choices = ", ".join(sorted({v for f in peers for v in known[f]}))

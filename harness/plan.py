@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from numpy_mlp import MLPConfig
 
-from .schema import FRAMEWORKS
 
 
 def all_cores() -> int:
@@ -25,7 +24,7 @@ SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)
 @dataclass(frozen=True)
 class Preset:
     description: str
-    frameworks: tuple[str, ...] = tuple(FRAMEWORKS)
+    frameworks: tuple[str, ...] = ()  # empty: every framework installed here (schema.available_frameworks)
     variants: tuple[str, ...] = ()  # empty: every variant of each framework
     batch_sizes: tuple[int, ...] = (500, 20000)
     epochs: int = 35
@@ -40,8 +39,8 @@ class Preset:
 PRESETS = {
     "article": Preset(
         "the article's study (the default): every variant of every framework (NumPy, Keras on TensorFlow, "
-        "Keras on JAX), batch 500 and 20000, 35 epochs, 3 repeats ('original', 5-10x slower than the rest, "
-        "once), all cores (about 17 minutes on 2 cores)",
+        "Keras on JAX, PyTorch where installed), batch 500 and 20000, 35 epochs, 3 repeats ('original', "
+        "5-10x slower than the rest, once), all cores (about 17 minutes on 2 cores)",
         once=("original",),
     ),
     "quick": Preset(
@@ -54,10 +53,11 @@ PRESETS = {
         phase_epochs=1,
     ),
     "sweep": Preset(
-        "when does NumPy win: optimized, step3 and every variant of the peers (Keras on TensorFlow and on JAX) "
+        "when does NumPy win: optimized, step3 and every variant of the peers (Keras on TensorFlow and on JAX, "
+        "PyTorch where installed) "
         "over batch sizes 32 to 60000, "
         "at all cores and at one thread, 5 epochs, 1 repeat",
-        variants=("step3", "optimized", "fit", "fit-tuned", "loop"),
+        variants=("step3", "optimized", "fit", "fit-tuned", "loop", "loop-compiled"),
         batch_sizes=SWEEP_BATCH_SIZES,
         epochs=5,
         repeats=1,

@@ -7,8 +7,8 @@ import os
 from numpy_mlp import PHASES
 from numpy_mlp import VARIANTS as NUMPY_VARIANTS
 
-# Imported without Keras: keras_baseline loads it (and its backend) lazily.
-from keras_baseline import JAX_VARIANTS
+# Imported without Keras or PyTorch: keras_baseline loads them (and Keras' backend) lazily.
+from keras_baseline import JAX_VARIANTS, TORCH_INSTALL_HINT, TORCH_VARIANTS, torch_available
 from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
@@ -18,13 +18,31 @@ FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
     "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
     "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
+    "torch": "keras_baseline: the same network and training in PyTorch: Keras 3 on its PyTorch backend (fit) "
+             "and PyTorch's own loop, eager and torch.compile'd (CPU; optional install)",
 }
-# Every framework but numpy is a peer: the one Keras model, on this Keras backend.
-PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax"}
+# Every framework but numpy is a peer: the one Keras model, on this Keras backend (on PyTorch also
+# PyTorch's own loops, keras_baseline.TorchMLP).
+PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax", "torch": "torch"}
+# Frameworks not in the base install: (is it installed here, how to add it).
+OPTIONAL_FRAMEWORKS = {"torch": (torch_available, TORCH_INSTALL_HINT)}
 
 
 def peer_frameworks() -> list[str]:
     return [name for name in FRAMEWORKS if name != "numpy"]
+
+
+def framework_missing(name: str) -> str | None:
+    """Why a framework cannot run here (one line saying how to add it), or None when it can."""
+    if name in OPTIONAL_FRAMEWORKS and not OPTIONAL_FRAMEWORKS[name][0]():
+        return f"framework {name!r} is not installed here; add it with: {OPTIONAL_FRAMEWORKS[name][1]}"
+    return None
+
+
+def available_frameworks() -> list[str]:
+    """The frameworks that can run here, in FRAMEWORKS' order: a study's default (an optional one, such
+    as PyTorch, only when installed)."""
+    return [name for name in FRAMEWORKS if framework_missing(name) is None]
 
 
 PLUGINS_VARIABLE = "MLP_STUDY_PLUGINS"
@@ -47,6 +65,7 @@ def variant_descriptions() -> dict[str, dict[str, str]]:
         "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
         "keras": dict(KERAS_VARIANTS),
         "jax": dict(JAX_VARIANTS),
+        "torch": dict(TORCH_VARIANTS),
     }
 
 
@@ -60,7 +79,7 @@ RUN_COLUMNS = [
     "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
     "status", "error", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s",
     "train_acc", "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
-    "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads",
+    "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads", "torch_intra_threads", "torch_inter_threads",
     "session",  # index of the record in environment.json of the session that made the run
     "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
     "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any

@@ -2,6 +2,7 @@
 
     python -m harness.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
     python -m harness.tune --backend jax --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
+    python -m harness.tune --backend torch --variants fit-tuned --threads 1 --batch-sizes 32 500 20000
 
 Every candidate trains the reference configuration from the same initial weights on the full MNIST
 training set; reported are the first epoch (tracing/compilation included), the median of the other
@@ -18,9 +19,13 @@ import time
 
 def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend: str = "tensorflow"):
     """The settings tried: steps_per_execution x XLA (x, on TensorFlow, our own tf.data pipeline when
-    ``full``). JAX's loop is always jitted: only its batches per call vary."""
+    ``full``). JAX's loop is always jitted: only its batches per call vary. On PyTorch Keras takes
+    one batch per call: only torch.compile (jit_compile) varies."""
     from keras_baseline.model import RunSettings
 
+    if backend == "torch":
+        yield from (RunSettings(jit_compile=False), RunSettings(jit_compile=True))
+        return
     n_batches = -(-n // batch_size)
     if variant == "loop":
         for per_call in (1, "epoch"):
@@ -67,8 +72,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000], help="default: 500 20000")
     parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100 and the tf.data pipeline")
     parser.add_argument("--variants", nargs="+", default=["fit-tuned", "loop"], choices=["fit-tuned", "loop"])
-    parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax"], help="Keras' backend")
+    parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax", "torch"],
+                        help="Keras' backend")
     args = parser.parse_args(argv)
+    if args.backend == "torch" and "loop" in args.variants:
+        parser.error("the torch framework's loops are PyTorch's own, with no Keras settings; use --variants fit-tuned")
 
     from keras_baseline.runtime import configure_backend
     from numpy_mlp import InputScaler
@@ -87,6 +95,8 @@ def main(argv=None) -> None:
     labels = labels.astype("int64")
     if args.backend == "jax":
         engine = f"JAX {info['jax_version']}, Keras {info['keras_version']}, {info['cpu_affinity']} core(s)"
+    elif args.backend == "torch":
+        engine = f"PyTorch {info['torch_version']}, threads {info['intra_op_threads']}/{info['inter_op_threads']}"
     else:
         engine = (f"TF {info['tensorflow_version']}, Keras {info['keras_version']}, "
                   f"threads {info['intra_op_threads']}, oneDNN {info['onednn_enabled']}")

@@ -1,6 +1,6 @@
 """One run in a fresh process: ``python -m harness.worker SPEC.json RESULT.json``.
 
-Thread settings must be in effect before NumPy (and its BLAS), TensorFlow or JAX start, and Keras'
+Thread settings must be in effect before NumPy (and its BLAS), TensorFlow, JAX or PyTorch start, and Keras'
 backend must be chosen before Keras is imported, which is why this module imports nothing heavy at
 the top. With fewer threads than cores the process is held to that many cores (CPU affinity), for
 every framework alike: XLA has no thread-count option, and it makes CPU time <= threads x wall time
@@ -72,8 +72,8 @@ def run(spec: dict, data_path: str) -> dict:
         threads = model.threads_for(spec["batch_size"])  # the variant's own choice
         in_effect.update(blas_threads=threads.blas, row_threads=threads.rows)
         x_fit, x_eval = x_train, x_test  # raw: the model scales (see numpy_mlp.scaling)
-    else:  # a peer: the same Keras model on the framework's backend
-        from keras_baseline import KerasMLP, configure_backend, settings_for
+    else:  # a peer: the same Keras model on the framework's backend, or PyTorch's own loop
+        from keras_baseline import configure_backend, make_model, settings_for
 
         backend = PEER_BACKENDS[spec["framework"]]
         max_threads = settings_for(spec["variant"], spec["batch_size"], backend).max_threads  # the variant's own choice
@@ -84,7 +84,9 @@ def run(spec: dict, data_path: str) -> dict:
         in_effect["backend"] = info["backend"]
         if backend == "tensorflow":
             in_effect.update(tf_intra_threads=info["intra_op_threads"], tf_inter_threads=info["inter_op_threads"])
-        model = KerasMLP(config, spec["variant"], seed=spec["seed"])
+        elif backend == "torch":
+            in_effect.update(torch_intra_threads=info["intra_op_threads"], torch_inter_threads=info["inter_op_threads"])
+        model = make_model(backend, config, spec["variant"], spec["seed"])
         model.set_weights(weights)
         x_fit, x_eval = scaler.transform(x_train), scaler.transform(x_test)
     setup_s = time.perf_counter() - STARTED

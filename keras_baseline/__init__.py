@@ -1,5 +1,5 @@
-"""The study's MLP in Keras 3 on the CPU, on its TensorFlow or JAX backend, mathematically identical
-to numpy_mlp.
+"""The study's MLP in Keras 3 on the CPU, on its TensorFlow, JAX or PyTorch backend, and in plain
+PyTorch (TorchMLP: the torch framework's loops), mathematically identical to numpy_mlp.
 
 Keras and its backend are imported only when a model is made or a backend is configured, so that
 the harness can set up the environment first (one backend per process: Keras picks it at import):
@@ -10,13 +10,31 @@ the harness can set up the environment first (one backend per process: Keras pic
 >>> model.set_weights(numpy_mlp.init_weights(config, seed))
 >>> records = model.fit(x_scaled, y_train, epochs=35, batch_size=500, validation_data=(x_test_scaled, y_test))
 """
-from .model import JAX_VARIANTS, VARIANTS, KerasMLP, RunSettings, check_variant, settings_for
-from .runtime import (
-    configure_backend, configure_jax, configure_tensorflow, jax_runtime_info, tensorflow_runtime_info, xla_threads,
+from .model import (
+    BACKEND_VARIANTS, JAX_VARIANTS, TORCH_VARIANTS, VARIANTS, KerasMLP, RunSettings, check_variant, settings_for,
 )
+from .runtime import (
+    TORCH_INSTALL_HINT, configure_backend, configure_jax, configure_tensorflow, configure_torch, jax_runtime_info,
+    tensorflow_runtime_info, torch_available, torch_runtime_info, xla_threads,
+)
+from .torch_loop import LOOP_VARIANTS as TORCH_LOOP_VARIANTS
+from .torch_loop import TorchMLP
+
+
+def make_model(backend: str, config, variant: str, seed: int):
+    """The peer model of a variant on a backend: PyTorch's own loops are TorchMLP's, the rest KerasMLP's."""
+    if backend == "torch" and variant in TORCH_LOOP_VARIANTS:
+        return TorchMLP(config, variant, seed=seed)
+    return KerasMLP(config, variant, seed=seed)
+
 
 __all__ = [
+    "BACKEND_VARIANTS",
     "JAX_VARIANTS",
+    "TORCH_INSTALL_HINT",
+    "TORCH_LOOP_VARIANTS",
+    "TORCH_VARIANTS",
+    "TorchMLP",
     "KerasMLP",
     "RunSettings",
     "VARIANTS",
@@ -24,8 +42,12 @@ __all__ = [
     "configure_backend",
     "configure_jax",
     "configure_tensorflow",
+    "configure_torch",
     "jax_runtime_info",
+    "make_model",
     "settings_for",
     "tensorflow_runtime_info",
+    "torch_available",
+    "torch_runtime_info",
     "xla_threads",
 ]

@@ -11,6 +11,7 @@ import contextlib
 import math
 import numbers
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +20,8 @@ import numpy as np
 
 from numpy_mlp.config import MLPConfig, lr_schedule
 from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
+
+from .inputs import ModelInputs
 
 VARIANTS: dict[str, str] = {
     "fit": "what a Keras user writes: compile() and fit(shuffle=True) with Keras' default execution settings",
@@ -31,6 +34,17 @@ JAX_VARIANTS: dict[str, str] = {
     "fit-tuned": "compile() and fit(shuffle=True) on JAX, fastest settings measured: an epoch per call, jitted",
     "loop": "custom JAX loop: stateless_call, jax.value_and_grad and the update in one jax.jit per epoch, lax.scan over its batches",
 }
+# the torch framework: Keras on its PyTorch backend (fit variants) and PyTorch's own loop (keras_baseline.torch_loop)
+TORCH_VARIANTS: dict[str, str] = {
+    "fit": "what a Keras user writes, on PyTorch: compile() and fit(shuffle=True) with Keras' defaults (eager)",
+    "fit-tuned": "compile() and fit(shuffle=True) on PyTorch, fastest setting measured: torch.compile'd train step "
+                 "below batch 128, eager from there",
+    "loop": "plain PyTorch loop: nn.Linear layers, autograd, the article's update under torch.no_grad(), eager",
+    "loop-compiled": "the plain PyTorch loop with its training step compiled by torch.compile (Inductor)",
+}
+# The variants of each Keras backend (the torch framework's loops are PyTorch's own, not Keras').
+BACKEND_VARIANTS = {"tensorflow": VARIANTS, "jax": JAX_VARIANTS, "torch": TORCH_VARIANTS}
+KERAS_FIT_VARIANTS = ("fit", "fit-tuned")
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
 
@@ -85,11 +99,13 @@ def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> 
     arrays beats its compilation; 'loop' on one thread below ``SINGLE_THREAD_BELOW`` rows, as
     numpy_mlp's ``optimized`` does (there it was faster on one thread; 'fit-tuned' was not).
     """
-    check_variant(variant)
+    if backend not in BACKEND_VARIANTS:
+        raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKEND_VARIANTS)}")
+    check_variant(variant, backend)
     if backend == "jax":
         return _jax_settings(variant)
-    if backend != "tensorflow":
-        raise ValueError(f"unknown Keras backend {backend!r}; choose tensorflow or jax")
+    if backend == "torch":
+        return _torch_settings(variant, batch_size)
     jit = batch_size >= XLA_FROM_BATCH
     if variant == "fit-tuned":
         return RunSettings(steps_per_execution="epoch", jit_compile=jit, pipeline="arrays")
@@ -113,21 +129,36 @@ def _jax_settings(variant: str) -> RunSettings:
     return RunSettings()
 
 
+TORCH_COMPILE_BELOW_BATCH = 128  # Keras' torch.compile'd train step pays below this batch size (see _torch_settings)
+
+
+def _torch_settings(variant: str, batch_size: int) -> RunSettings:
+    """The execution settings of a variant of the torch framework at a batch size.
+
+    Keras' PyTorch backend takes one batch per call (steps_per_execution must be 1) and runs eagerly
+    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. The
+    winner of ``python -m harness.tune --backend torch --variants fit-tuned --threads 1 --epochs 3
+    --batch-sizes 32 128 500 20000`` (busy 2-core machine, 2026-12-07, 1 thread, CPU s per epoch
+    eager / compiled): 7.9 / 2.5 at batch 32, 1.6 / 1.3 at 128, 0.7 / 0.6 at 500, 0.5 / 0.4 at 20000,
+    after a compilation of about 50 s (more on a busy machine): over the study's 35 epochs it pays at
+    batch 32 only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``. The loops are
+    PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
+    """
+    if variant == "fit-tuned":
+        return RunSettings(jit_compile=batch_size < TORCH_COMPILE_BELOW_BATCH)
+    return RunSettings()
+
+
 # -- argument checks (no TensorFlow needed) ---------------------------------------------------------
 
-def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown keras_baseline variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+def check_variant(variant: str, backend: str = "tensorflow") -> str:
+    variants = BACKEND_VARIANTS[backend]
+    if variant not in variants:
+        raise ValueError(f"unknown keras_baseline variant {variant!r}; choose one of {', '.join(variants)}")
     return variant
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-class KerasMLP:
+class KerasMLP(ModelInputs):
     """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config,
     on the backend Keras runs on in this process (``backend``: 'tensorflow' or 'jax', chosen with
     ``configure_backend`` before the first KerasMLP; TensorFlow by default).
@@ -167,6 +198,13 @@ class KerasMLP:
         self.backend = self._keras.backend.backend()
         if self.backend == "jax" and self.dtype == np.float64 and not engine.config.jax_enable_x64:
             raise ValueError("a float64 model on JAX needs its 64-bit mode: call configure_jax(threads, 'float64') first")
+        if self.backend == "torch" and self.variant not in KERAS_FIT_VARIANTS:
+            raise ValueError(f"on PyTorch, Keras runs the variants {', '.join(KERAS_FIT_VARIANTS)}; the loops are "
+                             "keras_baseline.TorchMLP's")
+        if self.backend == "torch" and self.dtype == np.float64:
+            from .runtime import keep_float64_on_torch
+
+            keep_float64_on_torch()
         from . import components
 
         self.components = components
@@ -182,6 +220,8 @@ class KerasMLP:
         self._loop_rng = shuffle_rng(self.seed)
         if self.backend == "jax":
             from .jax_functions import Functions
+        elif self.backend == "torch":
+            from .torch_functions import Functions
         else:
             from .tensorflow_functions import Functions
         self._functions = Functions(self)
@@ -191,22 +231,7 @@ class KerasMLP:
 
     def set_weights(self, weights: Weights) -> None:
         """Weights as [(kernel (in, out), bias (out,)), ...] (numpy_mlp's format); resets the momentum."""
-        sizes = self.config.layer_sizes
-        if len(weights) != len(sizes) - 1:
-            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
-        flat = []
-        for n, (kernel, bias) in enumerate(weights):
-            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
-                raise ValueError(
-                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
-                    f"got {np.shape(kernel)} and {np.shape(bias)}"
-                )
-            for array in (kernel, bias):
-                array = np.asarray(array, dtype=self.dtype)
-                if not np.isfinite(array).all():
-                    raise ValueError(f"layer {n}: weights contain NaN or infinite values")
-                flat.append(array)
-        self.model.set_weights(flat)
+        self.model.set_weights([array for pair in self._check_weights(weights) for array in pair])
         self.optimizer.reset_momentum()
 
     def get_weights(self) -> Weights:
@@ -245,17 +270,8 @@ class KerasMLP:
         samples, plus regularization) weighted by batch size, numpy_mlp's plain mean whenever all
         batches have the same size (n % batch_size == 0).
         """
-        x, labels = self._check_data(x, labels, "x")
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_test, labels_test)")
-            validation_data = self._check_data(*validation_data, "x_test")
-        epochs = _check_positive_int("epochs", epochs)
-        batch_size = _check_positive_int("batch_size", batch_size)
-        if batch_size > len(x):
-            raise ValueError(f"batch_size must be between 1 and the number of samples ({len(x)}), got {batch_size}")
-        if batch_order_rng is not None and not isinstance(batch_order_rng, np.random.Generator):
-            raise ValueError(f"batch_order_rng must be a numpy.random.Generator, got {type(batch_order_rng).__name__}")
+        x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size,
+                                                                         validation_data, batch_order_rng)
 
         y = self._one_hot(labels)
         if self.epochs_done == 0:
@@ -406,11 +422,13 @@ class KerasMLP:
 
     def _seed_random_state(self) -> None:
         """Seed what fit's shuffling draws from: ``keras.utils.set_random_seed`` on TensorFlow; on JAX
-        (where Keras shuffles with NumPy's global generator) Python's and NumPy's generators, as
-        set_random_seed does, without the TensorFlow it imports to seed too."""
-        if self.backend == "jax":
+        (where Keras shuffles with NumPy's global generator) and PyTorch, Python's and NumPy's generators
+        (and PyTorch's), as set_random_seed does, without the TensorFlow it imports to seed too."""
+        if self.backend in ("jax", "torch"):
             random.seed(self.seed)
             np.random.seed(self.seed)
+            if self.backend == "torch":
+                sys.modules["torch"].manual_seed(self.seed)
         else:
             self._keras.utils.set_random_seed(self.seed)
 
@@ -425,33 +443,3 @@ class KerasMLP:
             yield
         finally:
             config.set_floatx(previous)
-
-    def _one_hot(self, labels: np.ndarray) -> np.ndarray:
-        y = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
-        y[np.arange(len(labels)), labels] = 1
-        return y
-
-    def _check_x(self, x, name) -> np.ndarray:
-        x = np.asarray(x)
-        n_in = self.config.layer_sizes[0]
-        if x.ndim != 2 or x.shape[1] != n_in:
-            raise ValueError(f"{name} must have shape (n, {n_in}), got {x.shape}")
-        if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"{name} must be the scaled float inputs, got dtype {x.dtype}")
-        if len(x) == 0:
-            raise ValueError(f"{name} is empty")
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return np.ascontiguousarray(x, dtype=self.dtype)
-
-    def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
-        x = self._check_x(x, name)
-        labels = np.asarray(labels)
-        if labels.shape != (len(x),):
-            raise ValueError(f"labels for {name} must have shape ({len(x)},), got {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        n_out = self.config.layer_sizes[-1]
-        if labels.min() < 0 or labels.max() >= n_out:
-            raise ValueError(f"labels must be in 0..{n_out - 1}, got values from {labels.min()} to {labels.max()}")
-        return x, labels.astype(np.intp)

@@ -1,9 +1,11 @@
-"""Starting Keras for the study on one of its backends: CPU only, a fixed number of threads, quiet logs.
+"""Starting Keras for the study on one of its backends (TensorFlow, JAX, PyTorch): CPU only, a fixed
+number of threads, quiet logs.
 
 Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads its GPU visibility and
 thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
-CPU client starts (at the first array). So everything here must happen before that, which is why
-nothing in ``keras_baseline`` imports Keras, TensorFlow or JAX at module level: the harness can
+CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So
+everything here must happen before that, which is why nothing in ``keras_baseline`` imports Keras,
+TensorFlow, JAX or PyTorch at module level: the harness can
 ``import keras_baseline``, set environment variables and then call ``configure_backend``.
 
 XLA has no thread-count option for its CPU client: its thread pools take one thread per core the
@@ -15,8 +17,9 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+import time
 
-BACKENDS = ("tensorflow", "jax")
+BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float32", "float64")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
 XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
@@ -26,6 +29,14 @@ def _check_threads(threads) -> int:
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads <= 0:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     return int(threads)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended: what an epoch's ``cpu_s`` counts.
+    The children matter where a framework compiles with a compiler of its own (torch.compile's
+    Inductor runs g++); elsewhere this is ``time.process_time()``."""
+    ended = os.times()
+    return time.process_time() + ended.children_user + ended.children_system
 
 
 def cpu_affinity() -> int | None:
@@ -97,7 +108,7 @@ def import_keras():
     ``select_backend`` says otherwise), the backend first, with GPUs hidden."""
     backend = keras_backend()
     select_backend(backend)
-    engine = import_tensorflow() if backend == "tensorflow" else import_jax()
+    engine = {"tensorflow": import_tensorflow, "jax": import_jax, "torch": import_torch}[backend]()
     import keras
 
     if keras.backend.backend() != backend:
@@ -106,12 +117,15 @@ def import_keras():
 
 
 def configure_backend(backend: str, threads: int, dtype: str = "float32") -> dict:
-    """Start Keras on ``backend`` ('tensorflow' or 'jax'), CPU only, held to ``threads`` threads, for
+    """Start Keras on ``backend`` ('tensorflow', 'jax' or 'torch'), CPU only, held to ``threads`` threads, for
     models of ``dtype``; returns what is in effect, read back (see the two functions below)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "jax":
         return configure_jax(threads, dtype)
+    if backend == "torch":
+        select_backend("torch")
+        return configure_torch(threads)
     return configure_tensorflow(threads)
 
 
@@ -247,4 +261,79 @@ def jax_runtime_info() -> dict:
         "jax_version": jax.__version__,
         "jaxlib_version": jaxlib.__version__,
         "keras_version": keras.__version__,
+    }
+
+
+# -- PyTorch ----------------------------------------------------------------------------------------
+
+TORCH_INSTALL_HINT = "pip install -r requirements-torch.txt"
+
+
+def torch_available() -> bool:
+    """Whether PyTorch can be imported here (it is optional: requirements-torch.txt), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def import_torch():
+    """Import PyTorch (once) with GPUs hidden and Inductor's caches and compile workers off (every run
+    compiles its own code, in its own process and CPU time); returns the module."""
+    if "torch" not in sys.modules:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+        os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")
+        os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"
+        os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
+    import torch
+
+    if torch.cuda.is_available():
+        raise RuntimeError("a GPU is visible to PyTorch; import keras_baseline and call configure_torch() first")
+    return torch
+
+
+def keep_float64_on_torch() -> None:
+    """Let Keras compute a float64 model in float64 on PyTorch.
+
+    Keras 3.15's type promotion maps float64 to float32 on every backend but TensorFlow (to follow
+    JAX's default), and its PyTorch ``ops.matmul`` casts its inputs to the promoted type: a float64
+    Dense layer then multiplies in float32 (1e-7 relative). PyTorch itself keeps float64, and so does
+    this (Keras' private table, in this process only; the float64 tests fail if it moves).
+    """
+    from keras.src.backend.common import dtypes
+
+    dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
+
+
+def configure_torch(threads: int) -> dict:
+    """Hold PyTorch to ``threads`` intra-op threads (``torch.set_num_threads``) and as many inter-op
+    threads. The inter-op count can be set once, before PyTorch's first parallel work: a different
+    count later raises RuntimeError. Returns what is in effect, read back: see ``torch_runtime_info``."""
+    threads = _check_threads(threads)
+    torch = import_torch()
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"PyTorch is already running with {torch.get_num_interop_threads()} inter-op threads, cannot switch "
+                f"to {threads}; call configure_torch() first, in a fresh process"
+            ) from exc
+    torch.set_num_threads(threads)
+    return torch_runtime_info()
+
+
+def torch_runtime_info() -> dict:
+    """Thread counts, devices, Inductor's cache setting and versions, as PyTorch reports them (Keras'
+    backend and version when Keras is imported)."""
+    torch = import_torch()
+    keras = sys.modules.get("keras")
+    return {
+        "backend": keras.backend.backend() if keras else "torch",
+        "intra_op_threads": torch.get_num_threads(),
+        "inter_op_threads": torch.get_num_interop_threads(),
+        "cpu_affinity": cpu_affinity(),
+        "cuda_available": torch.cuda.is_available(),
+        "inductor_caches_disabled": os.environ.get("TORCHINDUCTOR_FORCE_DISABLE_CACHES") == "1",
+        "torch_version": torch.__version__,
+        "keras_version": keras.__version__ if keras else None,
     }

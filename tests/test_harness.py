@@ -169,7 +169,7 @@ def test_summary_arithmetic_against_a_hand_made_table():
 
 
 BAD_OPTIONS = {
-    "unknown framework": (["--frameworks", "torch"], "unknown framework 'torch'"),
+    "unknown framework": (["--frameworks", "mxnet"], "unknown framework 'mxnet'"),
     "unknown variant": (["--variants", "step4"], "unknown variant 'step4'"),
     "batch size 0": (["--batch-sizes", "0"], "must be positive"),
     "batch size too large": (["--batch-sizes", "70000"], "larger than the training set"),

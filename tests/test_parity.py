@@ -14,13 +14,18 @@ import pytest
 from conftest import mnist_dir
 from harness.parity import ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table, verdict
 from harness.cli import main
-from harness.schema import variant_descriptions
+from harness.schema import available_frameworks, variant_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # CI-sized parity: the reference configuration (35 epochs, full MNIST, batch 500 and 20000) with one
-# seed. The full check (3 seeds) is `python -m harness parity`, see docs/parity.md.
+# seed, and of each peer framework its fastest variants: its own loop and Keras' tuned fit (one fed
+# numpy_mlp's batch order, one Keras' shuffling); 'fit' (Keras' defaults, one call per batch, the
+# slowest) and PyTorch's compiled loop (the same loop as 'loop', plus a compilation) are left to the
+# full check, `python -m harness parity` (3 seeds, every variant), see docs/parity.md. So a framework
+# added costs CI two runs per batch size, not one per variant.
 CI_SEEDS = int(os.environ.get("PARITY_SEEDS", "1"))
+CI_VARIANTS = ("loop", "fit-tuned")
 CONTROL = "optimized"
 # Bugs the gate's accuracy sees. The third bug, L2 on the biases too (broken-bias-l2), moves the test
 # accuracy by far less than a band: only tests/test_broken_variants.py catches it.
@@ -38,7 +43,8 @@ def parity(*args, env=None, timeout=3000):
 def gate(tmp_path_factory, mnist):
     """One parity run: the control and each caught bug against every peer, trained once."""
     out = tmp_path_factory.mktemp("parity") / "parity"
-    result = parity("--seeds", str(CI_SEEDS), "--numpy-variant", CONTROL, *CAUGHT, "--out", str(out), env=PLUGIN)
+    result = parity("--seeds", str(CI_SEEDS), "--variants", *CI_VARIANTS, "--numpy-variant", CONTROL, *CAUGHT,
+                    "--out", str(out), env=PLUGIN)
     print(result.stdout)
     assert result.returncode in (0, 1) and (out / "parity.csv").exists(), result.stdout + result.stderr
     return result, pd.read_csv(out / "parity.csv")
@@ -47,7 +53,9 @@ def gate(tmp_path_factory, mnist):
 def assert_control_holds(gate):
     result, table = gate
     control = table[table["numpy_variant"] == CONTROL]
-    peers = {(f, v) for f, variants in variant_descriptions().items() if f != "numpy" for v in variants}
+    peers = {(f, v) for f in available_frameworks() if f != "numpy"
+             for v in variant_descriptions()[f] if v in CI_VARIANTS}
+    assert {f for f, _ in peers} == set(available_frameworks()) - {"numpy"}  # every peer installed takes part
     assert set(zip(control["framework"], control["variant"])) == peers
     assert set(control["batch_size"]) == {500, 20000}
     assert (control["diff_pp"].abs() <= control["band_pp"]).all(), result.stdout

@@ -1,0 +1,46 @@
+"""What KerasMLP runs on the PyTorch backend outside ``fit``: inference and one training step.
+
+Only the 'fit' variants run Keras on PyTorch; the torch framework's loops are PyTorch's own
+(``keras_baseline.torch_loop``). The model, loss, optimizer and metrics are KerasMLP's, as on the
+other backends (``tensorflow_functions``, ``jax_functions``).
+"""
+from __future__ import annotations
+
+
+class Functions:
+    """The functions of one KerasMLP on PyTorch (eager; its variables are updated in place)."""
+
+    def __init__(self, mlp):
+        import torch
+
+        self._torch, self._mlp = torch, mlp
+
+    def forward(self, x):
+        """The network's outputs A for x (NumPy in, NumPy out)."""
+        mlp = self._mlp
+        with self._torch.no_grad():
+            return _numpy(mlp.components.activate(mlp.model(x, training=False), mlp.config.output_activation))
+
+    def evaluate(self, x, y):
+        """(summed loss + regularization as a float, outputs A as NumPy)."""
+        mlp = self._mlp
+        with self._torch.no_grad():
+            logits = mlp.model(x, training=False)
+            loss = mlp.total_loss(y, logits, mlp.model.losses)
+            return float(loss), _numpy(mlp.components.activate(logits, mlp.config.output_activation))
+
+    def train_step(self, x, y):
+        """One update on exactly this batch at the optimizer's current rate: (loss before the update,
+        gradients as NumPy arrays, regularization included)."""
+        mlp = self._mlp
+        variables = mlp.model.trainable_variables
+        logits = mlp.model(x, training=True)
+        loss = mlp.total_loss(y, logits, mlp.model.losses)
+        grads = self._torch.autograd.grad(loss, [v.value for v in variables])
+        with self._torch.no_grad():
+            mlp.optimizer.apply(list(grads), variables)
+        return float(loss.detach()), [_numpy(g) for g in grads]
+
+
+def _numpy(tensor):
+    return tensor.detach().cpu().numpy()
