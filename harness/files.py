@@ -70,11 +70,15 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
+    """The results folder asked for, or a new one under results/ named by the time and this process's pid
+    (unique: two studies started in the same second never pick the same one)."""
     if out is None:
         if resume:
             raise UsageError("--resume needs --out: the folder of the study to continue")
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return Path("results") / f"{prefix}{stamp}"
+        return Path("results") / f"{prefix}{stamp}-{os.getpid()}"
+    if not out.strip():
+        raise UsageError("--out is empty: name the results folder")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
@@ -82,8 +86,11 @@ def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
 
 
 def check_data_dir(data_dir: str | None) -> str | None:
-    """An explicitly named data folder must be readable; the loader verifies the files themselves."""
-    folder = data_dir or os.environ.get("MNIST_DIR")
+    """An explicitly named data folder must be readable; the loader verifies the files themselves. An
+    empty MNIST_DIR counts as unset (the caches are searched); an empty --data-dir is refused."""
+    if data_dir is not None and not data_dir.strip():
+        raise UsageError("--data-dir is empty: name the folder with MNIST")
+    folder = data_dir or os.environ.get("MNIST_DIR") or None
     if folder is None:
         return None
     path = Path(folder)

@@ -13,6 +13,7 @@ from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
+SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside another study (--share-machine)
 
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
