@@ -392,21 +392,24 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
         last = row["epochs"] if row["status"] == "ok" else len(have)
-        return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
+        return last <= row["epochs"] and have == list(range(1, last + 1))
 
-    incomplete = {key for key, row in placed if not whole(key, row)}
-    retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in incomplete}
-    kept = [key not in incomplete for key, _ in placed]
-    kept_keys = {key for key, _ in placed} - incomplete
-    orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
+    twice = {key for key, count in times.items() if count > 1}
+    incomplete = {key for key, row in placed if key not in twice and not whole(key, row)}
+    redone = incomplete | twice
+    retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in redone}
+    kept = [key not in redone for key, _ in placed]
+    kept_keys = {key for key, _ in placed} - redone
+    orphans = sum(key not in kept_keys and key not in redone for key in epoch_keys)
     for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", {k[:-1] for k in incomplete}),
+                              (len(twice), "redoing {} run(s) that runs.csv holds more than once", {k[:-1] for k in twice}),
                               (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
         if count:
             print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
     if orphans:
         print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
-    epochs = epochs[[key in kept_keys for key in epoch_keys]]
-    return runs[kept].reset_index(drop=True), epochs.reset_index(drop=True), retried
+    epochs = _rows(epochs, [key in kept_keys for key in epoch_keys])
+    return _rows(runs, kept).reset_index(drop=True), epochs.reset_index(drop=True), retried
 
 
 def _placed_key(row) -> tuple:
@@ -419,7 +422,7 @@ def _placed_key(row) -> tuple:
 def _not_retried(runs: pd.DataFrame, retried: set) -> pd.DataFrame:
     """The rows that count as done on a resume: all but the failed ones being retried (placed keys: each
     machine of an every-machine study redoes only its own failures)."""
-    return runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
+    return _rows(runs, [_placed_key(row) not in retried for _, row in runs.iterrows()])
 
 
 def _retried_away(key: tuple, machine: str, retried: set) -> set:
@@ -434,4 +437,9 @@ def _without(table: pd.DataFrame, placed_keys: set) -> pd.DataFrame:
     """The rows of a table that are not of the runs (placed keys) ``placed_keys``."""
     if not placed_keys:
         return table
-    return table[[_placed_key(row) not in placed_keys for _, row in table.iterrows()]]
+    return _rows(table, [_placed_key(row) not in placed_keys for _, row in table.iterrows()])
+
+
+def _rows(table: pd.DataFrame, keep: list[bool]) -> pd.DataFrame:
+    """The rows of ``table`` where ``keep`` is true (an empty list selects no rows, not no columns)."""
+    return table.loc[np.asarray(keep, dtype=bool)]

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .results import timed
 from .schema import (
     CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR, peer_frameworks, reference_column,
     speedup_column, summary_columns,
@@ -135,7 +136,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
     runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numbers})
-    ok = runs[(runs["status"] == "ok") & runs["wall_s"].notna()]
+    ok = runs[timed(runs)]
     by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
         runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
