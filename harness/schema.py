@@ -56,6 +56,13 @@ def phase_column(phase: str) -> str:
     return f"phase_{phase}_s"
 
 
+# runs.csv: how busy the machine was around each run (harness.noise): the 1-minute load average before
+# it, CPU seconds stolen by the hypervisor and taken by other processes during it, and those seconds'
+# share of all the machine's CPU time over the run.
+LOAD_BEFORE, STEAL_S, OTHERS_CPU_S, OTHERS_SHARE = "load_before", "steal_s", "others_cpu_s", "others_cpu_share"
+NOISE_COLUMNS = [LOAD_BEFORE, STEAL_S, OTHERS_CPU_S, OTHERS_SHARE]
+BUSY_RUNS = "busy_runs"  # summary.csv: a cell's runs during which others took a notable share of the cores
+
 # runs.csv: one row per run.
 RUN_COLUMNS = [
     "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
@@ -65,6 +72,7 @@ RUN_COLUMNS = [
     "session",  # index of the record in environment.json of the session that made the run
     "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
     "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
+    *NOISE_COLUMNS,
 ]
 # epochs.csv: one row per run and epoch.
 EPOCH_COLUMNS = [
@@ -118,7 +126,7 @@ MEDIANS = {
 def summary_columns() -> list[str]:
     """summary.csv: one row per cell."""
     columns = CELL_KEY + [
-        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy",
+        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy", BUSY_RUNS,
         "cpu_median_s", "cpu_q25_s", "cpu_q75_s", "cpu_iqr_s", "first_epoch_median_s", "steady_epoch_median_s",
         "setup_median_s", "test_acc_median", "train_acc_median",
     ]

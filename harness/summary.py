@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .noise import BUSY_SHARE, busy
 from .results import timed
 from .schema import (
-    CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR, peer_frameworks, reference_column,
-    speedup_column, summary_columns,
+    BUSY_RUNS, CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, OTHERS_SHARE, REFERENCE, SLOWER, UNCLEAR, peer_frameworks,
+    reference_column, speedup_column, summary_columns,
 )
 
 CONFIDENCE = 0.95
@@ -131,7 +132,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones."""
     columns = summary_columns()
     runs = runs[~runs["instrumented"].astype(bool)].reindex(columns=list(dict.fromkeys(
-        CELL_KEY + ["repeat", "status", *MEDIANS.values()])))
+        CELL_KEY + ["repeat", "status", *MEDIANS.values(), OTHERS_SHARE])))
     if runs.empty:
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
@@ -149,6 +150,9 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     summary["cpu_iqr_s"] = summary["cpu_q75_s"] - summary["cpu_q25_s"]
     summary["wall_rel_iqr"] = (summary["wall_iqr_s"] / summary["wall_median_s"]).where(summary["n_ok"] >= 2)
     summary["noisy"] = summary["wall_rel_iqr"] >= NOISY_REL_IQR
+    busy_runs = ok.assign(busy=ok[OTHERS_SHARE].map(busy)).groupby(CELL_KEY)["busy"].sum().rename(BUSY_RUNS)
+    summary = summary.join(busy_runs, on=CELL_KEY)
+    summary[BUSY_RUNS] = summary[BUSY_RUNS].fillna(0).astype(int)
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
     steady_rows = {}
     if epochs is not None and not epochs.empty:
@@ -231,9 +235,20 @@ def _break_even_of(row, ref, cells) -> dict:
     return result
 
 
+def busy_sentence(summary: pd.DataFrame) -> str:
+    """What to say of the runs made while other processes took a notable share of the cores (harness.noise),
+    for the console and the report; '' when there were none."""
+    if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
+        return ""
+    cells = summary[summary[BUSY_RUNS] > 0]
+    return (f"{int(cells[BUSY_RUNS].sum())} run(s) in {len(cells)} cell(s) ran while other processes took "
+            f"{BUSY_SHARE:.0%} or more of the cores ({BUSY_RUNS} in summary.csv, {OTHERS_SHARE} in runs.csv): their "
+            "times include waiting for the CPU; rerun the study on an idle machine.")
+
+
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
     """What the end of a study's console output says about its spreads: each noisy cell with what to
-    do, and how many cells have one run and so no interval."""
+    do, the runs of a busy machine (harness.noise), and how many cells have one run and so no interval."""
     if not Path(summary_csv).is_file():
         return []
     summary = pd.read_csv(summary_csv)
@@ -245,6 +260,8 @@ def noisy_cell_lines(summary_csv: Path) -> list[str]:
     if lines:
         lines.append("    the verdicts of noisy cells are uncertain: rerun them with more --repeats (e.g. 5), "
                      "on a quieter machine")
+    if busy_sentence(summary):
+        lines.append(f"busy: {busy_sentence(summary)}")
     single = int((summary["n_ok"] == 1).sum())
     if single:
         lines.append(f"{single} of {len(summary)} cells have one run: no interval and no verdict for them "
