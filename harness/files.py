@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,23 @@ def interrupted(exc: KeyboardInterrupt, what: str) -> int:
     signum = getattr(exc, "signum", signal.SIGINT)
     print(f"\ninterrupted ({signal.Signals(signum).name}){what}", file=sys.stderr)
     return 128 + signum
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold back Ctrl-C, SIGTERM and SIGHUP for the block (in the main thread; signals reach no other): a
+    second Ctrl-C while an interrupted study writes its summary would leave none. What arrives meanwhile
+    is dropped: the command is stopping already."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class StudyError(UsageError):

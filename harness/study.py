@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from .files import StudyError, UsageError, write_text_atomic, writing
+from .files import StudyError, UsageError, interrupts_deferred, write_text_atomic, writing
 from .locks import HeldLock, LockBusy, machine_lock
 from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
 from .plan import RunSpec, StudyPlan, all_cores
@@ -200,7 +200,8 @@ def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, repla
             cluster.run(todo, plan, data_path, timeout, land, files.environment, progress)
     except BaseException:
         progress.close()
-        with contextlib.suppress(StudyError):  # the error that ends the study is the one to report
+        # the error that ends the study is the one to report; a second Ctrl-C must not cut the summary short
+        with contextlib.suppress(StudyError), interrupts_deferred():
             _write_summary(files, runs, epochs)
         raise
     progress.close()
