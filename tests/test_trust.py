@@ -58,9 +58,19 @@ def one_line_error(result: subprocess.CompletedProcess, *needles) -> str:
 # -- 1. the lock race: a study turned away never removes the winner's lock ----------------------------
 @pytest.mark.slow
 def test_many_studies_started_at_once_on_one_new_folder_one_runs_and_all_its_rows_land(tmp_path):
-    out = tmp_path / "new" / "study"
-    starts = [subprocess.Popen(harness_command("run", *TINY, "--out", out), cwd=ROOT, env=environment(),
+    """Each study waits at a barrier (tests/barrier_start.py) until all are ready, so that they race for
+    the folder at once; --share-machine keeps the machine lock out of the race the folder lock must win."""
+    out, barrier = tmp_path / "new" / "study", tmp_path / "barrier"
+    barrier.mkdir()
+    env = dict(environment(), MLP_STUDY_PLUGINS="tests.barrier_start", BARRIER_DIR=str(barrier))
+    starts = [subprocess.Popen(harness_command("run", *TINY, "--share-machine", "--out", out), cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    deadline = time.monotonic() + 600
+    while len(list(barrier.glob("ready-*"))) < len(starts) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in starts):
+            break  # one ended before the barrier: the others race all the same
+        time.sleep(0.05)
+    (barrier / "go").touch()
     results = [(p.returncode, err) for p in starts for _, err in [p.communicate(timeout=600)]]
     ran = [err for code, err in results if code == 0]
     assert len(ran) == 1, [err[-300:] for _, err in results]
