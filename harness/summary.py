@@ -35,6 +35,7 @@ from .schema import (
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
+DRAWS_PER_BLOCK = 4_000_000  # steady-epoch draws resampled at once (about 32 MB a table of them)
 SEED = 0
 # A cell is noisy when IQR / median of its runs' wall times reaches this: for normal noise the IQR is
 # 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
@@ -62,15 +63,20 @@ def resample_cell(wall, first, steady_epochs: list[np.ndarray], rng, n_resamples
         padded = np.full((n, counts.max()), np.nan)
         for i, epochs in enumerate(steady_epochs):
             padded[i, : len(epochs)] = epochs
-        drawn = counts[runs][..., None]
         slots = np.arange(counts.max())
-        picks = rng.integers(0, drawn, (n_resamples, n, counts.max()))  # beyond a run's count: masked below
-        values = padded[runs[..., None], picks]
-        if counts.min() < counts.max():
-            per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
-        else:
-            per_run = np.median(values, axis=2)
-        steady = np.median(per_run, axis=1)
+        steady = np.empty(n_resamples)
+        # resamples a block at a time, drawn in the same order as all at once: memory stays bounded
+        block = max(1, DRAWS_PER_BLOCK // (n * counts.max()))
+        for start in range(0, n_resamples, block):
+            rows = runs[start:start + block]
+            drawn = counts[rows][..., None]
+            picks = rng.integers(0, drawn, (len(rows), n, counts.max()))  # beyond a run's count: masked below
+            values = padded[rows[..., None], picks]
+            if counts.min() < counts.max():
+                per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
+            else:
+                per_run = np.median(values, axis=2)
+            steady[start:start + block] = np.median(per_run, axis=1)
     else:
         steady = np.full(n_resamples, np.nan)
     return Cell(np.median(wall[runs], axis=1), np.median(first[runs], axis=1), steady)
@@ -116,8 +122,10 @@ def _cell_rng(key: tuple, seed: int) -> np.random.Generator:
 def _steady_epochs(ok: pd.DataFrame, epochs: pd.DataFrame | None) -> list[np.ndarray]:
     """Each run's steady epoch times from epochs.csv; its steady_epoch_wall_s alone without them."""
     by_repeat = {}
-    if epochs is not None:
-        by_repeat = {int(r): g["wall_s"].dropna().to_numpy(float) for r, g in epochs.groupby("repeat")}
+    if epochs is not None:  # sorted and split, not grouped: a cell may have thousands of runs
+        epochs = epochs[epochs["wall_s"].notna()].sort_values("repeat", kind="stable")
+        repeats, starts = np.unique(epochs["repeat"].to_numpy(int), return_index=True)
+        by_repeat = dict(zip(repeats.tolist(), np.split(epochs["wall_s"].to_numpy(float), starts[1:])))
     out = []
     for repeat, steady in zip(ok["repeat"].to_numpy(), ok["steady_epoch_wall_s"].to_numpy(float)):
         found = by_repeat.get(int(repeat))
