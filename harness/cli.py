@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
     parity.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
     parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
-    parity.add_argument("--out", metavar="DIR", help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
+    parity.add_argument("--out", metavar="DIR",
+                        help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
     _add_machine_options(parity)
     # tests: the numpy variants judged, e.g. optimized and broken ones, against peers trained once
     parity.add_argument("--numpy-variant", nargs="+", default=["optimized"], help=argparse.SUPPRESS)

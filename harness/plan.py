@@ -145,7 +145,8 @@ class StudyPlan:
 
         names("frameworks", self.frameworks)
         unknown = [f for f in self.frameworks if f not in FRAMEWORKS]
-        if not self.frameworks or unknown or not isinstance(self.variants, dict) or set(self.variants) != set(self.frameworks):
+        if not self.frameworks or unknown or not isinstance(self.variants, dict) \
+                or set(self.variants) != set(self.frameworks):
             raise UsageError(f"frameworks {' '.join(self.frameworks) or 'none'} with variants of "
                              f"{' '.join(self.variants) or 'none'}: each framework of {', '.join(FRAMEWORKS)} once, "
                              "with its variants")

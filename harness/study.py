@@ -250,7 +250,8 @@ def _claim(files: StudyFiles, command: list[str], machine: dict):
         lock.acquire()
     except LockBusy as busy:
         _remove_made(made)
-        raise StudyError(f"--out {out} is in use by {busy.holder}; wait for it to end or choose another folder") from None
+        raise StudyError(f"--out {out} is in use by {busy.holder}; wait for it to end or choose another "
+                         "folder") from None
     except OSError as exc:
         _remove_made(made)
         raise StudyError(f"--out {out} cannot be locked: {exc.strerror or exc}") from None
@@ -403,7 +404,8 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
     kept_keys = {key for key, _ in placed} - redone
     orphans = sum(key not in kept_keys and key not in redone for key in epoch_keys)
     for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", {k[:-1] for k in incomplete}),
-                              (len(twice), "redoing {} run(s) that runs.csv holds more than once", {k[:-1] for k in twice}),
+                              (len(twice), "redoing {} run(s) that runs.csv holds more than once",
+                               {k[:-1] for k in twice}),
                               (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
         if count:
             print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)

@@ -12,8 +12,8 @@ import pandas as pd
 from harness.environment import SESSION_ONLY, machines_in, read_sessions
 from harness.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
 from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text, timed
-from harness.schema import (BUSY_RUNS, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
-                            STUDY_FILE, SUMMARY_FILE, summary_columns)
+from harness.schema import (BUSY_RUNS, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY,
+                            RUNS_FILE, STUDY_FILE, SUMMARY_FILE, summary_columns)
 from harness.summary import summarize
 
 from . import style

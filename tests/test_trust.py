@@ -20,7 +20,8 @@ from harness.locks import MACHINE_LOCK_VARIABLE, HeldLock, machine_lock, machine
 from harness.noise import BUSY_SHARE, Snapshot, noise_between
 from harness.plan import MAX_SEED, StudyPlan, all_cores
 from harness.schema import (
-    BUSY_RUNS, EPOCH_COLUMNS, LOAD_BEFORE, NOISE_COLUMNS, OTHERS_CPU_S, OTHERS_SHARE, RUN_COLUMNS, SHARED_MACHINE, STEAL_S,
+    BUSY_RUNS, EPOCH_COLUMNS, LOAD_BEFORE, NOISE_COLUMNS, OTHERS_CPU_S, OTHERS_SHARE, RUN_COLUMNS, SHARED_MACHINE,
+    STEAL_S,
 )
 from harness.study import StudyFiles, _resume_tables, read_plan, run_study
 from harness.summary import noisy_cell_lines, summarize
