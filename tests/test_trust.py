@@ -466,3 +466,29 @@ def test_watching_a_child_that_ends_meanwhile_is_not_an_error(monkeypatch):
     finally:
         kill_quietly(psutil.Process(child.pid))
         child.wait()
+
+
+def test_a_dask_worker_holds_its_machines_lock_for_each_run(tmp_path, monkeypatch):
+    """harness.cluster.remote_run on a stand-in worker: while the run executes, the machine's lock is held
+    and names the worker; a study on that machine would be turned away (or wait) meanwhile."""
+    from types import SimpleNamespace
+
+    import harness.cluster as cluster
+    from harness.locks import holder_text
+
+    seen = {}
+
+    def execute(spec, plan, data_path, scratch, timeout, progress):
+        seen["holder"] = holder_text(machine_lock_path("machine-1"))
+        with pytest.raises(StudyError, match="measuring another study"):
+            with machine_lock(tmp_path / "study", ["a study"], machine="machine-1"):
+                pass
+        return {"run": {"status": "ok"}, "epochs": []}
+
+    monkeypatch.setattr(cluster, "get_worker", lambda: SimpleNamespace(local_directory=str(tmp_path), name="w1"))
+    monkeypatch.setattr(cluster, "execute", execute)
+    spec = tiny_plan().runs()[0]
+    result = cluster.remote_run(spec, tiny_plan(), b"data", "digest", 60.0, "machine-1")
+    assert result["run"]["machine"] == "machine-1" and "dask worker w1" in seen["holder"]
+    with machine_lock(tmp_path / "study", ["a study"], machine="machine-1"):  # released after the run
+        pass
