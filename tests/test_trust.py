@@ -78,7 +78,7 @@ def test_many_studies_started_at_once_on_one_new_folder_one_runs_and_all_its_row
     for code, err in results:
         if code != 0:
             assert code == 2 and "Traceback" not in err, err
-            assert "is in use by pid" in err or "already holds a study" in err, err
+            assert "is in use by" in err or "already holds a study" in err, err  # its holder may not have said who
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs["batch_size"]) == [100, 200] and (runs["status"] == "ok").all()
     assert len(json.loads((out / "environment.json").read_text())["sessions"]) == 1
