@@ -8,9 +8,9 @@ import sys
 
 from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
-
-MAX_TIMEOUT_S = 7 * 24 * 3600  # a run's time limit: longer ones overflow the watchdog's timer
 from .schema import FRAMEWORKS, STUDY_FILE, variant_descriptions
+
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a run's time limit: longer ones overflowed the watchdog's timer
 
 
 def _interrupt(signum, frame):

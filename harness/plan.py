@@ -161,7 +161,7 @@ class StudyPlan:
         for name, values, hi, why in (
             ("batch size", self.batch_sizes, n_train, f"no larger than the training set ({n_train} samples)"),
             ("threads", self.threads, cores or 2**31, f"no more than this machine's {cores} cores (more would time "
-             "the threads waiting for each other, not the framework)"),
+             "the threads waiting for each other, not the framework)" if cores else ""),
         ):
             if not isinstance(values, tuple) or not values or len(set(values)) < len(values):
                 raise UsageError(f"{name} {values!r}: one or more values, each once")

@@ -5,11 +5,11 @@ every worker the same arrays through one .npz file; runs are executed one at a t
 never compete for the cores they are measuring.
 
 A results folder holds one study: one plan (study.json), worked on by one process at a time (a lock
-in the folder), over one or more sessions (environment.json, one record each). A finished run lands
-whole: its epoch rows first, then its row in runs.csv, which is the commit record; a resume redoes
-any run whose rows are incomplete. Every problem with the folder is a StudyError (one line). With a Dask
-scheduler the runs go to the cluster's workers instead (harness.cluster), and their results land
-here the same way.
+in the folder; and one timing study per machine: harness.locks), over one or more sessions
+(environment.json, one record each). A finished run lands whole: its epoch rows first, then its row
+in runs.csv, which is the commit record; a resume redoes any run whose rows are incomplete. Every
+problem with the folder is a StudyError (one line). With a Dask scheduler the runs go to the
+cluster's workers instead (harness.cluster), and their results land here the same way.
 """
 from __future__ import annotations
 
@@ -74,7 +74,6 @@ class StudyFiles:
     @property
     def lock(self) -> Path:
         return self.out / ".study.lock"
-
 
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
@@ -236,7 +235,7 @@ def _claim(files: StudyFiles, command: list[str], machine: dict):
     (harness.locks.machine_lock with ``machine``'s options), all before MNIST is loaded. Yields a claim
     whose ``landed`` the study sets once it has written into the folder: if it fails before that, the
     lock file and the folders made here are removed again, so a failed start leaves nothing. A study
-    turned away removes nothing: the lock and the folder are another's."""
+    turned away never removes the lock file: it is another's."""
     out = files.out
     made = [p for p in (out, *out.parents) if not p.exists()]
     for what, step in (("created", lambda: out.mkdir(parents=True, exist_ok=True)), ("written", lambda: _probe(out))):
