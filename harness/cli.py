@@ -8,7 +8,11 @@ import sys
 
 from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
-from .schema import FRAMEWORKS, OPTIONAL_FRAMEWORKS, available_frameworks, framework_missing, variant_descriptions
+from .schema import (
+    FRAMEWORKS, OPTIONAL_FRAMEWORKS, STUDY_FILE, available_frameworks, framework_missing, variant_descriptions,
+)
+
+MAX_TIMEOUT_S = 7 * 24 * 3600  # a run's time limit: longer ones overflowed the watchdog's timer
 
 
 def _interrupt(signum, frame):
@@ -23,6 +27,24 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
+
+
+def _timeout(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"at most {MAX_TIMEOUT_S} seconds (a week), got {value}")
+    return value
+
+
+def _once_each(option: str, values):
+    """``values`` without repeats, with a note naming those dropped: a plan never holds two identical runs."""
+    if values is None:
+        return None
+    kept = list(dict.fromkeys(values))
+    if len(kept) < len(values):
+        twice = [str(v) for v in kept if values.count(v) > 1]
+        print(f"note: {option} names {', '.join(twice)} more than once; each is planned once", file=sys.stderr)
+    return kept
 
 
 def _non_negative_int(text: str) -> int:
@@ -69,16 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--phase-epochs", type=_non_negative_int, metavar="N",
                      help="epochs of the extra per-phase-timed numpy runs (0: none)")
     run.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
-    run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>)")
+    run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>-<pid>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the study in --out with the plan in its study.json, skipping finished runs and "
                      "redoing incomplete ones; plan options may be given only with the values of that plan")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: also redo the runs that failed or timed out ('diverged' runs are results "
                      "and are kept)")
-    run.add_argument("--timeout", type=_positive_int, default=1800, metavar="SECONDS",
+    run.add_argument("--timeout", type=_timeout, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    _add_machine_options(run)
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run on the workers of this Dask scheduler (one worker per machine, one thread each; "
                      "see the README) instead of one run after the other here")
@@ -109,15 +132,28 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
     parity.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
     parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
-    parity.add_argument("--out", metavar="DIR", help="where the runs and parity.csv go (default: results/parity-<timestamp>)")
+    parity.add_argument("--out", metavar="DIR",
+                        help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
+    _add_machine_options(parity)
     # tests: the numpy variants judged, e.g. optimized and broken ones, against peers trained once
     parity.add_argument("--numpy-variant", nargs="+", default=["optimized"], help=argparse.SUPPRESS)
     return parser
 
 
+def _add_machine_options(command) -> None:
+    """One timing study per machine (harness.locks): wait for the one running, or run beside it knowingly."""
+    command.add_argument("--wait", action="store_true",
+                         help="when another study is measuring this machine, wait for it to end instead of stopping")
+    command.add_argument("--share-machine", action="store_true",
+                         help="run even while another study is measuring this machine (both timings are disturbed; "
+                         "recorded in study.json)")
+
+
 def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     """The plan the options ask for: the preset's values where an option is not given, or, for a
     resume without --preset, the ``stored`` plan's (so `--resume --out DIR` alone asks for that plan)."""
+    for option in ("frameworks", "variants", "batch_sizes", "threads", "once"):
+        setattr(args, option, _once_each(f"--{option.replace('_', '-')}", getattr(args, option)))
     preset_name = args.preset or DEFAULT_PRESET
     preset = PRESETS[preset_name]
     base = stored if stored is not None and args.preset is None else None
@@ -137,18 +173,14 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
             variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
     for name in wanted:
         if not any(name in known[f] for f in FRAMEWORKS):
-            choices = ", ".join(v for f in FRAMEWORKS for v in known[f])
+            choices = ", ".join(dict.fromkeys(v for f in FRAMEWORKS for v in known[f]))
             raise UsageError(f"unknown variant {name!r}; choose from {choices}")
         if args.variants and not any(name in known[f] for f in frameworks):  # a preset's may be of one not installed
             raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
     frameworks = tuple(f for f in frameworks if variants[f])
     defaults = base or preset
     train_limit = args.train_limit if args.train_limit is not None else defaults.train_limit
-    n_train = min(train_limit or 60000, 60000)
     batch_sizes = tuple(args.batch_sizes or defaults.batch_sizes)
-    for batch_size in batch_sizes:
-        if batch_size > n_train:
-            raise UsageError(f"batch size {batch_size} is larger than the training set ({n_train} samples)")
     threads = tuple(t or all_cores() for t in (args.threads or defaults.threads))
     for name in args.once or ():
         if not any(name in known[f] for f in FRAMEWORKS):
@@ -186,7 +218,8 @@ def cmd_run(args) -> int:
     try:
         files = run_study(plan, out, data_dir, resume=args.resume, retry_failed=args.retry_failed,
                           timeout=args.timeout, command=sys.argv,
-                          scheduler=args.scheduler, placement=args.placement or "spread")
+                          scheduler=args.scheduler, placement=args.placement or "spread",
+                          wait_machine=args.wait, share_machine=args.share_machine)
         print(f"results: {files.out}")
         if not args.no_report:
             from reports import ReportInputError, build_report
@@ -201,7 +234,9 @@ def cmd_run(args) -> int:
         for line in noisy_cell_lines(files.summary):  # last, where a reader looks
             print(line)
     except KeyboardInterrupt as exc:
-        return interrupted(exc, f": finished runs are kept in {out}; continue with --resume --out {out}")
+        kept = (out / STUDY_FILE).exists()
+        return interrupted(exc, f": finished runs are kept in {out}; continue with --resume --out {out}" if kept else
+                           ": no run had started; nothing was kept")
     return 0
 
 

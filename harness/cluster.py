@@ -40,6 +40,7 @@ from distributed.core import rpc
 
 
 from .files import UsageError, write_atomic
+from .locks import machine_lock
 from .environment import environment_record, machine_name, machine_record, record_machines
 from .plan import RunSpec, StudyPlan
 from .schema import LOST, RUN_COLUMNS
@@ -82,13 +83,16 @@ class _Silent:
 def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout: float, machine: str | None) -> dict:
     """On a worker: write the study's data file into the worker's folder once, run ``spec`` in a fresh
     process as the local runner does, and return its rows, named after this machine (``machine``, or
-    the host name) and worker, with the machine's record."""
+    the host name) and worker, with the machine's record. The run holds the machine's lock, waiting for
+    a study running there (harness.locks)."""
     worker = get_worker()
     folder = Path(worker.local_directory)
     data_path = folder / f"mlp-study-{digest}.npz"
     if not data_path.exists():
         write_atomic(data_path, lambda tmp: tmp.write_bytes(data))
-    with tempfile.TemporaryDirectory(prefix="mlp-run-", dir=folder) as scratch:
+    command = [f"dask worker {worker.name}: {spec.label}"]
+    with machine_lock(folder, command, wait=True, stream=sys.stderr, machine=machine), \
+            tempfile.TemporaryDirectory(prefix="mlp-run-", dir=folder) as scratch:
         result = execute(spec, plan, data_path, Path(scratch), timeout, _Silent())
     names = {"machine": machine or machine_name(), "worker": str(worker.name)}
     result["run"].update(names)

@@ -133,6 +133,8 @@ def _load_idx_file(path: Path, name: str) -> np.ndarray:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """Load and verify Keras' ``mnist.npz``; returns arrays keyed by IDX file name."""
+    if path.is_file() and not zipfile.is_zipfile(path):  # else NumPy suggests loading it with allow_pickle
+        raise MnistError(f"{path}: not an .npz archive (not a zip file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             raw = {key: npz[key] for key in NPZ_KEYS if key in npz.files}

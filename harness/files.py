@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,23 @@ def interrupted(exc: KeyboardInterrupt, what: str) -> int:
     signum = getattr(exc, "signum", signal.SIGINT)
     print(f"\ninterrupted ({signal.Signals(signum).name}){what}", file=sys.stderr)
     return 128 + signum
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold back Ctrl-C, SIGTERM and SIGHUP for the block (in the main thread; signals reach no other): a
+    second Ctrl-C while an interrupted study writes its summary would leave none. What arrives meanwhile
+    is dropped: the command is stopping already."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class StudyError(UsageError):
@@ -70,11 +88,15 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
+    """The results folder asked for, or a new one under results/ named by the time and this process's pid
+    (unique: two studies started in the same second never pick the same one)."""
     if out is None:
         if resume:
             raise UsageError("--resume needs --out: the folder of the study to continue")
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        return Path("results") / f"{prefix}{stamp}"
+        return Path("results") / f"{prefix}{stamp}-{os.getpid()}"
+    if not out.strip():
+        raise UsageError("--out is empty: name the results folder")
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
@@ -82,8 +104,11 @@ def check_out_dir(out: str | None, resume: bool, prefix: str = "") -> Path:
 
 
 def check_data_dir(data_dir: str | None) -> str | None:
-    """An explicitly named data folder must be readable; the loader verifies the files themselves."""
-    folder = data_dir or os.environ.get("MNIST_DIR")
+    """An explicitly named data folder must be readable; the loader verifies the files themselves. An
+    empty MNIST_DIR counts as unset (the caches are searched); an empty --data-dir is refused."""
+    if data_dir is not None and not data_dir.strip():
+        raise UsageError("--data-dir is empty: name the folder with MNIST")
+    folder = data_dir or os.environ.get("MNIST_DIR") or None
     if folder is None:
         return None
     path = Path(folder)

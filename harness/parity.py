@@ -26,7 +26,9 @@ import pandas as pd
 
 from .files import UsageError, check_data_dir, check_out_dir, interrupted
 from .plan import StudyPlan, all_cores
-from .schema import PARITY_FILE, available_frameworks, framework_missing, peer_frameworks, variant_descriptions
+from .schema import (
+    PARITY_FILE, STUDY_FILE, available_frameworks, framework_missing, peer_frameworks, variant_descriptions,
+)
 from .results import write_csv_atomic
 
 ACCURACY_FLOOR = 0.96
@@ -145,14 +147,10 @@ def _plan(args) -> StudyPlan:
             raise UsageError(f"unknown peer variant {name!r}; choose from {choices}")
     variants = {f: tuple(v for v in known[f] if not args.variants or v in args.variants) for f in peers}
     peers = tuple(f for f in peers if variants[f])
-    n_train = min(args.train_limit or 60000, 60000)
-    for batch_size in args.batch_sizes:
-        if batch_size > n_train:
-            raise UsageError(f"batch size {batch_size} is larger than the training set ({n_train} samples)")
     return StudyPlan(
         frameworks=("numpy", *peers),
         variants={"numpy": tuple(dict.fromkeys(args.numpy_variant)), **{f: variants[f] for f in peers}},
-        batch_sizes=tuple(args.batch_sizes),
+        batch_sizes=tuple(dict.fromkeys(args.batch_sizes)),
         epochs=args.epochs,
         repeats=args.seeds,
         threads=(args.threads or all_cores(),),
@@ -171,9 +169,11 @@ def run_parity(args) -> int:
     out = check_out_dir(args.out, resume=False, prefix="parity-")
     data_dir = check_data_dir(args.data_dir)
     try:
-        files = run_study(plan, out, data_dir, command=sys.argv)
+        files = run_study(plan, out, data_dir, command=sys.argv, wait_machine=args.wait,
+                          share_machine=args.share_machine, resumable=False)
     except KeyboardInterrupt as exc:
-        return interrupted(exc, f": finished runs are kept in {out}")
+        return interrupted(exc, f": finished runs are kept in {out}" if (out / STUDY_FILE).exists() else
+                           ": no run had started; nothing was kept")
     spread = measured_spread()
     accuracies = accuracy_table(pd.read_csv(files.runs))
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)

@@ -8,6 +8,14 @@ from dataclasses import dataclass, field
 
 from numpy_mlp import MLPConfig
 
+from .files import UsageError
+from .schema import FRAMEWORKS
+
+# The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
+MNIST_TRAIN_SAMPLES = 60000
+MAX_SEED = 2**32 - 1  # seeds S..S+repeats-1 must lie in 0..MAX_SEED: the range every framework accepts
+MAX_EPOCHS = 10000
+MAX_REPEATS = 1000  # a plan lists every run: 10**8 repeats ended in a MemoryError after minutes
 
 
 def all_cores() -> int:
@@ -118,6 +126,55 @@ class StudyPlan:
     config: MLPConfig = field(default_factory=MLPConfig)
     preset: str | None = None
     once: tuple[str, ...] = ()  # variants run in the first repeat only
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self, cores: int | None = None) -> None:
+        """Every value in its range (with ``cores``, threads too: at most this machine's cores), no value
+        twice (two identical runs would never settle on a resume): else one UsageError naming it."""
+        def number(name: str, value, lo: int, hi: int, why: str = "") -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise UsageError(f"{name} {value!r} is out of range: allowed a whole number in {lo}..{hi}"
+                                 + (f", {why}" if why else ""))
+
+        def names(name: str, values) -> None:
+            if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
+                raise UsageError(f"{name} {values!r} is not a list of names")
+            if len(set(values)) < len(values):
+                raise UsageError(f"{name} {' '.join(values)} names one twice")
+
+        names("frameworks", self.frameworks)
+        unknown = [f for f in self.frameworks if f not in FRAMEWORKS]
+        if not self.frameworks or unknown or not isinstance(self.variants, dict) \
+                or set(self.variants) != set(self.frameworks):
+            raise UsageError(f"frameworks {' '.join(self.frameworks) or 'none'} with variants of "
+                             f"{' '.join(self.variants) or 'none'}: each framework of {', '.join(FRAMEWORKS)} once, "
+                             "with its variants")
+        for framework, variants in self.variants.items():
+            names(f"{framework} variants", variants)
+            if not variants:
+                raise UsageError(f"{framework} variants: none given")
+        names("once", self.once)
+        if self.train_limit is not None:
+            number("train limit", self.train_limit, 1, MNIST_TRAIN_SAMPLES)
+        n_train = self.train_limit or MNIST_TRAIN_SAMPLES
+        for name, values, hi, why in (
+            ("batch size", self.batch_sizes, n_train, f"no larger than the training set ({n_train} samples)"),
+            ("threads", self.threads, cores or 2**31, f"no more than this machine's {cores} cores (more would time "
+             "the threads waiting for each other, not the framework)" if cores else ""),
+        ):
+            if not isinstance(values, tuple) or not values or len(set(values)) < len(values):
+                raise UsageError(f"{name} {values!r}: one or more values, each once")
+            for value in values:
+                number(name, value, 1, hi, why)
+        number("epochs", self.epochs, 1, MAX_EPOCHS)
+        number("phase epochs", self.phase_epochs, 0, MAX_EPOCHS)
+        number("repeats", self.repeats, 1, MAX_REPEATS)
+        number("seed", self.seed, 0, MAX_SEED - self.repeats + 1,
+               f"so that the seeds of all {self.repeats} repeats (seed + repeat) lie in 0..{MAX_SEED}")
+        if not isinstance(self.eval_every_epoch, bool):
+            raise UsageError(f"eval_every_epoch {self.eval_every_epoch!r} is not true or false")
 
     def runs(self) -> list[RunSpec]:
         """Repeats outermost, so that slow drifts of the machine spread over all variants alike; within

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .files import write_text_atomic
-from .schema import LOST, RUN_KEY, STATUSES
+from .schema import LOST, OK, RUN_KEY, STATUSES
 
 # What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
 # summarize them), with the kind of value each column must hold. Other columns may be missing (a
@@ -73,6 +74,12 @@ def _typed(values: pd.Series, kind: str, where: str) -> pd.Series:
         row = bad.to_numpy().argmax()
         raise DamagedTable(f"{where} in row {row + 1} is {values.iloc[row]!r}, not {_EXPECTED[kind]}")
     return typed.astype(int) if kind == "whole" else typed.astype(bool) if kind == "bool" else typed
+
+
+def timed(runs: pd.DataFrame) -> pd.Series:
+    """Which runs count in the timing statistics: those that finished ok with a finite, positive wall time."""
+    wall = pd.to_numeric(runs["wall_s"], errors="coerce")
+    return (runs["status"] == OK) & np.isfinite(wall) & (wall > 0)
 
 
 def text(values: pd.Series) -> pd.Series:

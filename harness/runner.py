@@ -15,7 +15,8 @@ import pandas as pd
 from .environment import PROJECT_ROOT, machine_name
 from .files import writing
 from .plan import RunSpec, StudyPlan
-from .schema import LOST, RUN_COLUMNS, RUN_KEY
+from .noise import busy_note, noise_between, snapshot
+from .schema import LOST, OTHERS_SHARE, RUN_COLUMNS, RUN_KEY
 
 
 class Progress:
@@ -46,8 +47,13 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         status = row["status"]
-        detail = f"{row['wall_s']:.2f} s, test acc {row.get('test_acc', float('nan')):.4f}" if status == "ok" else row["error"]
-        line = f"    {spec.label}: {status} ({detail})"
+        if status != "ok":
+            detail = row["error"]
+        elif spec.instrumented:  # its accuracy after a few epochs without evaluation means nothing
+            detail = f"{row['wall_s']:.2f} s, timing of the phases only, no accuracy"
+        else:
+            detail = f"{row['wall_s']:.2f} s, test acc {row.get('test_acc', float('nan')):.4f}"
+        line = f"    {spec.label}: {status} ({detail}){busy_note(row.get(OTHERS_SHARE))}"
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
         else:
@@ -65,6 +71,7 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path), "parent_pid": os.getpid()}
     with writing(spec_path):
         spec_path.write_text(json.dumps(payload))
+    before = snapshot()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
     # Its own session: Ctrl-C and the terminal's other signals reach the study alone, which ends the
     # worker itself; and the worker ends when the study does (see harness.worker.die_with_parent).
@@ -92,6 +99,7 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
             process.kill()
             process.wait()
     timed_out = process.returncode != 0 and time.monotonic() >= deadline
+    noise = noise_between(before, snapshot())
     reader.join(timeout=5)
 
     if result_path.exists():
@@ -102,7 +110,7 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
         tail = " | ".join(line.strip() for line in stderr_lines[-3:] if line.strip())
         result = {"run": {"status": "failed", "error": f"worker exited with status {process.returncode}: {tail}"}, "epochs": []}
     base = {k: v for k, v in spec.to_dict().items() if k in RUN_COLUMNS}
-    row = {**base, **result["run"], "machine": machine_name()}
+    row = {**base, **result["run"], **noise, "machine": machine_name()}
     epochs = [{**{k: getattr(spec, k) for k in ("framework", "variant", "batch_size", "threads", "repeat", "instrumented")}, **e,
                "machine": row["machine"]}
               for e in result["epochs"]]

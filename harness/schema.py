@@ -13,6 +13,7 @@ from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
+SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside another study (--share-machine)
 
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
@@ -74,6 +75,13 @@ def phase_column(phase: str) -> str:
     return f"phase_{phase}_s"
 
 
+# runs.csv: how busy the machine was around each run (harness.noise): the 1-minute load average before
+# it, CPU seconds stolen by the hypervisor and taken by other processes during it, and those seconds'
+# share of all the machine's CPU time over the run.
+LOAD_BEFORE, STEAL_S, OTHERS_CPU_S, OTHERS_SHARE = "load_before", "steal_s", "others_cpu_s", "others_cpu_share"
+NOISE_COLUMNS = [LOAD_BEFORE, STEAL_S, OTHERS_CPU_S, OTHERS_SHARE]
+BUSY_RUNS = "busy_runs"  # summary.csv: a cell's runs during which others took a notable share of the cores
+
 # runs.csv: one row per run.
 RUN_COLUMNS = [
     "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "instrumented",
@@ -83,6 +91,7 @@ RUN_COLUMNS = [
     "session",  # index of the record in environment.json of the session that made the run
     "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
     "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
+    *NOISE_COLUMNS,
 ]
 # epochs.csv: one row per run and epoch.
 EPOCH_COLUMNS = [
@@ -136,7 +145,7 @@ MEDIANS = {
 def summary_columns() -> list[str]:
     """summary.csv: one row per cell."""
     columns = CELL_KEY + [
-        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy",
+        "n_runs", "n_ok", "wall_median_s", "wall_q25_s", "wall_q75_s", "wall_iqr_s", "wall_rel_iqr", "noisy", BUSY_RUNS,
         "cpu_median_s", "cpu_q25_s", "cpu_q75_s", "cpu_iqr_s", "first_epoch_median_s", "steady_epoch_median_s",
         "setup_median_s", "test_acc_median", "train_acc_median",
     ]

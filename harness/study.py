@@ -5,21 +5,19 @@ every worker the same arrays through one .npz file; runs are executed one at a t
 never compete for the cores they are measuring.
 
 A results folder holds one study: one plan (study.json), worked on by one process at a time (a lock
-in the folder), over one or more sessions (environment.json, one record each). A finished run lands
-whole: its epoch rows first, then its row in runs.csv, which is the commit record; a resume redoes
-any run whose rows are incomplete. Every problem with the folder is a StudyError (one line). With a Dask
-scheduler the runs go to the cluster's workers instead (harness.cluster), and their results land
-here the same way.
+in the folder; and one timing study per machine: harness.locks), over one or more sessions
+(environment.json, one record each). A finished run lands whole: its epoch rows first, then its row
+in runs.csv, which is the commit record; a resume redoes any run whose rows are incomplete. Every
+problem with the folder is a StudyError (one line). With a Dask scheduler the runs go to the
+cluster's workers instead (harness.cluster), and their results land here the same way.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,16 +28,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import psutil
-from filelock import FileLock, Timeout
 
-from .files import StudyError, write_text_atomic, writing
+from .files import StudyError, UsageError, interrupts_deferred, write_text_atomic, writing
+from .locks import HeldLock, LockBusy, machine_lock
 from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
-from .plan import RunSpec, StudyPlan
+from .plan import RunSpec, StudyPlan, all_cores
 from .results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
 )
 from .schema import (
-    ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, STUDY_FILE, SUMMARY_FILE,
+    ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, SHARED_MACHINE, STUDY_FILE, SUMMARY_FILE,
     variant_descriptions,
 )
 from .runner import Progress, execute, run_key, runs_to_do
@@ -77,11 +75,6 @@ class StudyFiles:
     def lock(self) -> Path:
         return self.out / ".study.lock"
 
-    @property
-    def holder(self) -> Path:
-        """Who holds the lock (pid, host, command, start), for the message of a study turned away."""
-        return self.out / ".study.lock.holder"
-
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
     """Load MNIST (verified), cut the training set to ``train_limit`` and fit the scaler, once."""
@@ -101,7 +94,8 @@ def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
 
 def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *, resume: bool = False,
               retry_failed: bool = False, timeout: float = 1800.0, command: list[str] | None = None,
-              progress_stream=sys.stderr, scheduler: str | None = None, placement: str = "spread") -> StudyFiles:
+              progress_stream=sys.stderr, scheduler: str | None = None, placement: str = "spread",
+              wait_machine: bool = False, share_machine: bool = False, resumable: bool = True) -> StudyFiles:
     """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
     ``resume``, ``plan`` may be a function of the stored plan that returns the plan asked for (the
     command line's options over the stored plan), called once the folder is locked. With
@@ -111,11 +105,12 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
     folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
     incomplete and lost runs and, with ``retry_failed``, failed and timed-out ones. Every problem with
     the folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs
-    that had landed).
+    that had landed); ``resumable``: whether its message may suggest --resume (parity has none).
     """
     files = StudyFiles(Path(out))
     command = list(sys.argv if command is None else command)
-    with _claim(files, command) as claim, _cluster(scheduler, placement, progress_stream) as cluster:
+    machine = {"wait": wait_machine, "share": share_machine or scheduler is not None, "stream": progress_stream}
+    with _claim(files, command, machine) as claim, _cluster(scheduler, placement, progress_stream) as cluster:
         if resume:
             stored = read_plan(files.study)
             plan = plan(stored) if callable(plan) else plan
@@ -127,9 +122,12 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
                 raise StudyError(f"cannot read {files.environment}: {exc}; move it aside to continue without "
                                  "the earlier sessions' records") from None
         elif files.study.exists() or files.runs.exists():
-            raise StudyError(f"--out {files.out} already holds a study; use --resume to continue it or choose another folder")
+            hint = "use --resume to continue it or choose another folder" if resumable else "choose another folder"
+            raise StudyError(f"--out {files.out} already holds a study; {hint}")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
+        if cluster is None:  # a cluster's machines have their own cores
+            plan.validate(cores=all_cores())
         pending = _not_retried(runs, retried)
         todo = runs_to_do(plan.runs(), pending) if cluster is None else cluster.todo(plan.runs(), pending)
         if todo:
@@ -145,8 +143,8 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
                     machines[machine_name()] = machine_record()
                 record = {"sessions": [*sessions, environment_record(command)], "machines": machines}
                 _write_text(files.environment, json.dumps(record, indent=2) + "\n")
-                if not resume:
-                    _write_text(files.study, json.dumps(plan.to_dict(), indent=2) + "\n")
+                if not resume or share_machine:
+                    _write_text(files.study, json.dumps(_study_record(plan, files, share_machine), indent=2) + "\n")
                 claim.landed = True
                 _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, retried, len(sessions),
                          progress_stream, cluster)
@@ -154,6 +152,15 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             print(f"study: 0 runs to do -> {files.out}", file=progress_stream, flush=True)
             _write_summary(files, runs, epochs)
     return files
+
+
+def _study_record(plan: StudyPlan, files: StudyFiles, share_machine: bool) -> dict:
+    """study.json: the plan, and whether any session ran beside another study (--share-machine)."""
+    shared = share_machine
+    if files.study.exists():
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            shared = shared or bool(json.loads(files.study.read_text(encoding="utf-8")).get(SHARED_MACHINE))
+    return {**plan.to_dict(), SHARED_MACHINE: shared}
 
 
 def _cluster(scheduler: str | None, placement: str, stream):
@@ -192,7 +199,8 @@ def _run_all(todo, plan, data_path, scratch, timeout, files, runs, epochs, repla
             cluster.run(todo, plan, data_path, timeout, land, files.environment, progress)
     except BaseException:
         progress.close()
-        with contextlib.suppress(StudyError):  # the error that ends the study is the one to report
+        # the error that ends the study is the one to report; a second Ctrl-C must not cut the summary short
+        with contextlib.suppress(StudyError), interrupts_deferred():
             _write_summary(files, runs, epochs)
         raise
     progress.close()
@@ -222,38 +230,40 @@ def _write_text(path: Path, text: str) -> None:
 
 # -- the folder: writable, locked, and cleaned up after a failed start --------------------------------
 @contextlib.contextmanager
-def _claim(files: StudyFiles, command: list[str]):
-    """Create the folder, prove that a file can be written there and lock it, all before MNIST is
-    loaded. Yields a claim whose ``landed`` the study sets once it has written into the folder: if
-    it fails before that, the folders made here are removed again, so a failed start leaves nothing."""
+def _claim(files: StudyFiles, command: list[str], machine: dict):
+    """Create the folder, prove that a file can be written there and lock it, then take the machine
+    (harness.locks.machine_lock with ``machine``'s options), all before MNIST is loaded. Yields a claim
+    whose ``landed`` the study sets once it has written into the folder: if it fails before that, the
+    lock file and the folders made here are removed again, so a failed start leaves nothing. A study
+    turned away never removes the lock file: it is another's."""
     out = files.out
     made = [p for p in (out, *out.parents) if not p.exists()]
     for what, step in (("created", lambda: out.mkdir(parents=True, exist_ok=True)), ("written", lambda: _probe(out))):
         try:
             step()
         except OSError as exc:
-            _remove_made(made, files)
+            _remove_made(made)
             raise StudyError(f"--out {out} cannot be {what}: {exc.strerror or exc}") from None
-    lock = FileLock(files.lock)
+    lock = HeldLock(files.lock)
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        _remove_made(made, files)
-        raise StudyError(f"--out {out} is in use by {_holder(files)}; wait for it to end or choose another folder") from None
+        lock.acquire()
+    except LockBusy as busy:
+        _remove_made(made)
+        raise StudyError(f"--out {out} is in use by {busy.holder}; wait for it to end or choose another "
+                         "folder") from None
     except OSError as exc:
-        _remove_made(made, files)
+        _remove_made(made)
         raise StudyError(f"--out {out} cannot be locked: {exc.strerror or exc}") from None
     claim = SimpleNamespace(landed=False)
     try:
-        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started, "command": " ".join(command)}
-        _write_text(files.holder, json.dumps(holder) + "\n")
-        yield claim
+        with writing(lock.holder):
+            lock.announce(out, command)
+        with machine_lock(out, command, **machine):
+            yield claim
     finally:
-        files.holder.unlink(missing_ok=True)
-        lock.release()
+        lock.release(remove=not claim.landed)
         if not claim.landed:
-            _remove_made(made, files)
+            _remove_made(made)
 
 
 def _probe(folder: Path) -> None:
@@ -264,20 +274,8 @@ def _probe(folder: Path) -> None:
         os.fsync(probe.fileno())
 
 
-def _holder(files: StudyFiles) -> str:
-    try:
-        holder = json.loads(files.holder.read_text(encoding="utf-8"))
-        return f"pid {holder['pid']} on {holder['host']} since {holder['started']} ({holder['command']})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another study (which has not said who it is yet)"
-
-
-def _remove_made(made: list[Path], files: StudyFiles) -> None:
-    """Remove the folders a failed start created (innermost first), if they hold no more than the lock."""
-    if not made:
-        return
-    with contextlib.suppress(OSError):
-        files.lock.unlink()
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders a failed start created (innermost first), if they are empty."""
     for folder in made:
         with contextlib.suppress(OSError):
             folder.rmdir()
@@ -315,19 +313,20 @@ def read_plan(path: Path) -> StudyPlan:
         plan = StudyPlan(
             frameworks=tuple(data["frameworks"]),
             variants={framework: tuple(names) for framework, names in data["variants"].items()},
-            batch_sizes=tuple(int(b) for b in data["batch_sizes"]),
-            epochs=int(data["epochs"]),
-            repeats=int(data["repeats"]),
-            threads=tuple(int(t) for t in data["threads"]),
-            seed=int(data["seed"]),
-            train_limit=None if data["train_limit"] is None else int(data["train_limit"]),
-            phase_epochs=int(data["phase_epochs"]),
-            eval_every_epoch=bool(data["eval_every_epoch"]),
+            batch_sizes=tuple(data["batch_sizes"]),
+            epochs=data["epochs"],
+            repeats=data["repeats"],
+            threads=tuple(data["threads"]),
+            seed=data["seed"],
+            train_limit=data["train_limit"],
+            phase_epochs=data["phase_epochs"],
+            eval_every_epoch=data["eval_every_epoch"],
             config=MLPConfig.from_dict(config),
             preset=data.get("preset"),
             once=tuple(data.get("once", ())),
         )
-        plan.runs()  # every framework has its variants
+    except UsageError as exc:  # a value out of its range (StudyPlan.validate)
+        raise StudyError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StudyError(f"{path} is not a study plan ({type(exc).__name__}: {exc})") from None
     known = variant_descriptions()
@@ -394,21 +393,25 @@ def _resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool, strea
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
         last = row["epochs"] if row["status"] == "ok" else len(have)
-        return times[key] == 1 and last <= row["epochs"] and have == list(range(1, last + 1))
+        return last <= row["epochs"] and have == list(range(1, last + 1))
 
-    incomplete = {key for key, row in placed if not whole(key, row)}
-    retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in incomplete}
-    kept = [key not in incomplete for key, _ in placed]
-    kept_keys = {key for key, _ in placed} - incomplete
-    orphans = sum(key not in kept_keys and key not in incomplete for key in epoch_keys)
+    twice = {key for key, count in times.items() if count > 1}
+    incomplete = {key for key, row in placed if key not in twice and not whole(key, row)}
+    redone = incomplete | twice
+    retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in redone}
+    kept = [key not in redone for key, _ in placed]
+    kept_keys = {key for key, _ in placed} - redone
+    orphans = sum(key not in kept_keys and key not in redone for key in epoch_keys)
     for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete", {k[:-1] for k in incomplete}),
+                              (len(twice), "redoing {} run(s) that runs.csv holds more than once",
+                               {k[:-1] for k in twice}),
                               (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
         if count:
             print(f"resume: {what.format(count)}: {', '.join(specs[k].label for k in sorted(keys))}", file=stream, flush=True)
     if orphans:
         print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
-    epochs = epochs[[key in kept_keys for key in epoch_keys]]
-    return runs[kept].reset_index(drop=True), epochs.reset_index(drop=True), retried
+    epochs = _rows(epochs, [key in kept_keys for key in epoch_keys])
+    return _rows(runs, kept).reset_index(drop=True), epochs.reset_index(drop=True), retried
 
 
 def _placed_key(row) -> tuple:
@@ -421,7 +424,7 @@ def _placed_key(row) -> tuple:
 def _not_retried(runs: pd.DataFrame, retried: set) -> pd.DataFrame:
     """The rows that count as done on a resume: all but the failed ones being retried (placed keys: each
     machine of an every-machine study redoes only its own failures)."""
-    return runs[[_placed_key(row) not in retried for _, row in runs.iterrows()]]
+    return _rows(runs, [_placed_key(row) not in retried for _, row in runs.iterrows()])
 
 
 def _retried_away(key: tuple, machine: str, retried: set) -> set:
@@ -436,4 +439,9 @@ def _without(table: pd.DataFrame, placed_keys: set) -> pd.DataFrame:
     """The rows of a table that are not of the runs (placed keys) ``placed_keys``."""
     if not placed_keys:
         return table
-    return table[[_placed_key(row) not in placed_keys for _, row in table.iterrows()]]
+    return _rows(table, [_placed_key(row) not in placed_keys for _, row in table.iterrows()])
+
+
+def _rows(table: pd.DataFrame, keep: list[bool]) -> pd.DataFrame:
+    """The rows of ``table`` where ``keep`` is true (an empty list selects no rows, not no columns)."""
+    return table.loc[np.asarray(keep, dtype=bool)]

@@ -26,13 +26,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .noise import BUSY_SHARE, busy
+from .results import timed
 from .schema import (
-    CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR, peer_frameworks, reference_column,
-    speedup_column, summary_columns,
+    BUSY_RUNS, CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, OTHERS_SHARE, REFERENCE, SLOWER, UNCLEAR, peer_frameworks,
+    reference_column, speedup_column, summary_columns,
 )
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
+DRAWS_PER_BLOCK = 4_000_000  # steady-epoch draws resampled at once (about 32 MB a table of them)
 SEED = 0
 # A cell is noisy when IQR / median of its runs' wall times reaches this: for normal noise the IQR is
 # 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
@@ -60,15 +63,20 @@ def resample_cell(wall, first, steady_epochs: list[np.ndarray], rng, n_resamples
         padded = np.full((n, counts.max()), np.nan)
         for i, epochs in enumerate(steady_epochs):
             padded[i, : len(epochs)] = epochs
-        drawn = counts[runs][..., None]
         slots = np.arange(counts.max())
-        picks = rng.integers(0, drawn, (n_resamples, n, counts.max()))  # beyond a run's count: masked below
-        values = padded[runs[..., None], picks]
-        if counts.min() < counts.max():
-            per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
-        else:
-            per_run = np.median(values, axis=2)
-        steady = np.median(per_run, axis=1)
+        steady = np.empty(n_resamples)
+        # resamples a block at a time, drawn in the same order as all at once: memory stays bounded
+        block = max(1, DRAWS_PER_BLOCK // (n * counts.max()))
+        for start in range(0, n_resamples, block):
+            rows = runs[start:start + block]
+            drawn = counts[rows][..., None]
+            picks = rng.integers(0, drawn, (len(rows), n, counts.max()))  # beyond a run's count: masked below
+            values = padded[rows[..., None], picks]
+            if counts.min() < counts.max():
+                per_run = np.nanmedian(np.where(slots < drawn, values, np.nan), axis=2)
+            else:
+                per_run = np.median(values, axis=2)
+            steady[start:start + block] = np.median(per_run, axis=1)
     else:
         steady = np.full(n_resamples, np.nan)
     return Cell(np.median(wall[runs], axis=1), np.median(first[runs], axis=1), steady)
@@ -114,8 +122,10 @@ def _cell_rng(key: tuple, seed: int) -> np.random.Generator:
 def _steady_epochs(ok: pd.DataFrame, epochs: pd.DataFrame | None) -> list[np.ndarray]:
     """Each run's steady epoch times from epochs.csv; its steady_epoch_wall_s alone without them."""
     by_repeat = {}
-    if epochs is not None:
-        by_repeat = {int(r): g["wall_s"].dropna().to_numpy(float) for r, g in epochs.groupby("repeat")}
+    if epochs is not None:  # sorted and split, not grouped: a cell may have thousands of runs
+        epochs = epochs[epochs["wall_s"].notna()].sort_values("repeat", kind="stable")
+        repeats, starts = np.unique(epochs["repeat"].to_numpy(int), return_index=True)
+        by_repeat = dict(zip(repeats.tolist(), np.split(epochs["wall_s"].to_numpy(float), starts[1:])))
     out = []
     for repeat, steady in zip(ok["repeat"].to_numpy(), ok["steady_epoch_wall_s"].to_numpy(float)):
         found = by_repeat.get(int(repeat))
@@ -130,12 +140,12 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones."""
     columns = summary_columns()
     runs = runs[~runs["instrumented"].astype(bool)].reindex(columns=list(dict.fromkeys(
-        CELL_KEY + ["repeat", "status", *MEDIANS.values()])))
+        CELL_KEY + ["repeat", "status", *MEDIANS.values(), OTHERS_SHARE])))
     if runs.empty:
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
     runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numbers})
-    ok = runs[(runs["status"] == "ok") & runs["wall_s"].notna()]
+    ok = runs[timed(runs)]
     by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
         runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
@@ -148,6 +158,9 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     summary["cpu_iqr_s"] = summary["cpu_q75_s"] - summary["cpu_q25_s"]
     summary["wall_rel_iqr"] = (summary["wall_iqr_s"] / summary["wall_median_s"]).where(summary["n_ok"] >= 2)
     summary["noisy"] = summary["wall_rel_iqr"] >= NOISY_REL_IQR
+    busy_runs = ok.assign(busy=ok[OTHERS_SHARE].map(busy)).groupby(CELL_KEY)["busy"].sum().rename(BUSY_RUNS)
+    summary = summary.join(busy_runs, on=CELL_KEY)
+    summary[BUSY_RUNS] = summary[BUSY_RUNS].fillna(0).astype(int)
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
     steady_rows = {}
     if epochs is not None and not epochs.empty:
@@ -230,9 +243,20 @@ def _break_even_of(row, ref, cells) -> dict:
     return result
 
 
+def busy_sentence(summary: pd.DataFrame) -> str:
+    """What to say of the runs made while other processes took a notable share of the cores (harness.noise),
+    for the console and the report; '' when there were none."""
+    if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
+        return ""
+    cells = summary[summary[BUSY_RUNS] > 0]
+    return (f"{int(cells[BUSY_RUNS].sum())} run(s) in {len(cells)} cell(s) ran while other processes took "
+            f"{BUSY_SHARE:.0%} or more of the cores ({BUSY_RUNS} in summary.csv, {OTHERS_SHARE} in runs.csv): their "
+            "times include waiting for the CPU; rerun the study on an idle machine.")
+
+
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
     """What the end of a study's console output says about its spreads: each noisy cell with what to
-    do, and how many cells have one run and so no interval."""
+    do, the runs of a busy machine (harness.noise), and how many cells have one run and so no interval."""
     if not Path(summary_csv).is_file():
         return []
     summary = pd.read_csv(summary_csv)
@@ -244,6 +268,8 @@ def noisy_cell_lines(summary_csv: Path) -> list[str]:
     if lines:
         lines.append("    the verdicts of noisy cells are uncertain: rerun them with more --repeats (e.g. 5), "
                      "on a quieter machine")
+    if busy_sentence(summary):
+        lines.append(f"busy: {busy_sentence(summary)}")
     single = int((summary["n_ok"] == 1).sum())
     if single:
         lines.append(f"{single} of {len(summary)} cells have one run: no interval and no verdict for them "

@@ -45,7 +45,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Build the report, merging several folders first: 0, or 2 on bad input, 1 on an internal error."""
+    """Build the report, merging several folders first: 0, or 2 on bad input or a folder that cannot be
+    written, 1 on an internal error."""
     args = make_parser().parse_args(argv)
     try:
         if args.merge_into and len(args.results_dirs) == 1:
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         path = build_report(folder, args.out, accuracy_threshold=args.accuracy_threshold)
     except (ReportInputError, StudyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --out on a file, a read-only folder, a full disk: the user's to fix
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write the report{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one line for users, details on request
         if args.traceback:

@@ -10,7 +10,7 @@ import pandas as pd
 from harness.epoch_stats import reached_threshold
 from harness.files import write_text_atomic
 from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
-from harness.summary import N_RESAMPLES, NOISY_REL_IQR
+from harness.summary import N_RESAMPLES, NOISY_REL_IQR, busy_sentence
 
 from . import article, machines, style
 from .data import StudyData, accuracy_curves, load, phase_table, rows, select, time_to_accuracy_table
@@ -121,7 +121,7 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
         d=data, r=Report(data, threshold), figures=figures, threshold=threshold, machines=machines, guard=guard,
         select=select, table=markdown_table, variant_descriptions=variant_descriptions, label=style.label,
         andjoin=style.and_join, article=article, style=style, OK=OK, FASTER=FASTER, SLOWER=SLOWER, UNCLEAR=UNCLEAR,
-        NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES,
+        NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),
         now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
     write_text_atomic(out / "report.html", to_html(md, out / "figures"))
     return write_text_atomic(out / "report.md", md)

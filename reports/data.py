@@ -11,9 +11,9 @@ import pandas as pd
 
 from harness.environment import SESSION_ONLY, machines_in, read_sessions
 from harness.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
-from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text
-from harness.schema import (ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
-                            STUDY_FILE, SUMMARY_FILE, summary_columns)
+from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text, timed
+from harness.schema import (BUSY_RUNS, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY,
+                            RUNS_FILE, STUDY_FILE, SUMMARY_FILE, summary_columns)
 from harness.summary import summarize
 
 from . import style
@@ -107,9 +107,9 @@ def load_runs(path: Path) -> pd.DataFrame:
     if runs.empty:
         raise ReportInputError(f"{path} holds no runs")
     runs = _numbers(runs, RUN_NUMBERS).assign(error=text(runs["error"]), machine=text(runs["machine"]))
-    bad = (runs["status"] == OK) & runs["wall_s"].isna()  # an "ok" run without a wall time cannot be timed
+    bad = (runs["status"] == OK) & ~timed(runs)  # an "ok" run without a finite wall time cannot be timed
     runs.loc[bad, "status"] = "failed"
-    runs.loc[bad & (runs["error"] == ""), "error"] = "status ok but no wall time recorded"
+    runs.loc[bad & (runs["error"] == ""), "error"] = "status ok but no finite wall time recorded"
     return runs
 
 
@@ -135,6 +135,8 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
         stats = pd.read_csv(path) if path.is_file() else None
     except UNREADABLE:
         stats = None
+    if stats is not None and BUSY_RUNS not in stats:  # a study from before noise was recorded: not known
+        stats[BUSY_RUNS] = pd.NA
     if stats is None or set(summary_columns()) - set(stats.columns):
         notes.append(f"`summary.csv` is {'missing or unreadable' if stats is None else 'from an older harness'}: its "
                      "statistics were computed from runs.csv and epochs.csv by the harness's code "

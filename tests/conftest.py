@@ -1,8 +1,11 @@
-"""Shared fixtures: the real MNIST from ../shared/data/mnist (or MNIST_DIR), loaded once per session."""
+"""Shared fixtures: the real MNIST from ../shared/data/mnist (or MNIST_DIR), loaded once per session; the
+machine lock of timing studies kept per test."""
 import os
 from pathlib import Path
 
 import pytest
+
+from harness.locks import MACHINE_LOCK_VARIABLE
 
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
@@ -39,3 +42,23 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(Optimized, "min_share_rows", 4)
     monkeypatch.setattr(Optimized, "single_thread_below_rows", 1)
     monkeypatch.setattr(Optimized, "row_threads_from_rows", 10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_machine_lock(tmp_path_factory):
+    """The machine lock (harness.locks) in a folder of this test session, for the processes started by
+    session- and module-wide fixtures (e.g. a Dask cluster's workers): tests never wait for, or turn away,
+    a real study on this machine or another test session."""
+    folder = tmp_path_factory.mktemp("machine-lock")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MACHINE_LOCK_VARIABLE, str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def machine_lock_dir(tmp_path_factory, monkeypatch):
+    """Each test its own machine lock (and the studies it starts, which inherit the variable): tests never
+    block each other. A test of the lock itself starts its studies within one test, so they share it."""
+    folder = tmp_path_factory.mktemp("machine-lock")
+    monkeypatch.setenv(MACHINE_LOCK_VARIABLE, str(folder))
+    return folder

@@ -29,6 +29,7 @@ from markdown_table import parse_markdown_table
 from reports.__main__ import main as reports_main
 
 from conftest import mnist_dir
+from processes import child_running, ended
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
@@ -56,12 +57,9 @@ def run_process(pid: int, timeout: float = 120) -> psutil.Process:
     """The study's run process (python -m harness.worker) that the process ``pid`` has started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for child in psutil.Process(pid).children(recursive=True):
-            try:
-                if "harness.worker" in child.cmdline():
-                    return child
-            except psutil.NoSuchProcess:
-                continue
+        child = child_running(pid, "harness.worker", recursive=True)
+        if child is not None:
+            return child
         time.sleep(0.05)
     raise AssertionError(f"no run started under process {pid} within {timeout} s")
 
@@ -70,10 +68,7 @@ def assert_gone(process: psutil.Process, timeout: float = 10) -> None:
     """The process ends within ``timeout`` (a zombie counts as ended: it waits for init to reap it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return
-        except psutil.NoSuchProcess:
+        if ended(process):
             return
         time.sleep(0.02)
     raise AssertionError(f"process {process.pid} outlived the process that started it")

@@ -25,6 +25,7 @@ from harness.plan import StudyPlan
 from harness.study import run_study
 
 from conftest import mnist_dir
+from processes import child_running, ended, kill_quietly
 
 ROOT = Path(__file__).resolve().parents[1]
 SLEEPY = {"MLP_STUDY_PLUGINS": "tests.slow_variants", "SLEEPY_SECONDS": "30"}  # a run of 2 minutes
@@ -316,19 +317,13 @@ def running_worker(study: subprocess.Popen, out: Path) -> psutil.Process | None:
     """The worker of the second run (the sleepy one), once the first run has landed."""
     if landed_runs(out) < 1:
         return None
-    children = psutil.Process(study.pid).children()
-    return children[0] if children else None
+    return child_running(study.pid, "harness.worker")
 
 
 def wait_gone(process: psutil.Process, timeout: float = 5) -> bool:
     """Whether the process ends within ``timeout`` (a zombie has ended: here nothing may reap it)."""
-    def gone():
-        try:
-            return process.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
     try:
-        return wait_for(gone, "the worker to end", timeout)
+        return wait_for(lambda: ended(process), "the worker to end", timeout)
     except AssertionError:
         return False
 
@@ -344,7 +339,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, request):
     study = start("run", *options(variants=("optimized", "sleepy"), batch_sizes=(500,)), "--out", out,
                   env={**SLEEPY, "TMPDIR": str(tmp)})
     worker = wait_for(lambda: running_worker(study, out), "the second run's worker")
-    request.addfinalizer(lambda: worker.is_running() and worker.kill())  # in case it outlives the study
+    request.addfinalizer(lambda: kill_quietly(worker))  # in case it outlives the study
     study.send_signal(signal.SIGTERM)
     _, stderr = study.communicate(timeout=60)
     assert study.returncode == 128 + signal.SIGTERM, (study.returncode, stderr)
@@ -361,9 +356,8 @@ def test_sigterm_stops_parity_like_ctrl_c(tmp_path, request):
     parity = start("parity", "--numpy-variant", "sleepy", "--frameworks", "keras", "--variants", "loop",
                    "--batch-sizes", "500", "--epochs", "1", "--seeds", "1", "--train-limit", "2000", "--out", out,
                    env=SLEEPY)
-    worker = wait_for(lambda: next((c for c in psutil.Process(parity.pid).children()
-                                    if "harness.worker" in " ".join(c.cmdline())), None), "a parity worker")
-    request.addfinalizer(lambda: worker.is_running() and worker.kill())
+    worker = wait_for(lambda: child_running(parity.pid, "harness.worker"), "a parity worker")
+    request.addfinalizer(lambda: kill_quietly(worker))
     parity.send_signal(signal.SIGTERM)
     _, stderr = parity.communicate(timeout=60)
     assert parity.returncode == 128 + signal.SIGTERM, (parity.returncode, stderr)
@@ -378,7 +372,7 @@ def test_kill_9_of_the_parent_takes_the_worker_with_it(tmp_path, request):
     args = ["run", *options(variants=("optimized", "sleepy"), batch_sizes=(500,)), "--out", out]
     study = start(*args, env={**SLEEPY, "TMPDIR": str(tmp)})
     worker = wait_for(lambda: running_worker(study, out), "the second run's worker")
-    request.addfinalizer(lambda: worker.is_running() and worker.kill())  # in case it outlives the study
+    request.addfinalizer(lambda: kill_quietly(worker))  # in case it outlives the study
     study.kill()
     study.communicate(timeout=60)
     assert wait_gone(worker), "the worker outlived the study"
