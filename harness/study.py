@@ -43,7 +43,7 @@ from .schema import (
     variant_descriptions,
 )
 from .runner import Progress, execute, run_key, runs_to_do
-from .summary import summarize
+from .tables import write_tables
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
@@ -210,9 +210,9 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
+    """summary.csv and the tables computed with it (harness.tables: winners, cost model, crossovers)."""
     if len(runs):
-        with writing(files.summary):
-            write_csv_atomic(files.summary, summarize(runs, epochs))
+        write_tables(files.out, runs, epochs)
 
 
 def _write_text(path: Path, text: str) -> None:
