@@ -159,6 +159,8 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones.
     ``cells``: the draws of cell_draws(runs, epochs, seed, n_resamples), when the caller has them."""
     columns = summary_columns()
+    if cells is None:
+        cells = cell_draws(runs, epochs, seed, n_resamples)
     runs = _timing_runs(runs)
     if runs.empty:
         return pd.DataFrame(columns=columns)
@@ -177,8 +179,6 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     summary["wall_rel_iqr"] = (summary["wall_iqr_s"] / summary["wall_median_s"]).where(summary["n_ok"] >= 2)
     summary["noisy"] = summary["wall_rel_iqr"] >= NOISY_REL_IQR
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
-    if cells is None:
-        cells = cell_draws(runs, epochs, seed, n_resamples)
     summary = summary.join(_comparisons(summary, cells))
     return summary.reindex(columns=columns).sort_values(["threads", "batch_size", "framework", "variant"],
                                                         ignore_index=True)
