@@ -34,7 +34,7 @@ from filelock import FileLock, Timeout
 
 from .files import StudyError, write_text_atomic, writing
 from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
-from .plan import RunSpec, StudyPlan
+from .plan import Extra, RunSpec, StudyPlan
 from .results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
 )
@@ -326,12 +326,13 @@ def read_plan(path: Path) -> StudyPlan:
             config=MLPConfig.from_dict(config),
             preset=data.get("preset"),
             once=tuple(data.get("once", ())),
+            extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())),
         )
         plan.runs()  # every framework has its variants
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StudyError(f"{path} is not a study plan ({type(exc).__name__}: {exc})") from None
     known = variant_descriptions()
-    unknown = [f"{f}/{name}" for f in plan.frameworks for name in plan.variants[f] if name not in known.get(f, {})]
+    unknown = [f"{f}/{v}" for _, _, f, v in plan.cells() if v not in known.get(f, {})]
     if unknown:
         raise StudyError(f"{path} plans {', '.join(unknown)}, not known here (a plugin's? see MLP_STUDY_PLUGINS)")
     return plan
