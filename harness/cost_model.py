@@ -118,6 +118,15 @@ def _from_scale(kind, b, up_to: bool):
     return np.where(kind == own, b, np.where(kind == ALWAYS, faster_everywhere, faster_nowhere))
 
 
+def _in_range(direction: str, b: float, lo: float, hi: float) -> str:
+    """A crossover read within the measured batch sizes [lo, hi]: FROM or UP_TO b, or ALWAYS / NEVER there."""
+    if direction == FROM:
+        return ALWAYS if b <= lo else NEVER if b > hi else FROM
+    if direction == UP_TO:
+        return ALWAYS if b >= hi else NEVER if b < lo else UP_TO
+    return direction
+
+
 def fastest(model: list[Fit], framework: str, threads: int, batch_sizes) -> Fit | None:
     """The variant of ``framework`` whose fitted steady epoch is the lowest over ``batch_sizes`` (geometric mean)."""
     candidates = [f for f in model if f.framework == framework and f.threads == threads]
@@ -134,17 +143,17 @@ def crossover_table(model: list[Fit]) -> pd.DataFrame:
             if peer is None:
                 continue
             lo_b, hi_b = float(mine.batch_sizes.min()), float(mine.batch_sizes.max())
-            kind, b = crossover(mine.costs[0] - peer.costs[0], peer.costs[1] - mine.costs[1])
-            kind, b = str(kind), float(b)
-            if kind == FROM and b <= lo_b or kind == UP_TO and b >= hi_b:
-                kind = ALWAYS
-            elif kind == FROM and b > hi_b or kind == UP_TO and b < lo_b:
-                kind = NEVER
+            direction, b = crossover(mine.costs[0] - peer.costs[0], peer.costs[1] - mine.costs[1])
+            direction, b = str(direction), float(b)
+            kind = _in_range(direction, b, lo_b, hi_b)
             row = {"threads": mine.threads, "numpy_variant": mine.variant, "framework": framework,
-                   "variant": peer.variant, "kind": kind, "batch_size": b if kind in (FROM, UP_TO) else np.nan,
-                   "measured_min": lo_b, "measured_max": hi_b}
+                   "variant": peer.variant, "kind": kind, "direction": direction,
+                   "batch_size": b if direction in (FROM, UP_TO) else np.nan, "measured_min": lo_b, "measured_max": hi_b}
             if mine.draws is not None and peer.draws is not None:
                 draw_kind, draw_b = crossover(mine.draws[:, 0] - peer.draws[:, 0], peer.draws[:, 1] - mine.draws[:, 1])
-                row["batch_size_lo"], row["batch_size_hi"] = interval(_from_scale(draw_kind, draw_b, kind == UP_TO))
+                lo, hi = interval(_from_scale(draw_kind, draw_b, direction == UP_TO))
+                row.update(batch_size_lo=lo, batch_size_hi=hi,
+                           clear=_in_range(direction, lo, lo_b, hi_b) == _in_range(direction, hi, lo_b, hi_b) == kind
+                           if kind in (ALWAYS, NEVER) else True)
             rows.append(row)
     return pd.DataFrame(rows).reindex(columns=CROSSOVER_COLUMNS)

@@ -148,9 +148,11 @@ COST_MODEL_COLUMNS = [
     "sample_cost_hi_s", "max_residual_rel", "bad_fit",
 ]
 # crossovers.csv: per threads, NumPy optimized against the fastest variant of each other framework: where
-# NumPy is faster per steady epoch. kind: "from" (NumPy faster from batch_size on), "up to", ALWAYS, NEVER.
+# NumPy is faster per steady epoch. direction: the fit's "from" (NumPy faster from batch_size b* on), "up to",
+# ALWAYS or NEVER; kind: the same read within the measured batch sizes; the interval is b*'s (0: always, inf:
+# never for "from"); clear: for kind ALWAYS / NEVER, whether the whole interval says so too.
 ALWAYS, NEVER = "always", "never"
 CROSSOVER_COLUMNS = [
-    "threads", "numpy_variant", "framework", "variant", "kind", "batch_size", "batch_size_lo", "batch_size_hi",
-    "measured_min", "measured_max",
+    "threads", "numpy_variant", "framework", "variant", "kind", "direction", "batch_size", "batch_size_lo",
+    "batch_size_hi", "clear", "measured_min", "measured_max",
 ]

@@ -84,7 +84,8 @@ def test_cost_model_recovers_known_costs_and_the_crossover_in_closed_form():
     assert (jax["variant"], jax["kind"]) == ("loop", "from") and jax["batch_size"] == pytest.approx(75.0, rel=1e-6)
     assert jax["batch_size_lo"] <= 75.0 <= jax["batch_size_hi"]
     keras = crossings.loc["keras"]  # the fastest Keras variant is loop; NumPy has the lower cost of both kinds
-    assert (keras["variant"], keras["kind"]) == ("loop", ALWAYS) and math.isnan(keras["batch_size"])
+    assert (keras["variant"], keras["kind"], keras["clear"]) == ("loop", ALWAYS, True)
+    assert math.isnan(keras["batch_size"])
 
 
 def test_crossover_kinds_and_a_bad_fit_is_flagged():
