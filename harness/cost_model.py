@@ -154,6 +154,6 @@ def crossover_table(model: list[Fit]) -> pd.DataFrame:
                 lo, hi = interval(_from_scale(draw_kind, draw_b, direction == UP_TO))
                 row.update(batch_size_lo=lo, batch_size_hi=hi,
                            clear=_in_range(direction, lo, lo_b, hi_b) == _in_range(direction, hi, lo_b, hi_b) == kind
-                           if kind in (ALWAYS, NEVER) else True)
+                           if kind in (ALWAYS, NEVER) else 0 < lo <= hi < np.inf)
             rows.append(row)
     return pd.DataFrame(rows).reindex(columns=CROSSOVER_COLUMNS)

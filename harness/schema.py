@@ -150,7 +150,8 @@ COST_MODEL_COLUMNS = [
 # crossovers.csv: per threads, NumPy optimized against the fastest variant of each other framework: where
 # NumPy is faster per steady epoch. direction: the fit's "from" (NumPy faster from batch_size b* on), "up to",
 # ALWAYS or NEVER; kind: the same read within the measured batch sizes; the interval is b*'s (0: always, inf:
-# never for "from"); clear: for kind ALWAYS / NEVER, whether the whole interval says so too.
+# never for "from"); clear: for kind ALWAYS / NEVER, whether the whole interval says so too, for FROM / UP_TO
+# whether the interval is finite (neither always nor never in it).
 ALWAYS, NEVER = "always", "never"
 CROSSOVER_COLUMNS = [
     "threads", "numpy_variant", "framework", "variant", "kind", "direction", "batch_size", "batch_size_lo",

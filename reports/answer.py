@@ -69,17 +69,23 @@ def winners_sentence(winners: pd.DataFrame, threads: int, epochs: int, several: 
 
 
 def crossover_text(row) -> str:
-    """A crossovers.csv row as a clause; 'always' or 'never' only where its whole interval says so."""
-    peer, span = style.label(row["framework"], row["variant"]), f"{row['measured_min']:,.0f}-{row['measured_max']:,.0f}"
+    """Where NumPy is faster per steady epoch, from a crossovers.csv row: "from batch b* [lo, hi]", or "at every" /
+    "at no measured batch size"; "by the fit, not clearly" where the interval does not support it."""
+    span = f"{row['measured_min']:,.0f}-{row['measured_max']:,.0f}"
     if row["kind"] in (ALWAYS, NEVER):
-        where = "at every measured batch size" if row["kind"] == ALWAYS else "at no measured batch size"
-        if pd.isna(row["batch_size_lo"]):
-            return f"faster than {peer} {where} by the fit ({span}; no interval: cells of one run)"
-        if row["clear"] is True or row["clear"] == "True":
-            return f"faster than {peer} {where} ({span}; crossover {batch_interval(row)})"
-        return (f"faster than {peer} {where} by the fit ({span}), not clearly: the crossover's interval "
-                f"{batch_interval(row)} reaches into the measured range")
-    return f"faster than {peer} {row['kind']} batch {row['batch_size']:,.0f} {batch_interval(row)}"
+        claim = f"faster at {'every' if row['kind'] == ALWAYS else 'no'} measured batch size ({span})"
+    else:
+        claim = f"faster {row['kind']} batch {row['batch_size']:,.0f}"
+    if pd.isna(row["batch_size_lo"]):
+        return f"{claim} by the fit (cells of one run: no interval)"
+    if _true(row["clear"]):
+        return f"{claim}, crossover {batch_interval(row)}"
+    return f"{claim} by the fit, not clearly: crossover {batch_interval(row)}"
+
+
+def _true(value) -> bool:
+    """A flag as pandas reads it back from a CSV: bool, NumPy bool, or the text 'True' in an object column."""
+    return str(value) == "True"
 
 
 def batch_interval(row) -> str:
@@ -107,11 +113,13 @@ def build(data: StudyData, main_threads: int) -> Answer:
         main = crossings[crossings["threads"] == main_threads]
         if len(main):
             where = f" with {style.threads_label(main_threads)}" if len(threads) > 1 else ""
+            clauses = [f"against {style.label(r['framework'], r['variant'])}: {crossover_text(r)}"
+                       for r in main.to_dict("records")]
             out.sentences.append(f"Per steady epoch (the per-step cost model's crossover [95 %]){where}, NumPy "
-                                 f"optimized is " + "; ".join(map(crossover_text, main.to_dict("records"))) + ".")
+                                 f"optimized {'; '.join(clauses)}.")
         out.crossover_headers = ["Threads", "NumPy", "Against (fastest fitted variant)", "NumPy faster per steady epoch"]
         out.crossover_rows = [[str(r["threads"]), r["numpy_variant"], style.label(r["framework"], r["variant"]),
-                               crossover_text(r).replace(f" than {style.label(r['framework'], r['variant'])}", "")]
+                               crossover_text(r)]
                               for r in crossings.to_dict("records")]
     out.fit_note = fit_note(data.answer.get(COST_MODEL_FILE))
     out.sentences = out.sentences[:MAX_SENTENCES]

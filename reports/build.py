@@ -12,7 +12,7 @@ from harness.files import write_text_atomic
 from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR
 
-from . import article, machines, style
+from . import answer, article, machines, style
 from .data import StudyData, accuracy_curves, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
@@ -117,8 +117,9 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     threshold = accuracy_threshold if accuracy_threshold is not None else reached_threshold(data.counted_epochs)
     figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
     machines.draw(data, out / "figures")
+    report = Report(data, threshold)
     md = unwrap(templates().get_template("report.md.j2").render(
-        d=data, r=Report(data, threshold), figures=figures, threshold=threshold, machines=machines, guard=guard,
+        d=data, r=report, answer=answer.build(data, report.main_threads), figures=figures, threshold=threshold, machines=machines, guard=guard,
         select=select, table=markdown_table, variant_descriptions=variant_descriptions, label=style.label,
         andjoin=style.and_join, article=article, style=style, OK=OK, FASTER=FASTER, SLOWER=SLOWER, UNCLEAR=UNCLEAR,
         NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES,

@@ -1,5 +1,5 @@
-"""The report's seven figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
-Where a figure's data is missing a placeholder says what, so that every file of FIGURE_NAMES always exists."""
+"""The report's figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
+A figure whose data is missing is left out; its FigureOutcome says why (``placeholder``)."""
 from __future__ import annotations
 
 import functools
@@ -9,22 +9,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from harness.cost_model import BAD_FIT
 from harness.files import write_atomic
-from harness.schema import PHASES, REFERENCE
+from harness.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
 
 from . import article, style
 from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
 
 FIGURE_TITLES = {
+    "winner_map": "Which trains fastest for your batch size and epochs?",
+    "cost_model": "Why: steady-epoch time against batch size, per-step cost model",
     "time_vs_batch": "Training time against batch size",
     "speedup_vs_peer": "Speed-up against the fastest peer variant",
+    "steady_speedup_vs_peer": "Steady-epoch speed-up against the fastest peer variant",
     "ladder": "The NumPy optimization ladder, measured and as reported in the article",
     "phases": "Where a NumPy epoch spends its time",
     "accuracy": "Accuracy per epoch (parity of the implementations)",
@@ -39,11 +44,12 @@ class FigureOutcome:
     name: str
     title: str
     caption: str
-    placeholder: str | None = None  # why only a placeholder was drawn
+    left_out: str | None = None  # why the figure is not drawn (no data, or drawing failed)
+    number: int = 0  # its number in the report (figures left out have none)
 
 
 class NoData(Exception):
-    """A figure's data is missing; the message says what, for its placeholder."""
+    """A figure's data is missing; the message says what, for the report's list of what is left out."""
 
 
 def need(rows, reason: str):
@@ -202,6 +208,97 @@ def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
 
 
 # -- the figures, in FIGURE_NAMES' order: each returns it and its caption's facts, or raises NoData ---
+def _edges(values: list[float]) -> list[float]:
+    """Cell edges around sorted positive values on a log axis: geometric midpoints, the ends mirrored."""
+    v = np.log(np.asarray(values, float))
+    mid = (v[1:] + v[:-1]) / 2
+    step = (v[-1] - v[0]) / max(1, len(v) - 1) / 2 or 0.5
+    return list(np.exp(np.concatenate([[v[0] - (mid[0] - v[0] if len(v) > 1 else step)], mid,
+                                       [v[-1] + (v[-1] - mid[-1] if len(v) > 1 else step)]])))
+
+
+def fig_winner_map(data: StudyData):
+    table = need(data.answer.get(WINNERS_FILE, pd.DataFrame()), "there is no winners.csv table (no first and "
+                 "steady epochs of successful runs).")
+    threads, batch_sizes = style.order_threads(table["threads"].unique()), sorted(table["batch_size"].unique())
+    epochs = sorted(table["epochs"].unique())
+    bx, ey = _edges(batch_sizes), _edges(epochs)
+    fig = new_figure(4.6, width=max(style.FIG_WIDTH, 4.2 * len(threads)))
+    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
+    winners_seen, unclear_seen = [], False
+    for ax, t in zip(axes, threads):
+        for i, b in enumerate(batch_sizes):
+            column = select(table, threads=t, batch_size=b).sort_values("epochs").to_dict("records")
+            lows = [ey[0]] + [r["break_even_epochs"] if style.finite(r["break_even_epochs"])
+                              and prev["epochs"] < r["break_even_epochs"] < r["epochs"] else ey[k + 1]
+                              for k, (prev, r) in enumerate(zip(column, column[1:]))]
+            highs = lows[1:] + [ey[-1]]
+            for r, lo, hi in zip(column, lows, highs):
+                key = tuple(r["winner"].split("/", 1))
+                clear = r["lead"] == CLEAR
+                winners_seen.append(key)
+                unclear_seen |= not clear
+                ax.fill_between([bx[i], bx[i + 1]], lo, hi, color=style.color(*key), alpha=0.9 if clear else 0.3,
+                                hatch=None if clear else "///", edgecolor="white", lw=0.6)
+                if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
+                    ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
+                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=7.5, color="black")
+        if data.epochs_per_run:
+            ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
+        ax.set_xticks(batch_sizes, labels=[f"{b:,}" for b in batch_sizes], fontsize=8.5)
+        ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
+        ax.set_yticks(epochs, labels=[str(e) for e in epochs], fontsize=8.5)
+        ax.yaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
+        ax.set_title(style.threads_label(t), fontsize=10.5)
+    axes[0].set_ylabel("training length (epochs, log scale)")
+    fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
+    rows = series_rows(style.sort_series(set(winners_seen)), patches=True)
+    extra = [Patch(facecolor="#bbbbbb", alpha=0.3, hatch="///", edgecolor="white", label="no clear winner (pale)"),
+             Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
+    if data.epochs_per_run:
+        extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
+    legend(fig, rows + [extra if unclear_seen else extra[1:]])
+    return fig, dict(epochs=data.epochs_per_run)
+
+
+def fig_cost_model(data: StudyData):
+    model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "the steady epochs were measured at fewer than "
+                 "two batch sizes, so there is no per-step cost model.")
+    model = model[model["variant"] != "original"]  # 3-5x slower than the rest: it would set the shared scale
+    model = need(model, "only NumPy 'original' has a fit.")
+    threads, series = style.order_threads(model["threads"].unique()), series_of(model)
+    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 4.6 * len(threads)))
+    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
+    dense = np.geomspace(model["batch_size"].min(), model["batch_size"].max(), 80)
+    for ax, t in zip(axes, threads):
+        for key in series:
+            part = select(model, threads=t, framework=key[0], variant=key[1]).sort_values("batch_size")
+            if part.empty:
+                continue
+            first = part.iloc[0]
+            c, bad = style.color(*key), bool(first["bad_fit"])
+            fitted = (np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first["sample_cost_s"])
+            ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")
+            ax.plot(part["batch_size"], part["steady_epoch_median_s"], color=c, ls="none", ms=6,
+                    marker=style.MARKERS.get(key[0], "^"))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set(major_formatter=FuncFormatter(lambda v, _p: f"{v:g}"), minor_formatter=NullFormatter())
+        batch_axis(ax, sorted(model["batch_size"].unique()))
+        ax.set_title(style.threads_label(t), fontsize=10.5)
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0].set_ylabel("steady epoch (s, log scale)")
+    legend(fig, series_rows(series) + [[
+        Line2D([], [], color="#444444", marker="o", ls="none", label="measured: median steady epoch"),
+        Line2D([], [], color="#444444", lw=1.6, label="fit: steps × step cost + samples × sample cost"),
+        Line2D([], [], color="#444444", lw=1.6, ls=":", label=f"fit with a residual ≥ {BAD_FIT:.0%} (bad fit)")]])
+    return fig, dict(original=(data.answer[COST_MODEL_FILE]["variant"] == "original").any(), bad_fit=f"{BAD_FIT:.0%}")
+
+
 def fig_time_vs_batch(data: StudyData):
     stats = need(data.stats[data.stats["n_ok"] > 0], "no run finished with status ok, so there is no time to draw.")
     batch_sizes, series, threads = sorted(stats["batch_size"].unique()), series_of(stats), style.order_threads(
@@ -241,18 +338,23 @@ def fig_time_vs_batch(data: StudyData):
                      one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None)
 
 
-def fig_speedup(data: StudyData):
-    col, stats = "speedup_vs_best_peer", data.stats
+def fig_speedup(data: StudyData, steady: bool = False):
+    """Speed-ups against the fastest peer, whole trainings or (``steady``) per steady epoch; NumPy 'original'
+    (several times slower than the rest) is left out so that it does not set the shared scale."""
+    col, best_col, stats = speedup_column("best_peer", steady), reference_column("best_peer", steady), data.stats
+    metric = "steady_epoch_median_s" if steady else "wall_median_s"
     peers = "every peer run failed" if (data.runs["framework"] != "numpy").any() else (
         "there are no peer (Keras/TF, Keras/JAX, ...) runs")
-    s = need(stats[stats[col].notna() & (stats["n_ok"] > 0)], f"{peers}, so there is nothing to compare against.")
+    shown = stats[stats[col].notna() & (stats["n_ok"] > 0)]
+    left_out = sorted(set(shown.loc[shown["variant"] == "original", col].round(2)))
+    s = need(shown[shown["variant"] != "original"], f"{peers}, so there is nothing to compare against.")
     threads, batch_sizes, series = style.order_threads(s["threads"]), sorted(s["batch_size"].unique()), series_of(s)
     values = np.concatenate([s[col], s[f"{col}_lo"].fillna(s[col]), s[f"{col}_hi"].dropna()]).astype(float)
     top, low = max(np.nanmax(values), 1.0), min(np.nanmin(values), 1.0)
     many = len(series) * len(batch_sizes) > 12
-    best = dict(zip(zip(s["batch_size"], s["threads"]), s["best_peer"]))  # the fastest peer of each cell: 1×
+    best = dict(zip(zip(s["batch_size"], s["threads"]), s[best_col]))  # the fastest peer of each cell: 1×
     walls = dict(zip(zip(stats["batch_size"], stats["threads"], stats["framework"] + "/" + stats["variant"]),
-                     stats["wall_median_s"]))
+                     stats[metric]))
     fig = new_figure(4.3 * len(threads) + 0.6, width=max(style.FIG_WIDTH, 1.7 * len(batch_sizes)))
     for ax, t in zip(fig.subplots(len(threads), 1, squeeze=False, sharey=True).ravel(), threads):
         log = _log_y_if_wide(ax, values, ratio=6.0, unit="×")
@@ -277,13 +379,13 @@ def fig_speedup(data: StudyData):
         pad = 2.4 if many else 1.6  # on a log axis: room for the labels above and below the bars
         ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / pad, top * pad) if log else
                (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
-               ylabel="speed-up vs fastest peer" + (" (log scale)" if log else ""))
+               ylabel=("steady-epoch " if steady else "") + "speed-up vs fastest peer" + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
     legend(fig, series_rows(series, patches=True) + [[
         Line2D([], [], color="black", ls="--", lw=1.1, label="1× = as fast as the fastest peer variant"),
         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
-    return fig, dict(log=log, many=many)
+    return fig, dict(log=log, many=many, steady=steady, original=left_out)
 
 
 def fig_ladder(data: StudyData):
@@ -452,28 +554,26 @@ def fig_efficiency(data: StudyData):
 
 def draw(fig_dir: Path, name: str, make, data: StudyData) -> FigureOutcome:
     """One figure: ``make(data)`` returns it and its caption's facts. Missing data (NoData) or a failed drawing
-    becomes a placeholder that says why, so that one broken figure does not lose the whole report."""
+    leaves the figure out (no file; ``left_out`` says why), so that one broken figure does not lose the report."""
     try:
         fig, facts = make(data)
         return save(fig, fig_dir, name, caption(name, **facts))
     except NoData as exc:
-        reason, why = str(exc), ""
+        reason = str(exc)
     except Exception as exc:  # noqa: BLE001
-        reason, why = f"the figure could not be drawn ({type(exc).__name__}: {exc}).", "could not be drawn: "
-    fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
-    ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
-    ax.spines[:].set(edgecolor="#999999", linestyle="--")
-    for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
-                             (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
-                             (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
-        ax.text(0.5, y, text, ha="center", transform=ax.transAxes, **{"va": "center", **options})
-    save(fig, fig_dir, name, None)
-    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=why + reason)
+        reason = f"it could not be drawn ({type(exc).__name__}: {exc})."
+    for ext in ("png", "svg"):  # a figure of an earlier build must not pass for this one's
+        (fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
+    return FigureOutcome(name, FIGURE_TITLES[name], "", left_out=reason)
 
 
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
-    """Draw the seven figures."""
+    """Draw the figures of FIGURE_NAMES that have data."""
     fig_dir.mkdir(parents=True, exist_ok=True)
-    makers = (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy, functools.partial(
+    makers = (fig_winner_map, fig_cost_model, fig_time_vs_batch, fig_speedup, functools.partial(fig_speedup, steady=True),
+              fig_ladder, fig_phases, fig_accuracy, functools.partial(
         fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
-    return {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}
+    outcomes = {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}
+    for number, outcome in enumerate((o for o in outcomes.values() if not o.left_out), start=1):
+        outcome.number = number
+    return outcomes
