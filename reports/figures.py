@@ -238,7 +238,7 @@ def fig_winner_map(data: StudyData):
                 clear = r["lead"] == CLEAR
                 winners_seen.append(key)
                 unclear_seen |= not clear
-                ax.fill_between([bx[i], bx[i + 1]], lo, hi, color=style.color(*key), alpha=0.9 if clear else 0.3,
+                ax.fill_between([bx[i], bx[i + 1]], lo, hi, facecolor=style.color(*key), alpha=0.9 if clear else 0.35,
                                 hatch=None if clear else "///", edgecolor="white", lw=0.6)
                 if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
                     ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
@@ -257,7 +257,8 @@ def fig_winner_map(data: StudyData):
     axes[0].set_ylabel("training length (epochs, log scale)")
     fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
     rows = series_rows(style.sort_series(set(winners_seen)), patches=True)
-    extra = [Patch(facecolor="#bbbbbb", alpha=0.3, hatch="///", edgecolor="white", label="no clear winner (pale)"),
+    extra = [Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
+                   label="no clear winner (pale, hatched: the winner's colour)"),
              Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
     if data.epochs_per_run:
         extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
@@ -285,13 +286,13 @@ def fig_cost_model(data: StudyData):
             ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")
             ax.plot(part["batch_size"], part["steady_epoch_median_s"], color=c, ls="none", ms=6,
                     marker=style.MARKERS.get(key[0], "^"))
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.yaxis.set(major_formatter=FuncFormatter(lambda v, _p: f"{v:g}"), minor_formatter=NullFormatter())
         batch_axis(ax, sorted(model["batch_size"].unique()))
         ax.set_title(style.threads_label(t), fontsize=10.5)
         ax.grid(True, which="both", alpha=0.25)
-    axes[0].set_ylabel("steady epoch (s, log scale)")
+    log = _log_y_if_wide(axes[0], model["steady_epoch_median_s"], ratio=10.0)
+    if not log:
+        axes[0].set_ylim(bottom=0)
+    axes[0].set_ylabel("steady epoch (s" + (", log scale)" if log else ")"))
     legend(fig, series_rows(series) + [[
         Line2D([], [], color="#444444", marker="o", ls="none", label="measured: median steady epoch"),
         Line2D([], [], color="#444444", lw=1.6, label="fit: steps × step cost + samples × sample cost"),
