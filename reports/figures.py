@@ -503,30 +503,35 @@ def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool
     table = need(time_to_accuracy_table(data, threshold),
                  "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
     series = series_of(table)[::-1]  # the first at the top
-    fig, panels, _ = _panel_grid(table, 0.34 * len(series) + 0.9, extra_height=0.8, sharex=True, sharey=True,
+    fig, panels, _ = _panel_grid(table, 0.34 * len(series) + 0.9, extra_height=0.8, sharey=True,
                                  xlabel=f"training time until test acc. ≥ {threshold:.0%} (s)")
-    xmax = max([x for x in table["time_s"] if np.isfinite(x)], default=1.0)
     best_acc = accuracy_curves(data).groupby(["framework", "variant", "batch_size"])["test_acc"].max().to_dict()
+    cut = False
     for (b, t), ax in panels.items():
         cells = {(r.framework, r.variant): r for r in select(table, batch_size=b, threads=t).itertuples()}
+        # each panel its own scale, set without 'original' (several times slower): its bar is cut at the edge
+        times = [r.time_s for key, r in cells.items() if np.isfinite(r.time_s)]
+        scaled = [r.time_s for key, r in cells.items() if np.isfinite(r.time_s) and key[1] != "original"] or times
+        xmax = max(scaled, default=1.0)
         for y, r in ((y, cells[key]) for y, key in enumerate(series) if key in cells):
             c, reached = style.color(r.framework, r.variant), np.isfinite(r.time_s)
-            length = r.time_s if reached else xmax * 0.03  # not reached: a hatched stub
+            length = min(r.time_s, xmax * 1.25) if reached else xmax * 0.03  # not reached: a hatched stub
+            cut |= reached and length < r.time_s
             ax.barh(y, length, 0.7, lw=0.5, **(dict(color=c, edgecolor="white") if reached else
                                                dict(color="white", edgecolor=c, hatch="////")))
             runs = f", {r.n_reached}/{r.n_runs} runs" if r.n_reached < r.n_runs else ""
             best = best_acc.get((r.framework, r.variant, b), math.nan)
-            ax.annotate(f"{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
+            ax.annotate(("→ " if length < r.time_s else "") + f"{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
                         "not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (length, y),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5,
                         **({} if reached else dict(style="italic", color="#a00000")))
         if not cells:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         _ticks(ax, series, horizontal=True)
-        ax.set_xlim(0, xmax * 1.55)
+        ax.set_xlim(0, xmax * 1.75)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=10.5)
         ax.grid(True, axis="x", alpha=0.3)
-    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table),
+    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table), cut=cut,
                      reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold)
 
 
@@ -536,14 +541,15 @@ def fig_efficiency(data: StudyData):
     groups, steps = list(dict.fromkeys(zip(s["batch_size"], s["threads"]))), series_of(s)  # groups: batch, threads
     shares = {((r.batch_size, r.threads), ("numpy", r.variant)): r.gemm_efficiency for r in s.itertuples()}
     bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
-    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
+    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 1.2 * len(groups) * max(1.0, len(steps) / 3)))  # labels apart
     ax = fig.subplots()
     for key, x in grouped_bars(ax, groups, steps, bars).items():
         note(ax, f"{shares[key]:.0%}", (x, shares[key]), fontsize=8)
     ax.axhline(1.0, color="black", ls="--", lw=1.1)
     ax.annotate("100 % = BLAS floor: all time in the matrix products", (1.0, 1.0), xycoords=("axes fraction", "data"),
                 xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom", fontsize=8.5)
-    ax.set_xticks(range(len(groups)), labels=[_group_label(b, t, s["threads"].nunique() > 1) for b, t in groups])
+    ax.set_xticks(range(len(groups)), labels=[_group_label(b, t, s["threads"].nunique() > 1) for b, t in groups],
+                  fontsize=8.5)
     ax.set(xlim=(-0.6, len(groups) - 0.4), ylim=(0, max(1.0, s["gemm_efficiency"].max()) * 1.18),
            ylabel="BLAS floor / training wall time")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
