@@ -437,7 +437,7 @@ def fig_phases(data: StudyData):
     phases = [*PHASES, *(["other"] if (table["other"] > 0).any() else [])]
     steady = {(r.variant, r.batch_size, r.threads): r.steady_epoch_median_s  # of the runs without phase timing
               for r in select(data.stats, framework="numpy").dropna(subset="steady_epoch_median_s").itertuples()}
-    tops = {}
+    tops, totals = {}, []
     for (b, t), ax in panels.items():
         part = select(table, batch_size=b, threads=t)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=11)
@@ -448,21 +448,28 @@ def fig_phases(data: StudyData):
         for p in phases:  # stacked: one bar per variant and phase, on top of the phases before it
             ax.bar(range(len(part)), part[p], 0.62, bottom, color=style.PHASE_COLORS[p], edgecolor="white", lw=0.5)
             bottom += part[p].to_numpy(float)
-        tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
+        scaled = part["variant"].to_numpy() != "original"  # several times slower: it does not set the scale
+        tops[t] = max(tops.get(t, 0.0), float(bottom[scaled if scaled.any() else ~scaled].max()))
         for i, var in enumerate(part["variant"]):
-            note(ax, style.fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
+            totals.append((ax, t, i, float(bottom[i])))
             if (var, b, t) in steady:
                 ax.plot([i + 0.31], [steady[var, b, t]], marker="<", color="black", ms=7, ls="none")
-                tops[t] = max(tops[t], float(steady[var, b, t]))
+                tops[t] = max(tops[t], float(steady[var, b, t]) if var != "original" or not scaled.any() else 0.0)
         _ticks(ax, [("numpy", v) for v in part["variant"]], rotate=ncols > 1)
         ax.grid(True, axis="y", alpha=0.3)
     for (_, t), ax in panels.items():
-        ax.set_ylim(0, tops.get(t, 0.0) * 1.12 or 1)
+        ax.set_ylim(0, tops.get(t, 0.0) * 1.25 or 1)
+    any_cut = False
+    for ax, t, i, total in totals:  # a bar cut at the top gets its total just under the edge, with an arrow
+        cut = total > ax.get_ylim()[1]
+        any_cut |= cut
+        note(ax, ("↑ " if cut else "") + style.fmt_s(total), (i, min(total, ax.get_ylim()[1] * 0.9)), fontsize=8,
+             **(dict(backgroundcolor="white") if cut else {}))
     handles = [Patch(color=style.PHASE_COLORS[p], label=style.PHASE_LABELS[p]) for p in phases]
     marked = any(key in steady for key in zip(table["variant"], table["batch_size"], table["threads"]))
     legend(fig, [handles[:3], handles[3:], [Line2D([], [], marker="<", color="black", ls="none", ms=7, label=(
         "whole steady epoch of the runs without phase timing (median)"))] if marked else []])
-    return fig, {}
+    return fig, dict(cut=any_cut)
 
 
 def fig_accuracy(data: StudyData):
