@@ -30,6 +30,38 @@ class Report:
         self.peers = [f for f in data.frameworks if f != "numpy"]  # with successful runs, in report order
         self.present = sorted(set(data.runs["framework"]), key=style.framework_rank)  # with any runs
 
+    # -- the run counts and lists the template shows (pandas stays here) -------------------------------
+    def counts(self) -> dict:
+        """Runs, successful runs, instrumented runs and repeats of the study."""
+        runs = self.d.runs
+        return dict(runs=len(runs), ok=int((runs["status"] == OK).sum()), instrumented=int(runs["instrumented"].sum()),
+                    repeats=self.d.study.get("repeats") or int(runs["repeat"].max()) + 1)
+
+    def compared(self) -> list[list[str]]:
+        """'What is compared': each variant that ran or is registered, its description, runs ok / runs."""
+        registry, runs = variant_descriptions(), self.d.runs
+        pairs = set(zip(runs["framework"], runs["variant"])) | {(f, v) for f, named in registry.items() for v in named}
+        body = []
+        for fw, v in style.sort_series(pairs):
+            mine = select(runs, framework=fw, variant=v)
+            ok = int((mine["status"] == OK).sum())
+            body.append([style.label(fw, v), registry.get(fw, {}).get(v, "(not described)"),
+                         f"{ok}/{len(mine)}" if len(mine) else "not run"])
+        return body
+
+    def failed(self) -> list[pd.Series]:
+        return rows(self.d.runs[self.d.runs["status"] != OK])
+
+    def succeeded_frameworks(self) -> set[str]:
+        return set(select(self.d.runs, status=OK)["framework"])
+
+    def variants_run(self, framework: str) -> list[str]:
+        return list(select(self.d.runs, framework=framework)["variant"])
+
+    def with_column(self, column: str) -> list[pd.Series]:
+        """The cells (with a time) whose ``column`` has a value, e.g. break_even_epochs."""
+        return self.rows(self.ok[self.ok[column].notna()])
+
     def rows(self, frame: pd.DataFrame | None = None, **equal) -> list[pd.Series]:
         return rows(select(self.ok if frame is None else frame, **equal))
 

@@ -272,7 +272,7 @@ def test_cli_builds_into_out_dir(tmp_path, capsys):
     make_results(folder, SERIES[:2], batch_sizes=(500,), repeats=1, epochs=2, instrumented=False)
     assert cli_main(["build", str(folder), "--out", str(tmp_path / "rep"), "--accuracy-threshold", "0.8"]) == 0
     assert str(tmp_path / "rep" / "report.md") in capsys.readouterr().out
-    assert "reaches 80% test accuracy first" in (tmp_path / "rep" / "report.md").read_text()
+    assert "shortest median time to 80% test accuracy" in (tmp_path / "rep" / "report.md").read_text()
     assert not list((tmp_path / "rep").rglob("*.tmp"))  # atomic writes leave no temporary files
     assert cli_main(["build", str(tmp_path / "empty-dir-that-is-missing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
