@@ -258,7 +258,7 @@ def fig_winner_map(data: StudyData):
     fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
     rows = series_rows(style.sort_series(set(winners_seen)), patches=True)
     extra = [Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
-                   label="no clear winner (pale, hatched: the winner's colour)"),
+                   label="no clear winner, or one run: no verdict (pale, hatched: the winner's colour)"),
              Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
     if data.epochs_per_run:
         extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
