@@ -396,7 +396,7 @@ def fig_ladder(data: StudyData):
     looks = {t: dict(hatch=h, edgecolor="#222222" if h else "white") for t, h in hatches.items()}
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
     fig, panels, ncols = _panel_grid(s, 4.3, threads[:1], 0.9, ylabel="training wall time, all epochs (s)",
-                                     sharey=True)
+                                     sharey=True)  # one scale: the steps compare across batch sizes
     derived, top = set(), 0.0  # whether the article's times shown are derived (True) or reported (False)
     for (b, _), ax in panels.items():
         cells = {(("numpy", r.variant), r.threads): r for r in s[s["batch_size"] == b].itertuples()}
@@ -419,8 +419,13 @@ def fig_ladder(data: StudyData):
         ax.set_title(f"batch size {b:,}" + ("" if found else "\n(no article figures at this batch size)"),
                      fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
-    for ax in panels.values():
-        ax.set_ylim(0, top * (1.22 if several else 1.12) if top > 0 else 1)
+    values = [v for v in s["wall_median_s"] if style.finite(v) and v > 0]
+    for ax in panels.values():  # 'original' is several times slower: a log axis where the times span over 10x
+        if _log_y_if_wide(ax, values + [top], ratio=10.0, unit=""):
+            ax.set_ylim(min(values) / 1.6, top * (2.2 if several else 1.6))
+            ax.set_ylabel(ax.get_ylabel().replace("(s)", "(s, log scale)"))
+        else:
+            ax.set_ylim(0, top * (1.22 if several else 1.12) if top > 0 else 1)
     legend(fig, [[Patch(facecolor="#bbbbbb", label="measured: median wall time (bar), IQR (error bar)")] + [
         Line2D([], [], marker="D", ls="none", ms=8, color="black", label=label, **options)
         for kind, label, options in ((False, "article, reported", {}),
