@@ -148,7 +148,8 @@ def crossover_table(model: list[Fit]) -> pd.DataFrame:
             kind = _in_range(direction, b, lo_b, hi_b)
             row = {"threads": mine.threads, "numpy_variant": mine.variant, "framework": framework,
                    "variant": peer.variant, "kind": kind, "direction": direction,
-                   "batch_size": b if direction in (FROM, UP_TO) else np.nan, "measured_min": lo_b, "measured_max": hi_b}
+                   "batch_size": b if direction in (FROM, UP_TO) else np.nan, "measured_min": lo_b,
+                   "measured_max": hi_b}
             if mine.draws is not None and peer.draws is not None:
                 draw_kind, draw_b = crossover(mine.draws[:, 0] - peer.draws[:, 0], peer.draws[:, 1] - mine.draws[:, 1])
                 lo, hi = interval(_from_scale(draw_kind, draw_b, direction == UP_TO))

@@ -117,7 +117,8 @@ def build(data: StudyData, main_threads: int) -> Answer:
                        for r in main.to_dict("records")]
             out.sentences.append(f"Per steady epoch (the per-step cost model's crossover [95 %]){where}, NumPy "
                                  f"optimized {'; '.join(clauses)}.")
-        out.crossover_headers = ["Threads", "NumPy", "Against (fastest fitted variant)", "NumPy faster per steady epoch"]
+        out.crossover_headers = ["Threads", "NumPy", "Against (fastest fitted variant)",
+                                 "NumPy faster per steady epoch"]
         out.crossover_rows = [[str(r["threads"]), r["numpy_variant"], style.label(r["framework"], r["variant"]),
                                crossover_text(r)]
                               for r in crossings.to_dict("records")]
@@ -152,4 +153,5 @@ def fit_note(model: pd.DataFrame | None) -> str:
     worst = [f"{style.label(r['framework'], r['variant'])} ({style.threads_label(r['threads'])}, "
              f"{r['max_residual_rel']:.0%})" for r in bad.head(3).to_dict("records")]
     return (f"The model fits badly (a relative residual of {BAD_FIT:.0%} or more) for {len(bad)} of {len(fits)} fits, "
-            f"worst {style.and_join(worst)}: read their costs and crossovers with care (per point in `cost_model.csv`).")
+            f"worst {style.and_join(worst)}: read their costs and crossovers with care (per point in "
+            "`cost_model.csv`).")

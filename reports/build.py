@@ -155,7 +155,8 @@ def guard(part) -> str:
 
 def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = None) -> Path:
     """Write report.md, a self-contained report.html (with the per-cell tables report.md leaves out, to stay short)
-    and figures/*.png|svg to ``out_dir`` (default results_dir/report) and return report.md's path; ReportInputError for a missing or unusable folder or runs.csv. ``accuracy_threshold``
+    and figures/*.png|svg to ``out_dir`` (default results_dir/report) and return report.md's path;
+    ReportInputError for a missing or unusable folder or runs.csv. ``accuracy_threshold``
     fixes the time-to-accuracy threshold (default: the highest of 0.95, 0.94, ... that most variants reach)."""
     data = load(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"

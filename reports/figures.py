@@ -242,8 +242,8 @@ def fig_winner_map(data: StudyData):
                                 hatch=None if clear else "///", edgecolor="white", lw=0.6)
                 if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
                     ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
-                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=7.5, color="black")
+                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2),
+                                textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
         if data.epochs_per_run:
             ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
         ax.set_xscale("log")
@@ -282,7 +282,8 @@ def fig_cost_model(data: StudyData):
                 continue
             first = part.iloc[0]
             c, bad = style.color(*key), bool(first["bad_fit"])
-            fitted = (np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first["sample_cost_s"])
+            fitted = np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first[
+                "sample_cost_s"]
             ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")
             ax.plot(part["batch_size"], part["steady_epoch_median_s"], color=c, ls="none", ms=6,
                     marker=style.MARKERS.get(key[0], "^"))
@@ -380,7 +381,8 @@ def fig_speedup(data: StudyData, steady: bool = False):
         pad = 2.4 if many else 1.6  # on a log axis: room for the labels above and below the bars
         ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / pad, top * pad) if log else
                (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
-               ylabel=("steady-epoch " if steady else "") + "speed-up vs fastest peer" + (" (log scale)" if log else ""))
+               ylabel=("steady-epoch " if steady else "") + "speed-up vs fastest peer"
+               + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
     legend(fig, series_rows(series, patches=True) + [[
@@ -533,7 +535,8 @@ def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool
                                                dict(color="white", edgecolor=c, hatch="////")))
             runs = f", {r.n_reached}/{r.n_runs} runs" if r.n_reached < r.n_runs else ""
             best = best_acc.get((r.framework, r.variant, b), math.nan)
-            ax.annotate(("→ " if length < r.time_s else "") + f"{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
+            cut_mark = "→ " if length < r.time_s else ""
+            ax.annotate(f"{cut_mark}{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
                         "not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (length, y),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5,
                         **({} if reached else dict(style="italic", color="#a00000")))
@@ -589,8 +592,8 @@ def draw(fig_dir: Path, name: str, make, data: StudyData) -> FigureOutcome:
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
     """Draw the figures of FIGURE_NAMES that have data."""
     fig_dir.mkdir(parents=True, exist_ok=True)
-    makers = (fig_winner_map, fig_cost_model, fig_time_vs_batch, fig_speedup, functools.partial(fig_speedup, steady=True),
-              fig_ladder, fig_phases, fig_accuracy, functools.partial(
+    makers = (fig_winner_map, fig_cost_model, fig_time_vs_batch, fig_speedup,
+              functools.partial(fig_speedup, steady=True), fig_ladder, fig_phases, fig_accuracy, functools.partial(
         fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
     outcomes = {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}
     for number, outcome in enumerate((o for o in outcomes.values() if not o.left_out), start=1):
