@@ -45,7 +45,8 @@ def lead_group(rows: list[dict]) -> str:
         return f"{winner} at batch {sizes} ({ratios} ahead of the runner-up)"
     if first["lead"] == NO_CLEAR_WINNER:
         return f"no clear winner at batch {sizes} ({winner} over {style.label_of(first['runner_up'])}: {ratios})"
-    return f"{winner} at batch {sizes} ({ratios} over the runner-up; one run per cell: no verdict)"
+    plain = ", ".join(f"{r['ratio']:.2f}×" for r in rows)
+    return f"{winner} at batch {sizes} ({plain} over the runner-up; one run per cell: no interval, no verdict)"
 
 
 def leads(rows: list[dict]) -> str:
