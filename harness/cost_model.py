@@ -152,9 +152,10 @@ def crossover_table(model: list[Fit]) -> pd.DataFrame:
                    "measured_max": hi_b}
             if mine.draws is not None and peer.draws is not None:
                 draw_kind, draw_b = crossover(mine.draws[:, 0] - peer.draws[:, 0], peer.draws[:, 1] - mine.draws[:, 1])
-                lo, hi = interval(_from_scale(draw_kind, draw_b, direction == UP_TO))
+                scale = UP_TO if direction == UP_TO else FROM  # b* of "always"/"never" fits: on the "from" scale
+                lo, hi = interval(_from_scale(draw_kind, draw_b, scale == UP_TO))
                 row.update(batch_size_lo=lo, batch_size_hi=hi,
-                           clear=_in_range(direction, lo, lo_b, hi_b) == _in_range(direction, hi, lo_b, hi_b) == kind
+                           clear=_in_range(scale, lo, lo_b, hi_b) == _in_range(scale, hi, lo_b, hi_b) == kind
                            if kind in (ALWAYS, NEVER) else 0 < lo <= hi < np.inf)
             rows.append(row)
     return pd.DataFrame(rows).reindex(columns=CROSSOVER_COLUMNS)

@@ -102,3 +102,11 @@ def test_crossover_kinds_and_a_bad_fit_is_flagged():
 def test_summary_is_the_same_with_the_shared_draws():
     runs = pd.DataFrame(cell("numpy", "optimized", 1.0, 0.5) + cell("jax", "loop", 3.0, 0.3))
     assert answer(runs.to_dict("records"))[SUMMARY_FILE].equals(summarize(runs))
+
+
+def test_an_always_of_the_fit_is_not_clear_when_the_draws_disagree():
+    # NumPy a hair cheaper per step and per sample: "always" by the fit, but 1 % noise flips it in resamples
+    rows = model_cells("numpy", "optimized", 2e-4, 2e-6) + model_cells("jax", "loop", 2.005e-4, 2.005e-6)
+    crossing = answer(rows)[CROSSOVERS_FILE].iloc[0]
+    assert crossing["kind"] == ALWAYS and not crossing["clear"]
+    assert crossing["batch_size_lo"] < 32 and crossing["batch_size_hi"] > 20000
