@@ -7,7 +7,7 @@ import signal
 import sys
 
 from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
-from .plan import DEFAULT_PRESET, PRESETS, StudyPlan, all_cores
+from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan, all_cores
 from .schema import (
     FRAMEWORKS, OPTIONAL_FRAMEWORKS, STUDY_FILE, available_frameworks, framework_missing, variant_descriptions,
 )
@@ -171,7 +171,7 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
             variants[framework] = base.variants[framework]
         else:
             variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
-    for name in wanted:
+    for name in args.variants or ():  # a preset's names that no framework here has are skipped
         if not any(name in known[f] for f in FRAMEWORKS):
             choices = ", ".join(dict.fromkeys(v for f in FRAMEWORKS for v in known[f]))
             raise UsageError(f"unknown variant {name!r}; choose from {choices}")
@@ -187,6 +187,9 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
             raise UsageError(f"unknown variant {name!r} in --once")
     modified = any((args.frameworks, args.variants, args.batch_sizes, args.epochs, args.repeats, args.threads,
                     args.train_limit, args.once is not None))
+    regridded = any((args.frameworks, args.variants, args.batch_sizes, args.threads))
+    n_train = train_limit or MNIST_TRAIN_SAMPLES  # a limit out of range is refused by StudyPlan.validate
+    extras = base.extras if base else () if regridded else _extras(preset, frameworks, known, n_train)
     return StudyPlan(
         frameworks=frameworks,
         variants=variants,
@@ -200,8 +203,22 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
         eval_every_epoch=defaults.eval_every_epoch,
         once=tuple(defaults.once if args.once is None else args.once),
         preset=base.preset if base else f"{preset_name} (modified)" if modified else preset_name,
+        extras=extras,
         **({"config": base.config} if base else {}),
     )
+
+
+def _extras(preset, frameworks, known: dict, n_train: int) -> tuple[Extra, ...]:
+    """The preset's extra blocks for the frameworks of the plan: the variants each framework has (a block
+    without any is dropped), the batch sizes the training set allows, None threads as all cores."""
+    extras = []
+    for block in preset.extras:
+        variants = {f: tuple(v for v in block.variants if v in known[f]) for f in frameworks}
+        variants = {f: v for f, v in variants.items() if v}
+        batch_sizes = tuple(b for b in block.batch_sizes if b <= n_train)
+        if variants and batch_sizes:
+            extras.append(Extra(variants, batch_sizes, tuple(dict.fromkeys(t or all_cores() for t in block.threads))))
+    return tuple(extras)
 
 
 def cmd_run(args) -> int:

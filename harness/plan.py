@@ -27,6 +27,21 @@ def all_cores() -> int:
 
 
 SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)
+ANSWER_BATCH_SIZES = (32, 128, 500, 2000, 20000)
+# The fastest variant of each framework: NumPy's optimized and each peer's own loop (PyTorch's eager loop:
+# its compiled loop is no faster per steady epoch from batch 500 and compiles for tens of seconds per run,
+# docs/pytorch.md); a name a framework lacks is skipped.
+FASTEST_VARIANTS = ("optimized", "loop")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Extra runs of a preset beside its grid: these variants (of each framework that has them) at these
+    batch sizes and thread settings (None: all cores), with the grid's epochs and repeats."""
+
+    variants: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    threads: tuple[int | None, ...] = (None,)
 
 
 @dataclass(frozen=True)
@@ -42,21 +57,40 @@ class Preset:
     phase_epochs: int = 3  # epochs of the extra per-phase-timed numpy run (0: none)
     eval_every_epoch: bool = True
     once: tuple[str, ...] = ()  # variants run in the first repeat only
+    extras: tuple[Block, ...] = ()  # runs beside the grid; dropped when options change the grid's frameworks,
+    # variants, batch sizes or threads (the study asked for is then that grid alone)
 
 
 PRESETS = {
+    "answer": Preset(
+        "the answer for this machine (the default): the fastest variant of each framework (NumPy optimized, "
+        "each peer's own loop, PyTorch's where installed) at batch 32, 128, 500, 2000 and 20000, at all "
+        "cores and at one thread, plus the article's ladder (original once, step1-step3) and Keras as a user "
+        "runs it (fit) at batch 500 and 20000 on all cores; 10 epochs, 3 repeats. About 20 minutes on 2 cores "
+        "without PyTorch (estimated from the committed reference timings: per run about 2 s of process start, "
+        "4-5 s of Keras set-up, the first and 9 steady epochs; 10 epochs is the most that fits 20 minutes)",
+        variants=FASTEST_VARIANTS,
+        batch_sizes=ANSWER_BATCH_SIZES,
+        epochs=10,
+        phase_epochs=1,
+        once=("original",),
+        extras=(Block(FASTEST_VARIANTS, ANSWER_BATCH_SIZES, threads=(1,)),
+                Block(("original", "step1", "step2", "step3", "fit"), (500, 20000))),
+    ),
     "article": Preset(
-        "the article's study (the default): every variant of every framework (NumPy, Keras on TensorFlow, "
+        "the article's study: every variant of every framework (NumPy, Keras on TensorFlow, "
         "Keras on JAX, PyTorch where installed), batch 500 and 20000, 35 epochs, 3 repeats ('original', "
         "5-10x slower than the rest, once), all cores (about 17 minutes on 2 cores)",
         once=("original",),
     ),
     "quick": Preset(
-        "a smoke run of the whole pipeline: every variant, 10,000 training samples, batch 500 and 5000, "
-        "3 epochs, 1 repeat (2-3 minutes on 2 cores)",
-        batch_sizes=(500, 5000),
-        epochs=3,
-        repeats=1,
+        "a first try with an answer: the fastest variant of each framework, 10,000 training samples, batch "
+        "128 and 2000, 4 epochs, 3 repeats (verdicts and a winner map), all cores (1.5 minutes with its report "
+        "on a busy 2-core machine; Keras' set-up, 4-5 s per run, dominates these short runs)",
+        variants=FASTEST_VARIANTS,
+        batch_sizes=(128, 2000),
+        epochs=4,
+        repeats=3,
         train_limit=10000,
         phase_epochs=1,
     ),
@@ -80,7 +114,7 @@ PRESETS = {
         threads=(None, 1),
     ),
 }
-DEFAULT_PRESET = "article"
+DEFAULT_PRESET = "answer"
 
 
 @dataclass(frozen=True)
@@ -112,6 +146,28 @@ class RunSpec:
 
 
 @dataclass
+class Extra:
+    """A preset's Block resolved for a plan: variants per framework, batch sizes, thread counts."""
+
+    variants: dict[str, tuple[str, ...]]
+    batch_sizes: tuple[int, ...]
+    threads: tuple[int, ...]
+
+    def cells(self) -> list[tuple[int, int, str, str]]:
+        return [(t, b, f, v) for t in self.threads for b in self.batch_sizes for f, vs in self.variants.items()
+                for v in vs]
+
+    def to_dict(self) -> dict:
+        return {"variants": {k: list(v) for k, v in self.variants.items()}, "batch_sizes": list(self.batch_sizes),
+                "threads": list(self.threads)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Extra":
+        return cls({f: tuple(v) for f, v in data["variants"].items()}, tuple(data["batch_sizes"]),
+                   tuple(data["threads"]))  # values as stored: StudyPlan.validate checks them
+
+
+@dataclass
 class StudyPlan:
     frameworks: tuple[str, ...]
     variants: dict[str, tuple[str, ...]]
@@ -126,6 +182,13 @@ class StudyPlan:
     config: MLPConfig = field(default_factory=MLPConfig)
     preset: str | None = None
     once: tuple[str, ...] = ()  # variants run in the first repeat only
+    extras: tuple[Extra, ...] = ()  # cells beside the grid (a cell in both runs once)
+
+    def cells(self) -> list[tuple[int, int, str, str]]:
+        """(threads, batch size, framework, variant) of the grid, then of the extras, each once."""
+        grid = [(t, b, f, v) for t in self.threads for b in self.batch_sizes for f in self.frameworks
+                for v in self.variants[f]]
+        return list(dict.fromkeys(grid + [c for extra in self.extras for c in extra.cells()]))
 
     def __post_init__(self):
         self.validate()
@@ -159,15 +222,23 @@ class StudyPlan:
         if self.train_limit is not None:
             number("train limit", self.train_limit, 1, MNIST_TRAIN_SAMPLES)
         n_train = self.train_limit or MNIST_TRAIN_SAMPLES
-        for name, values, hi, why in (
-            ("batch size", self.batch_sizes, n_train, f"no larger than the training set ({n_train} samples)"),
-            ("threads", self.threads, cores or 2**31, f"no more than this machine's {cores} cores (more would time "
-             "the threads waiting for each other, not the framework)" if cores else ""),
-        ):
-            if not isinstance(values, tuple) or not values or len(set(values)) < len(values):
-                raise UsageError(f"{name} {values!r}: one or more values, each once")
-            for value in values:
-                number(name, value, 1, hi, why)
+        for extra in self.extras:  # the extras' cells, as the grid's: known frameworks and names, values in range
+            if not isinstance(extra, Extra) or not extra.variants or not set(extra.variants) <= set(self.frameworks):
+                raise UsageError(f"extra cells {extra!r}: variants of the plan's frameworks "
+                                 f"({', '.join(self.frameworks)}), batch sizes and threads")
+            for framework, variants in extra.variants.items():
+                names(f"{framework} variants of the extra cells", variants)
+        for batch_sizes, threads in ((self.batch_sizes, self.threads),
+                                     *((extra.batch_sizes, extra.threads) for extra in self.extras)):
+            for name, values, hi, why in (
+                ("batch size", batch_sizes, n_train, f"no larger than the training set ({n_train} samples)"),
+                ("threads", threads, cores or 2**31, f"no more than this machine's {cores} cores (more would "
+                 "time the threads waiting for each other, not the framework)" if cores else ""),
+            ):
+                if not isinstance(values, tuple) or not values or len(set(values)) < len(values):
+                    raise UsageError(f"{name} {values!r}: one or more values, each once")
+                for value in values:
+                    number(name, value, 1, hi, why)
         number("epochs", self.epochs, 1, MAX_EPOCHS)
         number("phase epochs", self.phase_epochs, 0, MAX_EPOCHS)
         number("repeats", self.repeats, 1, MAX_REPEATS)
@@ -182,30 +253,22 @@ class StudyPlan:
         does not always hit the same variant (and a resumed study keeps the order)."""
         runs = []
         rng = random.Random(self.seed)
+        cells = self.cells()
         for repeat in range(self.repeats):
             round_ = [
                 RunSpec(
                     framework, variant, batch_size, self.epochs, repeat, self.seed + repeat, threads,
                     eval_every_epoch=self.eval_every_epoch, gemm_floor=framework == "numpy",
                 )
-                for threads in self.threads
-                for batch_size in self.batch_sizes
-                for framework in self.frameworks
-                for variant in self.variants[framework]
+                for threads, batch_size, framework, variant in cells
                 if repeat == 0 or variant not in self.once
             ]
             rng.shuffle(round_)
             runs += round_
-        if self.phase_epochs and "numpy" in self.frameworks:
-            for threads in self.threads:
-                for batch_size in self.batch_sizes:
-                    for variant in self.variants["numpy"]:
-                        runs.append(
-                            RunSpec(
-                                "numpy", variant, batch_size, self.phase_epochs, 0, self.seed, threads,
-                                instrumented=True, eval_every_epoch=False,
-                            )
-                        )
+        if self.phase_epochs:
+            runs += [RunSpec("numpy", variant, batch_size, self.phase_epochs, 0, self.seed, threads, instrumented=True,
+                             eval_every_epoch=False)
+                     for threads, batch_size, framework, variant in cells if framework == "numpy"]
         return runs
 
     def to_dict(self) -> dict:
@@ -222,5 +285,6 @@ class StudyPlan:
             "phase_epochs": self.phase_epochs,
             "eval_every_epoch": self.eval_every_epoch,
             "once": list(self.once),
+            "extras": [extra.to_dict() for extra in self.extras],
             "config": self.config.to_dict(),
         }

@@ -14,6 +14,8 @@ from keras_baseline import VARIANTS as KERAS_VARIANTS
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
 SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside another study (--share-machine)
+# The answer's tables, written beside summary.csv (harness.winners, harness.cost_model).
+WINNERS_FILE, COST_MODEL_FILE, CROSSOVERS_FILE = "winners.csv", "cost_model.csv", "crossovers.csv"
 
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
@@ -156,3 +158,30 @@ def summary_columns() -> list[str]:
             columns += interval_columns(speedup_column(reference, steady))
     return columns + ["break_even_epochs", "break_even_epochs_lo", "break_even_epochs_hi",
                       "gemm_floor_median_s", "gemm_efficiency", "peak_rss_median_mb"]
+
+
+# winners.csv: per threads, batch size and training length (epochs), the variant with the shortest median
+# training (first + (epochs - 1) x steady epoch), the runner-up and the ratio runner-up / winner [95 %].
+CLEAR, NO_CLEAR_WINNER, ALONE = "clear", "no clear winner", "only one variant"
+WINNER_COLUMNS = [
+    "threads", "batch_size", "epochs", "winner", "runner_up", "winner_s", "runner_up_s",
+    "ratio", "ratio_lo", "ratio_hi", "lead",  # lead: CLEAR, NO_CLEAR_WINNER, NO_INTERVAL or ALONE
+    "break_even_epochs",  # where the winner changes below this row: the epochs at which both tie
+]
+# cost_model.csv: per framework variant, threads and measured batch size, the steady epoch fitted as
+# steps x step cost + samples x sample cost (each cost with its 95 % interval) and the point's residual.
+COST_MODEL_COLUMNS = [
+    "framework", "variant", "threads", "batch_size", "samples", "steps", "steady_epoch_median_s", "fitted_s",
+    "residual_rel", "step_cost_s", "step_cost_lo_s", "step_cost_hi_s", "sample_cost_s", "sample_cost_lo_s",
+    "sample_cost_hi_s", "max_residual_rel", "bad_fit",
+]
+# crossovers.csv: per threads, NumPy optimized against the fastest variant of each other framework: where
+# NumPy is faster per steady epoch. direction: the fit's "from" (NumPy faster from batch_size b* on), "up to",
+# ALWAYS or NEVER; kind: the same read within the measured batch sizes; the interval is b*'s (0: always, inf:
+# never for "from"); clear: for kind ALWAYS / NEVER, whether the whole interval says so too, for FROM / UP_TO
+# whether the interval is finite (neither always nor never in it).
+ALWAYS, NEVER = "always", "never"
+CROSSOVER_COLUMNS = [
+    "threads", "numpy_variant", "framework", "variant", "kind", "direction", "batch_size", "batch_size_lo",
+    "batch_size_hi", "clear", "measured_min", "measured_max",
+]

@@ -32,7 +32,7 @@ import psutil
 from .files import StudyError, UsageError, interrupts_deferred, write_text_atomic, writing
 from .locks import HeldLock, LockBusy, machine_lock
 from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
-from .plan import RunSpec, StudyPlan, all_cores
+from .plan import Extra, RunSpec, StudyPlan, all_cores
 from .results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
 )
@@ -41,7 +41,7 @@ from .schema import (
     variant_descriptions,
 )
 from .runner import Progress, execute, run_key, runs_to_do
-from .summary import summarize
+from .tables import write_tables
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
@@ -218,9 +218,9 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
+    """summary.csv and the tables computed with it (harness.tables: winners, cost model, crossovers)."""
     if len(runs):
-        with writing(files.summary):
-            write_csv_atomic(files.summary, summarize(runs, epochs))
+        write_tables(files.out, runs, epochs)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -324,13 +324,14 @@ def read_plan(path: Path) -> StudyPlan:
             config=MLPConfig.from_dict(config),
             preset=data.get("preset"),
             once=tuple(data.get("once", ())),
+            extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())),
         )
     except UsageError as exc:  # a value out of its range (StudyPlan.validate)
         raise StudyError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StudyError(f"{path} is not a study plan ({type(exc).__name__}: {exc})") from None
     known = variant_descriptions()
-    unknown = [f"{f}/{name}" for f in plan.frameworks for name in plan.variants[f] if name not in known.get(f, {})]
+    unknown = [f"{f}/{v}" for _, _, f, v in plan.cells() if v not in known.get(f, {})]
     if unknown:
         raise StudyError(f"{path} plans {', '.join(unknown)}, not known here (a plugin's? see MLP_STUDY_PLUGINS)")
     return plan

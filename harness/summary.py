@@ -133,19 +133,49 @@ def _steady_epochs(ok: pd.DataFrame, epochs: pd.DataFrame | None) -> list[np.nda
     return out
 
 
-def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
-              n_resamples: int = N_RESAMPLES) -> pd.DataFrame:
-    """summary.csv from the runs (runs.csv) and, for the steady-epoch intervals, their epochs
-    (epochs.csv; without it each run counts with its steady_epoch_wall_s alone). Instrumented runs and
-    runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones."""
-    columns = summary_columns()
+def _timing_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The uninstrumented runs with their key, status and numbers (failed runs' numbers: NaN)."""
     runs = runs[~runs["instrumented"].astype(bool)].reindex(columns=list(dict.fromkeys(
         CELL_KEY + ["repeat", "status", *MEDIANS.values(), OTHERS_SHARE])))
+    return runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in MEDIANS.values()})
+
+
+def _ok(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[timed(runs)]
+
+
+def cell_draws(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
+               n_resamples: int = N_RESAMPLES) -> dict[tuple, Cell]:
+    """Per cell (CELL_KEY) with two or more runs that count: its bootstrap draws, seeded per cell, so that
+    summary.csv, winners.csv and the cost model resample the same way."""
+    ok = _ok(_timing_runs(runs))
+    steady_rows = {}
+    if epochs is not None and not epochs.empty:
+        steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
+                                .groupby(CELL_KEY)))
+    cells = {}
+    for key, cell in ok.groupby(CELL_KEY):
+        if len(cell) >= 2:
+            steady = _steady_epochs(cell, steady_rows.get(key))
+            cells[key] = resample_cell(cell["wall_s"], cell["first_epoch_wall_s"], steady, _cell_rng(key, seed),
+                                       n_resamples)
+    return cells
+
+
+def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
+              n_resamples: int = N_RESAMPLES, cells: dict[tuple, Cell] | None = None) -> pd.DataFrame:
+    """summary.csv from the runs (runs.csv) and, for the steady-epoch intervals, their epochs
+    (epochs.csv; without it each run counts with its steady_epoch_wall_s alone). Instrumented runs and
+    runs that did not finish ok are left out of every statistic; ``n_runs`` counts the failed ones.
+    ``cells``: the draws of cell_draws(runs, epochs, seed, n_resamples), when the caller has them."""
+    columns = summary_columns()
+    if cells is None:
+        cells = cell_draws(runs, epochs, seed, n_resamples)
+    runs = _timing_runs(runs)
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    numbers = list(MEDIANS.values())  # rows of failed runs leave them None (object columns)
-    runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numbers})
-    ok = runs[timed(runs)]
+    numbers = list(MEDIANS.values())
+    ok = _ok(runs)
     by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
         runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
@@ -162,16 +192,6 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     summary = summary.join(busy_runs, on=CELL_KEY)
     summary[BUSY_RUNS] = summary[BUSY_RUNS].fillna(0).astype(int)
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
-    steady_rows = {}
-    if epochs is not None and not epochs.empty:
-        steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
-                                .groupby(CELL_KEY)))
-    cells = {}
-    for key, cell in by_cell:
-        if len(cell) >= 2:
-            steady = _steady_epochs(cell, steady_rows.get(key))
-            cells[key] = resample_cell(cell["wall_s"], cell["first_epoch_wall_s"], steady, _cell_rng(key, seed),
-                                       n_resamples)
     summary = summary.join(_comparisons(summary, cells))
     return summary.reindex(columns=columns).sort_values(["threads", "batch_size", "framework", "variant"],
                                                         ignore_index=True)

@@ -12,7 +12,7 @@ from harness.files import write_text_atomic
 from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
 from harness.summary import N_RESAMPLES, NOISY_REL_IQR, busy_sentence
 
-from . import article, machines, style
+from . import answer, article, machines, style
 from .data import StudyData, accuracy_curves, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
@@ -29,6 +29,38 @@ class Report:
         self.main_threads = data.threads_values[0]
         self.peers = [f for f in data.frameworks if f != "numpy"]  # with successful runs, in report order
         self.present = sorted(set(data.runs["framework"]), key=style.framework_rank)  # with any runs
+
+    # -- the run counts and lists the template shows (pandas stays here) -------------------------------
+    def counts(self) -> dict:
+        """Runs, successful runs, instrumented runs and repeats of the study."""
+        runs = self.d.runs
+        return dict(runs=len(runs), ok=int((runs["status"] == OK).sum()), instrumented=int(runs["instrumented"].sum()),
+                    repeats=self.d.study.get("repeats") or int(runs["repeat"].max()) + 1)
+
+    def compared(self) -> list[list[str]]:
+        """'What is compared': each variant that ran or is registered, its description, runs ok / runs."""
+        registry, runs = variant_descriptions(), self.d.runs
+        pairs = set(zip(runs["framework"], runs["variant"])) | {(f, v) for f, named in registry.items() for v in named}
+        body = []
+        for fw, v in style.sort_series(pairs):
+            mine = select(runs, framework=fw, variant=v)
+            ok = int((mine["status"] == OK).sum())
+            body.append([style.label(fw, v), registry.get(fw, {}).get(v, "(not described)"),
+                         f"{ok}/{len(mine)}" if len(mine) else "not run"])
+        return body
+
+    def failed(self) -> list[pd.Series]:
+        return rows(self.d.runs[self.d.runs["status"] != OK])
+
+    def succeeded_frameworks(self) -> set[str]:
+        return set(select(self.d.runs, status=OK)["framework"])
+
+    def variants_run(self, framework: str) -> list[str]:
+        return list(select(self.d.runs, framework=framework)["variant"])
+
+    def with_column(self, column: str) -> list[pd.Series]:
+        """The cells (with a time) whose ``column`` has a value, e.g. break_even_epochs."""
+        return self.rows(self.ok[self.ok[column].notna()])
 
     def rows(self, frame: pd.DataFrame | None = None, **equal) -> list[pd.Series]:
         return rows(select(self.ok if frame is None else frame, **equal))
@@ -82,10 +114,23 @@ class Report:
         shared = (sorted(sel["batch_size"].unique()), sorted(sel["variant"].unique())) if len(sel) else None
         return self._threads_of(table), cells, table["threads"].nunique() > 1, shared
 
-    def final_accuracies(self) -> list[tuple[int, list]]:
-        last = [(b, g.sort_values("epoch").groupby(["framework", "variant"]).tail(1).dropna(subset="test_acc"))
-                for b, g in accuracy_curves(self.d).groupby("batch_size")]
-        return [(b, rows(g)) for b, g in last if len(g)]
+    def final_accuracies(self) -> list[dict]:
+        """Per batch size: the variants with the lowest and highest final test accuracy (median over repeats),
+        their spread and the largest spread among the repeats of one variant (what the seed and the shuffling
+        alone make), in percentage points; ``alike``: the variants differ by no more than 1 point or than their
+        repeats do, so that they train the same way as far as this study can tell."""
+        out = []
+        for b, g in accuracy_curves(self.d).groupby("batch_size"):
+            last = g.sort_values("epoch").groupby(["framework", "variant"]).tail(1).dropna(subset="test_acc")
+            if last.empty:
+                continue
+            lo, hi = last.loc[last["test_acc"].idxmin()], last.loc[last["test_acc"].idxmax()]
+            runs = self.d.timing_runs[self.d.timing_runs["batch_size"] == b]
+            repeats = runs.groupby(CELL_KEY)["test_acc"].agg(lambda a: a.max() - a.min()).max() * 100
+            spread, noise = (hi["test_acc"] - lo["test_acc"]) * 100, float(repeats) if repeats == repeats else 0.0
+            out.append(dict(batch_size=b, n=len(last), lo=lo, hi=hi, spread=spread, noise=noise,
+                            alike=spread <= max(1.0, noise)))
+        return out
 
     def times_to_accuracy(self):
         """Per batch size: the cells that reach the threshold (fastest first), those that do not, and the
@@ -109,19 +154,23 @@ def guard(part) -> str:
 
 
 def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = None) -> Path:
-    """Write report.md, a self-contained report.html and figures/*.png|svg to ``out_dir`` (default results_dir/report)
-    and return report.md's path; ReportInputError for a missing or unusable folder or runs.csv. ``accuracy_threshold``
+    """Write report.md, a self-contained report.html (with the per-cell tables report.md leaves out, to stay short)
+    and figures/*.png|svg to ``out_dir`` (default results_dir/report) and return report.md's path;
+    ReportInputError for a missing or unusable folder or runs.csv. ``accuracy_threshold``
     fixes the time-to-accuracy threshold (default: the highest of 0.95, 0.94, ... that most variants reach)."""
     data = load(results_dir)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     threshold = accuracy_threshold if accuracy_threshold is not None else reached_threshold(data.counted_epochs)
     figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
     machines.draw(data, out / "figures")
-    md = unwrap(templates().get_template("report.md.j2").render(
-        d=data, r=Report(data, threshold), figures=figures, threshold=threshold, machines=machines, guard=guard,
-        select=select, table=markdown_table, variant_descriptions=variant_descriptions, label=style.label,
-        andjoin=style.and_join, article=article, style=style, OK=OK, FASTER=FASTER, SLOWER=SLOWER, UNCLEAR=UNCLEAR,
-        NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),
-        now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")))
-    write_text_atomic(out / "report.html", to_html(md, out / "figures"))
+    report = Report(data, threshold)
+    facts = dict(
+        d=data, r=report, answer=answer.build(data, report.main_threads), figures=figures, threshold=threshold,
+        machines=machines, guard=guard, select=select, table=markdown_table, variant_descriptions=variant_descriptions,
+        label=style.label, andjoin=style.and_join, article=article, style=style, OK=OK, FASTER=FASTER, SLOWER=SLOWER,
+        UNCLEAR=UNCLEAR, NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),
+        now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
+    template = templates().get_template("report.md.j2")
+    md, full = (unwrap(template.render(details=details, **facts)) for details in (False, True))
+    write_text_atomic(out / "report.html", to_html(full, out / "figures"))
     return write_text_atomic(out / "report.md", md)

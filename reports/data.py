@@ -12,9 +12,11 @@ import pandas as pd
 from harness.environment import SESSION_ONLY, machines_in, read_sessions
 from harness.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
 from harness.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text, timed
-from harness.schema import (BUSY_RUNS, ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY,
-                            RUNS_FILE, STUDY_FILE, SUMMARY_FILE, summary_columns)
+from harness.schema import (BUSY_RUNS, COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE,
+                            ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
+                            STUDY_FILE, SUMMARY_FILE, WINNER_COLUMNS, WINNERS_FILE, summary_columns)
 from harness.summary import summarize
+from harness.tables import compute
 
 from . import style
 
@@ -38,6 +40,7 @@ class StudyData:
     env: dict  # environment.json (its first session)
     study: dict  # study.json
     stats: pd.DataFrame  # summary.csv, in report order
+    answer: dict[str, pd.DataFrame] = field(default_factory=dict)  # winners, cost_model, crossovers.csv by file name
     missing: list[str] = field(default_factory=list)  # sentences: which files are missing
     notes: list[str] = field(default_factory=list)  # sentences: other things the reader should know
 
@@ -146,6 +149,27 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
     return _in_report_order(stats.assign(cpu_per_wall=stats["cpu_median_s"] / stats["wall_median_s"]))
 
 
+def load_answer(results_dir: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, study: dict,
+                notes: list[str]) -> dict[str, pd.DataFrame]:
+    """winners.csv, cost_model.csv and crossovers.csv as the harness wrote them; computed by the harness's own
+    code (harness.tables) when one is missing, unreadable or from an older harness."""
+    files = {WINNERS_FILE: WINNER_COLUMNS, COST_MODEL_FILE: COST_MODEL_COLUMNS, CROSSOVERS_FILE: CROSSOVER_COLUMNS}
+    tables = {}
+    for name, columns in files.items():
+        try:
+            table = pd.read_csv(results_dir / name) if (results_dir / name).is_file() else None
+        except UNREADABLE:
+            table = None
+        if table is not None and not set(columns) - set(table.columns):
+            tables[name] = table
+    if len(tables) < len(files):
+        notes.append(f"{', '.join(f'`{n}`' for n in files if n not in tables)}: computed from runs.csv and "
+                     "epochs.csv by the harness's code (`harness.tables`), as a study writes them.")
+        computed = compute(runs, epochs, study)
+        tables = {name: tables.get(name, computed[name]) for name in files}
+    return tables
+
+
 def load(results_dir) -> StudyData:
     results_dir = Path(results_dir)
     if not results_dir.exists():
@@ -159,8 +183,9 @@ def load(results_dir) -> StudyData:
                           missing, notes)
     env = _first_session(sessions or [], notes)
     study = _read_json(results_dir / STUDY_FILE, _object, "the study's settings", missing, notes)
-    return StudyData(results_dir, runs, epochs, env, study, load_summary(results_dir / SUMMARY_FILE, runs, epochs,
-                                                                         notes), missing, notes)
+    stats = load_summary(results_dir / SUMMARY_FILE, runs, epochs, notes)
+    answer = load_answer(results_dir, runs, epochs, study, notes)
+    return StudyData(results_dir, runs, epochs, env, study, stats, answer, missing, notes)
 
 
 def select(frame: pd.DataFrame, **equal) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""The report's seven figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
-Where a figure's data is missing a placeholder says what, so that every file of FIGURE_NAMES always exists."""
+"""The report's figures (matplotlib's object API, no pyplot state; captions: templates/captions.md.j2).
+A figure whose data is missing is left out; its FigureOutcome says why (``placeholder``)."""
 from __future__ import annotations
 
 import functools
@@ -9,22 +9,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from harness.cost_model import BAD_FIT
 from harness.files import write_atomic
-from harness.schema import PHASES, REFERENCE
+from harness.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
 
 from . import article, style
 from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
 
 FIGURE_TITLES = {
+    "winner_map": "Which trains fastest for your batch size and epochs?",
+    "cost_model": "Why: steady-epoch time against batch size, per-step cost model",
     "time_vs_batch": "Training time against batch size",
     "speedup_vs_peer": "Speed-up against the fastest peer variant",
+    "steady_speedup_vs_peer": "Steady-epoch speed-up against the fastest peer variant",
     "ladder": "The NumPy optimization ladder, measured and as reported in the article",
     "phases": "Where a NumPy epoch spends its time",
     "accuracy": "Accuracy per epoch (parity of the implementations)",
@@ -39,11 +44,12 @@ class FigureOutcome:
     name: str
     title: str
     caption: str
-    placeholder: str | None = None  # why only a placeholder was drawn
+    left_out: str | None = None  # why the figure is not drawn (no data, or drawing failed)
+    number: int = 0  # its number in the report (figures left out have none)
 
 
 class NoData(Exception):
-    """A figure's data is missing; the message says what, for its placeholder."""
+    """A figure's data is missing; the message says what, for the report's list of what is left out."""
 
 
 def need(rows, reason: str):
@@ -202,6 +208,99 @@ def _ticks(ax, series, rotate: bool = False, horizontal: bool = False) -> None:
 
 
 # -- the figures, in FIGURE_NAMES' order: each returns it and its caption's facts, or raises NoData ---
+def _edges(values: list[float]) -> list[float]:
+    """Cell edges around sorted positive values on a log axis: geometric midpoints, the ends mirrored."""
+    v = np.log(np.asarray(values, float))
+    mid = (v[1:] + v[:-1]) / 2
+    step = (v[-1] - v[0]) / max(1, len(v) - 1) / 2 or 0.5
+    return list(np.exp(np.concatenate([[v[0] - (mid[0] - v[0] if len(v) > 1 else step)], mid,
+                                       [v[-1] + (v[-1] - mid[-1] if len(v) > 1 else step)]])))
+
+
+def fig_winner_map(data: StudyData):
+    table = need(data.answer.get(WINNERS_FILE, pd.DataFrame()), "there is no winners.csv table (no first and "
+                 "steady epochs of successful runs).")
+    threads, batch_sizes = style.order_threads(table["threads"].unique()), sorted(table["batch_size"].unique())
+    epochs = sorted(table["epochs"].unique())
+    bx, ey = _edges(batch_sizes), _edges(epochs)
+    fig = new_figure(4.6, width=max(style.FIG_WIDTH, 4.2 * len(threads)))
+    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
+    winners_seen, unclear_seen = [], False
+    for ax, t in zip(axes, threads):
+        for i, b in enumerate(batch_sizes):
+            column = select(table, threads=t, batch_size=b).sort_values("epochs").to_dict("records")
+            lows = [ey[0]] + [r["break_even_epochs"] if style.finite(r["break_even_epochs"])
+                              and prev["epochs"] < r["break_even_epochs"] < r["epochs"] else ey[k + 1]
+                              for k, (prev, r) in enumerate(zip(column, column[1:]))]
+            highs = lows[1:] + [ey[-1]]
+            for r, lo, hi in zip(column, lows, highs):
+                key = tuple(r["winner"].split("/", 1))
+                clear = r["lead"] == CLEAR
+                winners_seen.append(key)
+                unclear_seen |= not clear
+                ax.fill_between([bx[i], bx[i + 1]], lo, hi, facecolor=style.color(*key), alpha=0.9 if clear else 0.35,
+                                hatch=None if clear else "///", edgecolor="white", lw=0.6)
+                if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
+                    ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
+                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2),
+                                textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
+        if data.epochs_per_run:
+            ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
+        ax.set_xticks(batch_sizes, labels=[f"{b:,}" for b in batch_sizes], fontsize=8.5)
+        ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
+        ax.set_yticks(epochs, labels=[str(e) for e in epochs], fontsize=8.5)
+        ax.yaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
+        ax.set_title(style.threads_label(t), fontsize=10.5)
+    axes[0].set_ylabel("training length (epochs, log scale)")
+    fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
+    rows = series_rows(style.sort_series(set(winners_seen)), patches=True)
+    extra = [Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
+                   label="no clear winner, or one run: no verdict (pale, hatched: the winner's colour)"),
+             Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
+    if data.epochs_per_run:
+        extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
+    legend(fig, rows + [extra if unclear_seen else extra[1:]])
+    return fig, dict(epochs=data.epochs_per_run)
+
+
+def fig_cost_model(data: StudyData):
+    model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "the steady epochs were measured at fewer than "
+                 "two batch sizes, so there is no per-step cost model.")
+    model = model[model["variant"] != "original"]  # 3-5x slower than the rest: it would set the shared scale
+    model = need(model, "only NumPy 'original' has a fit.")
+    threads, series = style.order_threads(model["threads"].unique()), series_of(model)
+    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 4.6 * len(threads)))
+    axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
+    dense = np.geomspace(model["batch_size"].min(), model["batch_size"].max(), 80)
+    for ax, t in zip(axes, threads):
+        for key in series:
+            part = select(model, threads=t, framework=key[0], variant=key[1]).sort_values("batch_size")
+            if part.empty:
+                continue
+            first = part.iloc[0]
+            c, bad = style.color(*key), bool(first["bad_fit"])
+            fitted = np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first[
+                "sample_cost_s"]
+            ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")
+            ax.plot(part["batch_size"], part["steady_epoch_median_s"], color=c, ls="none", ms=6,
+                    marker=style.MARKERS.get(key[0], "^"))
+        batch_axis(ax, sorted(model["batch_size"].unique()))
+        ax.set_title(style.threads_label(t), fontsize=10.5)
+        ax.grid(True, which="both", alpha=0.25)
+    log = _log_y_if_wide(axes[0], model["steady_epoch_median_s"], ratio=10.0)
+    if not log:
+        axes[0].set_ylim(bottom=0)
+    axes[0].set_ylabel("steady epoch (s" + (", log scale)" if log else ")"))
+    legend(fig, series_rows(series) + [[
+        Line2D([], [], color="#444444", marker="o", ls="none", label="measured: median steady epoch"),
+        Line2D([], [], color="#444444", lw=1.6, label="fit: steps × step cost + samples × sample cost"),
+        Line2D([], [], color="#444444", lw=1.6, ls=":", label=f"fit with a residual ≥ {BAD_FIT:.0%} (bad fit)")]])
+    return fig, dict(original=(data.answer[COST_MODEL_FILE]["variant"] == "original").any(), bad_fit=f"{BAD_FIT:.0%}")
+
+
 def fig_time_vs_batch(data: StudyData):
     stats = need(data.stats[data.stats["n_ok"] > 0], "no run finished with status ok, so there is no time to draw.")
     batch_sizes, series, threads = sorted(stats["batch_size"].unique()), series_of(stats), style.order_threads(
@@ -241,18 +340,23 @@ def fig_time_vs_batch(data: StudyData):
                      one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None)
 
 
-def fig_speedup(data: StudyData):
-    col, stats = "speedup_vs_best_peer", data.stats
+def fig_speedup(data: StudyData, steady: bool = False):
+    """Speed-ups against the fastest peer, whole trainings or (``steady``) per steady epoch; NumPy 'original'
+    (several times slower than the rest) is left out so that it does not set the shared scale."""
+    col, best_col, stats = speedup_column("best_peer", steady), reference_column("best_peer", steady), data.stats
+    metric = "steady_epoch_median_s" if steady else "wall_median_s"
     peers = "every peer run failed" if (data.runs["framework"] != "numpy").any() else (
         "there are no peer (Keras/TF, Keras/JAX, ...) runs")
-    s = need(stats[stats[col].notna() & (stats["n_ok"] > 0)], f"{peers}, so there is nothing to compare against.")
+    shown = stats[stats[col].notna() & (stats["n_ok"] > 0)]
+    left_out = sorted(set(shown.loc[shown["variant"] == "original", col].round(2)))
+    s = need(shown[shown["variant"] != "original"], f"{peers}, so there is nothing to compare against.")
     threads, batch_sizes, series = style.order_threads(s["threads"]), sorted(s["batch_size"].unique()), series_of(s)
     values = np.concatenate([s[col], s[f"{col}_lo"].fillna(s[col]), s[f"{col}_hi"].dropna()]).astype(float)
     top, low = max(np.nanmax(values), 1.0), min(np.nanmin(values), 1.0)
     many = len(series) * len(batch_sizes) > 12
-    best = dict(zip(zip(s["batch_size"], s["threads"]), s["best_peer"]))  # the fastest peer of each cell: 1×
+    best = dict(zip(zip(s["batch_size"], s["threads"]), s[best_col]))  # the fastest peer of each cell: 1×
     walls = dict(zip(zip(stats["batch_size"], stats["threads"], stats["framework"] + "/" + stats["variant"]),
-                     stats["wall_median_s"]))
+                     stats[metric]))
     fig = new_figure(4.3 * len(threads) + 0.6, width=max(style.FIG_WIDTH, 1.7 * len(batch_sizes)))
     for ax, t in zip(fig.subplots(len(threads), 1, squeeze=False, sharey=True).ravel(), threads):
         log = _log_y_if_wide(ax, values, ratio=6.0, unit="×")
@@ -277,13 +381,14 @@ def fig_speedup(data: StudyData):
         pad = 2.4 if many else 1.6  # on a log axis: room for the labels above and below the bars
         ax.set(xlim=(-0.6, len(batch_sizes) - 0.4), ylim=(low / pad, top * pad) if log else
                (max(0.0, low - 0.3 * (top - low) - 0.05), top * (1.45 if many else 1.25)),
-               ylabel="speed-up vs fastest peer" + (" (log scale)" if log else ""))
+               ylabel=("steady-epoch " if steady else "") + "speed-up vs fastest peer"
+               + (" (log scale)" if log else ""))
         ax.set_title(style.threads_label(t) if len(threads) > 1 else "", fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
     legend(fig, series_rows(series, patches=True) + [[
         Line2D([], [], color="black", ls="--", lw=1.1, label="1× = as fast as the fastest peer variant"),
         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
-    return fig, dict(log=log, many=many)
+    return fig, dict(log=log, many=many, steady=steady, original=left_out)
 
 
 def fig_ladder(data: StudyData):
@@ -293,7 +398,7 @@ def fig_ladder(data: StudyData):
     looks = {t: dict(hatch=h, edgecolor="#222222" if h else "white") for t, h in hatches.items()}
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
     fig, panels, ncols = _panel_grid(s, 4.3, threads[:1], 0.9, ylabel="training wall time, all epochs (s)",
-                                     sharey=True)
+                                     sharey=True)  # one scale: the steps compare across batch sizes
     derived, top = set(), 0.0  # whether the article's times shown are derived (True) or reported (False)
     for (b, _), ax in panels.items():
         cells = {(("numpy", r.variant), r.threads): r for r in s[s["batch_size"] == b].itertuples()}
@@ -316,8 +421,13 @@ def fig_ladder(data: StudyData):
         ax.set_title(f"batch size {b:,}" + ("" if found else "\n(no article figures at this batch size)"),
                      fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
-    for ax in panels.values():
-        ax.set_ylim(0, top * (1.22 if several else 1.12) if top > 0 else 1)
+    values = [v for v in s["wall_median_s"] if style.finite(v) and v > 0]
+    for ax in panels.values():  # 'original' is several times slower: a log axis where the times span over 10x
+        if _log_y_if_wide(ax, values + [top], ratio=10.0, unit=""):
+            ax.set_ylim(min(values) / 1.6, top * (2.2 if several else 1.6))
+            ax.set_ylabel(ax.get_ylabel().replace("(s)", "(s, log scale)"))
+        else:
+            ax.set_ylim(0, top * (1.22 if several else 1.12) if top > 0 else 1)
     legend(fig, [[Patch(facecolor="#bbbbbb", label="measured: median wall time (bar), IQR (error bar)")] + [
         Line2D([], [], marker="D", ls="none", ms=8, color="black", label=label, **options)
         for kind, label, options in ((False, "article, reported", {}),
@@ -334,7 +444,7 @@ def fig_phases(data: StudyData):
     phases = [*PHASES, *(["other"] if (table["other"] > 0).any() else [])]
     steady = {(r.variant, r.batch_size, r.threads): r.steady_epoch_median_s  # of the runs without phase timing
               for r in select(data.stats, framework="numpy").dropna(subset="steady_epoch_median_s").itertuples()}
-    tops = {}
+    tops, totals = {}, []
     for (b, t), ax in panels.items():
         part = select(table, batch_size=b, threads=t)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=11)
@@ -345,21 +455,28 @@ def fig_phases(data: StudyData):
         for p in phases:  # stacked: one bar per variant and phase, on top of the phases before it
             ax.bar(range(len(part)), part[p], 0.62, bottom, color=style.PHASE_COLORS[p], edgecolor="white", lw=0.5)
             bottom += part[p].to_numpy(float)
-        tops[t] = max(tops.get(t, 0.0), float(bottom.max()))
+        scaled = part["variant"].to_numpy() != "original"  # several times slower: it does not set the scale
+        tops[t] = max(tops.get(t, 0.0), float(bottom[scaled if scaled.any() else ~scaled].max()))
         for i, var in enumerate(part["variant"]):
-            note(ax, style.fmt_s(bottom[i]), (i, bottom[i]), fontsize=8)
+            totals.append((ax, t, i, float(bottom[i])))
             if (var, b, t) in steady:
                 ax.plot([i + 0.31], [steady[var, b, t]], marker="<", color="black", ms=7, ls="none")
-                tops[t] = max(tops[t], float(steady[var, b, t]))
+                tops[t] = max(tops[t], float(steady[var, b, t]) if var != "original" or not scaled.any() else 0.0)
         _ticks(ax, [("numpy", v) for v in part["variant"]], rotate=ncols > 1)
         ax.grid(True, axis="y", alpha=0.3)
     for (_, t), ax in panels.items():
-        ax.set_ylim(0, tops.get(t, 0.0) * 1.12 or 1)
+        ax.set_ylim(0, tops.get(t, 0.0) * 1.25 or 1)
+    any_cut = False
+    for ax, t, i, total in totals:  # a bar cut at the top gets its total just under the edge, with an arrow
+        cut = total > ax.get_ylim()[1]
+        any_cut |= cut
+        note(ax, ("↑ " if cut else "") + style.fmt_s(total), (i, min(total, ax.get_ylim()[1] * 0.9)), fontsize=8,
+             **(dict(backgroundcolor="white") if cut else {}))
     handles = [Patch(color=style.PHASE_COLORS[p], label=style.PHASE_LABELS[p]) for p in phases]
     marked = any(key in steady for key in zip(table["variant"], table["batch_size"], table["threads"]))
     legend(fig, [handles[:3], handles[3:], [Line2D([], [], marker="<", color="black", ls="none", ms=7, label=(
         "whole steady epoch of the runs without phase timing (median)"))] if marked else []])
-    return fig, {}
+    return fig, dict(cut=any_cut)
 
 
 def fig_accuracy(data: StudyData):
@@ -400,30 +517,36 @@ def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool
     table = need(time_to_accuracy_table(data, threshold),
                  "epochs.csv holds no test accuracy of successful, uninstrumented runs.")
     series = series_of(table)[::-1]  # the first at the top
-    fig, panels, _ = _panel_grid(table, 0.34 * len(series) + 0.9, extra_height=0.8, sharex=True, sharey=True,
+    fig, panels, _ = _panel_grid(table, 0.34 * len(series) + 0.9, extra_height=0.8, sharey=True,
                                  xlabel=f"training time until test acc. ≥ {threshold:.0%} (s)")
-    xmax = max([x for x in table["time_s"] if np.isfinite(x)], default=1.0)
     best_acc = accuracy_curves(data).groupby(["framework", "variant", "batch_size"])["test_acc"].max().to_dict()
+    cut = False
     for (b, t), ax in panels.items():
         cells = {(r.framework, r.variant): r for r in select(table, batch_size=b, threads=t).itertuples()}
+        # each panel its own scale, set without 'original' (several times slower): its bar is cut at the edge
+        times = [r.time_s for key, r in cells.items() if np.isfinite(r.time_s)]
+        scaled = [r.time_s for key, r in cells.items() if np.isfinite(r.time_s) and key[1] != "original"] or times
+        xmax = max(scaled, default=1.0)
         for y, r in ((y, cells[key]) for y, key in enumerate(series) if key in cells):
             c, reached = style.color(r.framework, r.variant), np.isfinite(r.time_s)
-            length = r.time_s if reached else xmax * 0.03  # not reached: a hatched stub
+            length = min(r.time_s, xmax * 1.25) if reached else xmax * 0.03  # not reached: a hatched stub
+            cut |= reached and length < r.time_s
             ax.barh(y, length, 0.7, lw=0.5, **(dict(color=c, edgecolor="white") if reached else
                                                dict(color="white", edgecolor=c, hatch="////")))
             runs = f", {r.n_reached}/{r.n_runs} runs" if r.n_reached < r.n_runs else ""
             best = best_acc.get((r.framework, r.variant, b), math.nan)
-            ax.annotate(f"{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
+            cut_mark = "→ " if length < r.time_s else ""
+            ax.annotate(f"{cut_mark}{style.fmt_s(r.time_s)} s (ep. {r.epoch}{runs})" if reached else
                         "not reached" + (f" (best {best:.3f})" if np.isfinite(best) else ""), (length, y),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=7.5,
                         **({} if reached else dict(style="italic", color="#a00000")))
         if not cells:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
         _ticks(ax, series, horizontal=True)
-        ax.set_xlim(0, xmax * 1.55)
+        ax.set_xlim(0, xmax * 1.75)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=10.5)
         ax.grid(True, axis="x", alpha=0.3)
-    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table),
+    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table), cut=cut,
                      reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold)
 
 
@@ -433,14 +556,15 @@ def fig_efficiency(data: StudyData):
     groups, steps = list(dict.fromkeys(zip(s["batch_size"], s["threads"]))), series_of(s)  # groups: batch, threads
     shares = {((r.batch_size, r.threads), ("numpy", r.variant)): r.gemm_efficiency for r in s.itertuples()}
     bars = {key: (v, dict(color=style.color(*key[1]))) for key, v in shares.items()}
-    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 0.9 * len(groups) * max(1.0, len(steps) / 3)))
+    fig = new_figure(4.8, width=max(style.FIG_WIDTH, 1.2 * len(groups) * max(1.0, len(steps) / 3)))  # labels apart
     ax = fig.subplots()
     for key, x in grouped_bars(ax, groups, steps, bars).items():
         note(ax, f"{shares[key]:.0%}", (x, shares[key]), fontsize=8)
     ax.axhline(1.0, color="black", ls="--", lw=1.1)
     ax.annotate("100 % = BLAS floor: all time in the matrix products", (1.0, 1.0), xycoords=("axes fraction", "data"),
                 xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom", fontsize=8.5)
-    ax.set_xticks(range(len(groups)), labels=[_group_label(b, t, s["threads"].nunique() > 1) for b, t in groups])
+    ax.set_xticks(range(len(groups)), labels=[_group_label(b, t, s["threads"].nunique() > 1) for b, t in groups],
+                  fontsize=8.5)
     ax.set(xlim=(-0.6, len(groups) - 0.4), ylim=(0, max(1.0, s["gemm_efficiency"].max()) * 1.18),
            ylabel="BLAS floor / training wall time")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
@@ -452,28 +576,26 @@ def fig_efficiency(data: StudyData):
 
 def draw(fig_dir: Path, name: str, make, data: StudyData) -> FigureOutcome:
     """One figure: ``make(data)`` returns it and its caption's facts. Missing data (NoData) or a failed drawing
-    becomes a placeholder that says why, so that one broken figure does not lose the whole report."""
+    leaves the figure out (no file; ``left_out`` says why), so that one broken figure does not lose the report."""
     try:
         fig, facts = make(data)
         return save(fig, fig_dir, name, caption(name, **facts))
     except NoData as exc:
-        reason, why = str(exc), ""
+        reason = str(exc)
     except Exception as exc:  # noqa: BLE001
-        reason, why = f"the figure could not be drawn ({type(exc).__name__}: {exc}).", "could not be drawn: "
-    fig = Figure(figsize=(style.FIG_WIDTH, 3.4))
-    ax = fig.add_axes((0.02, 0.04, 0.96, 0.92), xticks=[], yticks=[])
-    ax.spines[:].set(edgecolor="#999999", linestyle="--")
-    for y, text, options in ((0.72, FIGURE_TITLES[name], dict(fontsize=15, weight="bold")),
-                             (0.50, "No data for this figure", dict(fontsize=13, color="#a00000")),
-                             (0.32, textwrap.fill(reason, 95), dict(fontsize=10.5, color="#333333", va="top"))):
-        ax.text(0.5, y, text, ha="center", transform=ax.transAxes, **{"va": "center", **options})
-    save(fig, fig_dir, name, None)
-    return FigureOutcome(name, FIGURE_TITLES[name], f"No figure: {reason}", placeholder=why + reason)
+        reason = f"it could not be drawn ({type(exc).__name__}: {exc})."
+    for ext in ("png", "svg"):  # a figure of an earlier build must not pass for this one's
+        (fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
+    return FigureOutcome(name, FIGURE_TITLES[name], "", left_out=reason)
 
 
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:
-    """Draw the seven figures."""
+    """Draw the figures of FIGURE_NAMES that have data."""
     fig_dir.mkdir(parents=True, exist_ok=True)
-    makers = (fig_time_vs_batch, fig_speedup, fig_ladder, fig_phases, fig_accuracy, functools.partial(
+    makers = (fig_winner_map, fig_cost_model, fig_time_vs_batch, fig_speedup,
+              functools.partial(fig_speedup, steady=True), fig_ladder, fig_phases, fig_accuracy, functools.partial(
         fig_time_to_accuracy, threshold=threshold, auto_threshold=auto_threshold), fig_efficiency)
-    return {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}
+    outcomes = {name: draw(fig_dir, name, make, data) for name, make in zip(FIGURE_NAMES, makers)}
+    for number, outcome in enumerate((o for o in outcomes.values() if not o.left_out), start=1):
+        outcome.number = number
+    return outcomes

@@ -88,5 +88,6 @@ def sections(data: StudyData, figure_number: int) -> list[dict]:
     """What the report's cross-machine section shows (report.md.j2 writes it); nothing for one machine."""
     if not several(data):
         return []
-    return [dict(number=figure_number, names=machines(data), comparison=comparison(data), figure=FIGURE,
-                 title=TITLE, caption=caption("machines"))]
+    table = comparison(data)
+    return [dict(number=figure_number, names=machines(data), comparison=table, peers=bool((table["peer"] != "").any()),
+                 figure=FIGURE, title=TITLE, caption=caption("machines"))]

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from harness.schema import EPOCH_COLUMNS, RUN_COLUMNS
+from harness.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE, EPOCH_COLUMNS,
+                            RUN_COLUMNS, WINNER_COLUMNS, WINNERS_FILE)
 from harness.runner import Progress, execute
 from harness.study import prepare_data, run_study
 from harness.summary import summarize
@@ -79,6 +80,10 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 6 and summary["n_ok"].eq(2).all()
     assert summary.loc[summary["variant"] == "fit-tuned", "speedup_vs_best_keras"].eq(1.0).all()
+    winners = pd.read_csv(out / WINNERS_FILE)  # the answer's tables, written with summary.csv
+    assert list(winners.columns) == WINNER_COLUMNS and set(winners["batch_size"]) == {500, 1000}
+    assert list(pd.read_csv(out / COST_MODEL_FILE).columns) == COST_MODEL_COLUMNS
+    assert list(pd.read_csv(out / CROSSOVERS_FILE).columns) == CROSSOVER_COLUMNS
 
     environment = json.loads((out / "environment.json").read_text())["sessions"][0]  # one session so far
     assert runs["session"].eq(0).all()

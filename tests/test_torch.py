@@ -317,13 +317,15 @@ def test_the_default_study_takes_pytorch_only_where_installed(without_torch, mon
     from harness.schema import available_frameworks
 
     assert "torch" not in available_frameworks()
-    for preset in ("article", "quick", "sweep"):
+    for preset in ("answer", "article", "quick", "sweep"):
         plan = plan_from_args(build_parser().parse_args(["run", "--preset", preset]))
         assert "torch" not in plan.frameworks and {"numpy", "keras", "jax"} <= set(plan.frameworks), preset
+        assert not any("torch" in extra.variants for extra in plan.extras), preset
     monkeypatch.undo()
-    if _torch_available():  # installed: in the default study, with every variant
+    if _torch_available():  # installed: in the default study, its loop in the grid and Keras' fit beside it
         plan = plan_from_args(build_parser().parse_args(["run"]))
-        assert set(plan.variants["torch"]) == {"fit", "fit-tuned", "loop", "loop-compiled"}
+        assert plan.variants["torch"] == ("loop",)
+        assert any(extra.variants.get("torch") == ("fit",) for extra in plan.extras)
 
 
 @pytest.mark.parametrize("command", [["run", "--frameworks", "torch"], ["parity", "--frameworks", "torch"],

@@ -393,8 +393,9 @@ def test_parity_on_a_study_folder_does_not_suggest_resume(tmp_path):
 def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summary(tmp_path, monkeypatch):
     """Ctrl-C twice, 10 ms apart: the second one arrived while the first's summary was being written."""
     import harness.study
+    import harness.tables
 
-    real_execute, real_summarize, calls = harness.study.execute, harness.study.summarize, []
+    real_execute, real_summarize, calls = harness.study.execute, harness.tables.summarize, []
 
     def interrupted_at_the_second_run(spec, *args):
         calls.append(spec)
@@ -402,12 +403,12 @@ def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summar
             raise KeyboardInterrupt
         return real_execute(spec, *args)
 
-    def summarize_interrupted_again(runs, epochs):
+    def summarize_interrupted_again(runs, epochs, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)  # delivered before the next bytecode: in the middle of the write
-        return real_summarize(runs, epochs)
+        return real_summarize(runs, epochs, **kwargs)
 
     monkeypatch.setattr(harness.study, "execute", interrupted_at_the_second_run)
-    monkeypatch.setattr(harness.study, "summarize", summarize_interrupted_again)
+    monkeypatch.setattr(harness.tables, "summarize", summarize_interrupted_again)
     with pytest.raises(KeyboardInterrupt):
         run_study(tiny_plan(), tmp_path / "study", mnist_dir(), progress_stream=_Log())
     assert len(pd.read_csv(tmp_path / "study" / "summary.csv")) == 1
