@@ -22,6 +22,9 @@ from .schema import ALWAYS, COST_MODEL_COLUMNS, CROSSOVER_COLUMNS, NEVER
 from .summary import Cell, interval
 
 BAD_FIT = 0.10  # largest |relative residual| from which a fit is flagged as bad
+# Batch sizes (distinct step counts) a fit needs: two costs fit two points exactly, so only a third point can
+# show whether the model holds, and a curve through two points says nothing about the batch sizes between.
+MIN_POINTS = 3
 NUMPY_VARIANT = "optimized"
 FROM, UP_TO = "from", "up to"
 
@@ -61,13 +64,13 @@ class Fit:
 
 
 def fits(summary: pd.DataFrame, cells: dict[tuple, Cell], n_samples: int) -> list[Fit]:
-    """A fit per framework variant and threads with steady epochs at two or more batch sizes."""
+    """A fit per framework variant and threads with steady epochs at MIN_POINTS or more batch sizes."""
     usable = summary[(summary["n_ok"] > 0) & (summary["steady_epoch_median_s"].astype(float) > 0)]
     out = []
     for (framework, variant, threads), g in usable.groupby(["framework", "variant", "threads"], sort=True):
         g = g.sort_values("batch_size")
         b, t = g["batch_size"].to_numpy(int), g["steady_epoch_median_s"].to_numpy(float)
-        if len(np.unique(steps(n_samples, b))) < 2:
+        if len(np.unique(steps(n_samples, b))) < MIN_POINTS:
             continue
         keyed = [cells.get((framework, variant, bs, threads)) for bs in b]
         draws = None

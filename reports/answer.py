@@ -79,6 +79,8 @@ def crossover_text(row) -> str:
         claim = f"faster {row['kind']} batch {row['batch_size']:,.0f}"
     if pd.isna(row["batch_size_lo"]):
         return f"{claim} by the fit (cells of one run: no interval)"
+    if _true(row["clear"]) and row["kind"] in (ALWAYS, NEVER):
+        return f"{claim}, clearly (the crossover's 95 % interval lies outside the measured batch sizes)"
     if _true(row["clear"]):
         return f"{claim}, crossover {batch_interval(row)}"
     return f"{claim} by the fit, not clearly: crossover {batch_interval(row)}"
@@ -144,10 +146,6 @@ def fit_note(model: pd.DataFrame | None) -> str:
     if model is None or model.empty:
         return ""
     fits = model.drop_duplicates(["framework", "variant", "threads"])
-    points = model.groupby(["framework", "variant", "threads"]).size()
-    if (points <= 2).all():
-        return ("Every fit has two batch sizes, so it passes through both points exactly: its residuals say "
-                "nothing about how well the model holds.")
     bad = fits[fits["bad_fit"].astype(bool)].sort_values("max_residual_rel", ascending=False)
     if bad.empty:
         return f"The model fits every variant within {fits['max_residual_rel'].max():.0%} (largest relative residual)."

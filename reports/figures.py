@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
-from harness.cost_model import BAD_FIT
+from harness.cost_model import BAD_FIT, MIN_POINTS
 from harness.files import write_atomic
 from harness.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
 
@@ -267,14 +267,13 @@ def fig_winner_map(data: StudyData):
 
 
 def fig_cost_model(data: StudyData):
-    model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "the steady epochs were measured at fewer than "
-                 "two batch sizes, so there is no per-step cost model.")
+    model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "no variant's steady epochs were measured at "
+                 f"{MIN_POINTS} or more batch sizes, so there is no per-step cost model.")
     model = model[model["variant"] != "original"]  # 3-5x slower than the rest: it would set the shared scale
     model = need(model, "only NumPy 'original' has a fit.")
     threads, series = style.order_threads(model["threads"].unique()), series_of(model)
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 4.6 * len(threads)))
     axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
-    dense = np.geomspace(model["batch_size"].min(), model["batch_size"].max(), 80)
     for ax, t in zip(axes, threads):
         for key in series:
             part = select(model, threads=t, framework=key[0], variant=key[1]).sort_values("batch_size")
@@ -282,6 +281,7 @@ def fig_cost_model(data: StudyData):
                 continue
             first = part.iloc[0]
             c, bad = style.color(*key), bool(first["bad_fit"])
+            dense = np.geomspace(part["batch_size"].min(), part["batch_size"].max(), 80)  # the measured range only
             fitted = np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first[
                 "sample_cost_s"]
             ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")

@@ -88,6 +88,13 @@ def test_cost_model_recovers_known_costs_and_the_crossover_in_closed_form():
     assert math.isnan(keras["batch_size"])
 
 
+def test_a_variant_measured_at_two_batch_sizes_gets_no_fit():
+    """Two costs pass through two points exactly: such a curve would be drawn and extrapolated untested."""
+    two = [row for row in model_cells("keras", "fit", 4e-4, 8e-6) if row["batch_size"] in (500, 20000)]
+    fitted = answer(model_cells("numpy", "optimized", 2e-4, 2e-6) + two)[COST_MODEL_FILE]
+    assert set(fitted["variant"]) == {"optimized"}
+
+
 def test_crossover_kinds_and_a_bad_fit_is_flagged():
     kind, b = cost_model.crossover([1e-4, -1e-4, 1e-4, -1e-4], [2e-6, 2e-6, -2e-6, -2e-6])
     assert list(kind) == ["from", ALWAYS, NEVER, "up to"] and b[0] == pytest.approx(50.0) and b[3] == pytest.approx(50)
