@@ -109,7 +109,7 @@ def build(data: StudyData, main_threads: int) -> Answer:
         if sentence:
             out.sentences.append(sentence)
     if threads and own != LONG_RUN:
-        changed = _changed_at_long_run(winners, threads[0], own)
+        changed = _changed_at_long_run(winners, threads[0], own, len(threads) > 1)
         if changed:
             out.sentences.append(changed)
     if crossings is not None and len(crossings):
@@ -130,7 +130,7 @@ def build(data: StudyData, main_threads: int) -> Answer:
     return out
 
 
-def _changed_at_long_run(winners: pd.DataFrame, threads: int, own: int) -> str | None:
+def _changed_at_long_run(winners: pd.DataFrame, threads: int, own: int, several: bool) -> str | None:
     """A sentence on the batch sizes where a long training has another winner than the study's length."""
     at = winners[winners["threads"] == threads]
     short, long = (at[at["epochs"] == e].set_index("batch_size") for e in (own, LONG_RUN))
@@ -138,7 +138,8 @@ def _changed_at_long_run(winners: pd.DataFrame, threads: int, own: int) -> str |
     if not changed:
         return None
     rows = [dict(long.loc[b], batch_size=b) for b in changed]
-    return f"Over {LONG_RUN} epochs the winner changes: {leads(rows)}."
+    where = f" with {style.threads_label(threads)}" if several else ""
+    return f"Over {LONG_RUN} epochs{where} the winner changes: {leads(rows)}."
 
 
 def fit_note(model: pd.DataFrame | None) -> str:
