@@ -1,15 +1,18 @@
-"""What a study runs: frameworks, variants, presets and the list of runs they expand to."""
+"""What a study runs: frameworks, variants, presets and the list of runs they expand to; a plan as
+stored in a results folder's study.json, read back and compared with the one asked for."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from numpy_mlp import MLPConfig
 
-from .files import UsageError
-from .schema import FRAMEWORKS
+from .files import StudyError, UsageError
+from .schema import FRAMEWORKS, variant_descriptions
 
 # The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
 MNIST_TRAIN_SAMPLES = 60000
@@ -288,3 +291,75 @@ class StudyPlan:
             "extras": [extra.to_dict() for extra in self.extras],
             "config": self.config.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyPlan":
+        """The plan of ``to_dict`` (study.json): KeyError, TypeError, ValueError or AttributeError when
+        ``data`` is not one, UsageError when a value is out of its range (validate)."""
+        config = dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))
+        return cls(
+            frameworks=tuple(data["frameworks"]),
+            variants={framework: tuple(names) for framework, names in data["variants"].items()},
+            batch_sizes=tuple(data["batch_sizes"]),
+            epochs=data["epochs"],
+            repeats=data["repeats"],
+            threads=tuple(data["threads"]),
+            seed=data["seed"],
+            train_limit=data["train_limit"],
+            phase_epochs=data["phase_epochs"],
+            eval_every_epoch=data["eval_every_epoch"],
+            config=MLPConfig.from_dict(config),
+            preset=data.get("preset"),
+            once=tuple(data.get("once", ())),
+            extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())),
+        )
+
+
+def read_plan(path: Path) -> StudyPlan:
+    """The plan stored in a results folder's study.json (what ``--resume`` continues); a StudyError (one
+    line) when there is none, it is not a plan, or it plans variants not known here."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"--resume: {Path(path).parent} holds no study to continue (no study.json)") from None
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"cannot read {path}: {exc}") from None
+    try:
+        plan = StudyPlan.from_dict(data)
+    except UsageError as exc:  # a value out of its range (StudyPlan.validate)
+        raise StudyError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StudyError(f"{path} is not a study plan ({type(exc).__name__}: {exc})") from None
+    known = variant_descriptions()
+    unknown = [f"{f}/{v}" for _, _, f, v in plan.cells() if v not in known.get(f, {})]
+    if unknown:
+        raise StudyError(f"{path} plans {', '.join(unknown)}, not known here (a plugin's? see MLP_STUDY_PLUGINS)")
+    return plan
+
+
+def check_same_plan(stored: StudyPlan, wanted: StudyPlan, out: Path) -> None:
+    """A resume continues the plan its folder ``out`` was started with: else a StudyError naming the
+    fields that differ, as stored and as asked for (the preset's name is a label, not compared)."""
+    stored_fields, wanted_fields = _plan_fields(stored), _plan_fields(wanted)
+    differ = [k for k in dict.fromkeys([*stored_fields, *wanted_fields])
+              if stored_fields.get(k) != wanted_fields.get(k)]
+    if differ:
+        was = ", ".join(f"{k} {_describe(stored_fields.get(k))}" for k in differ)
+        now = ", ".join(f"{k} {_describe(wanted_fields.get(k))}" for k in differ)
+        raise StudyError(f"--resume: {out} was planned with {was}; the options ask for {now}")
+
+
+def _plan_fields(plan: StudyPlan) -> dict:
+    """The plan as flat, comparable fields (the config's as ``config.NAME``), without the preset's name."""
+    fields = json.loads(json.dumps(plan.to_dict()))
+    fields.pop("preset", None)
+    config = fields.pop("config")
+    return {**fields, **{f"config.{k}": v for k, v in config.items()}}
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}/{name}" for key, names in value.items() for name in names) or "none"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import harness.study
 
-_claim = harness.study._claim
+_claim = harness.study.claim_folder
 
 
 def _claim_at_the_barrier(*args, **kwargs):
@@ -18,4 +18,4 @@ def _claim_at_the_barrier(*args, **kwargs):
     return _claim(*args, **kwargs)
 
 
-harness.study._claim = _claim_at_the_barrier
+harness.study.claim_folder = _claim_at_the_barrier

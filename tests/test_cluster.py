@@ -1,4 +1,4 @@
-"""harness.cluster, harness.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
+"""harness.dask_executor, harness.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
 
 A LocalCluster on 127.0.0.1 with two worker processes of one thread stands in for two machines
 (every-machine placement names them HOST/0 and HOST/1, since they share a host).
@@ -18,12 +18,13 @@ import pandas as pd
 import psutil
 import pytest
 
-from harness import cluster as cluster_module
+from harness import dask_executor as cluster_module
 from harness.plan import RunSpec, StudyPlan
 from harness.results import supersede_lost
 from harness.schema import LOST, RUN_KEY
-from harness.runner import runs_to_do
-from harness.study import _not_retried, _placed_key, _retried_away, _without, run_study
+from harness.resume import not_retried, placed_key, retried_away, without
+from harness.rows import runs_to_do
+from harness.study import run_study
 from reports import load, machines
 from markdown_table import parse_markdown_table
 from reports.__main__ import main as reports_main
@@ -191,12 +192,12 @@ def test_a_retried_run_replaces_the_failed_row_of_its_own_machine_only():
     spec = RunSpec("numpy", "optimized", 500, 1, 0, 0, 2)
     key = dict(zip(RUN_KEY, spec.key))
     runs = pd.DataFrame([{**key, "status": "failed", "machine": "a"}, {**key, "status": "ok", "machine": "b"}])
-    retried = {_placed_key(runs.iloc[0])}
-    pending = _not_retried(runs, retried)
+    retried = {placed_key(runs.iloc[0])}
+    pending = not_retried(runs, retried)
     assert runs_to_do([spec], pending, "a") == [spec] and runs_to_do([spec], pending, "b") == []
-    assert list(_without(runs, _retried_away(spec.key, "a", retried))["machine"]) == ["b"]
+    assert list(without(runs, retried_away(spec.key, "a", retried))["machine"]) == ["b"]
     # spread placement: the retry may land on another machine, c; it still replaces a's failed row only
-    assert list(_without(runs, _retried_away(spec.key, "c", retried))["machine"]) == ["b"]
+    assert list(without(runs, retried_away(spec.key, "c", retried))["machine"]) == ["b"]
 
 
 @pytest.mark.slow  # waits out the connection timeout

@@ -7,7 +7,7 @@ from collections import Counter
 
 from harness.cli import build_parser, plan_from_args
 from harness.plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan, all_cores
-from harness.study import read_plan
+from harness.plan import read_plan
 
 
 def plan(*argv) -> StudyPlan:

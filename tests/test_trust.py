@@ -23,7 +23,10 @@ from harness.schema import (
     BUSY_RUNS, EPOCH_COLUMNS, LOAD_BEFORE, NOISE_COLUMNS, OTHERS_CPU_S, OTHERS_SHARE, RUN_COLUMNS, SHARED_MACHINE,
     STEAL_S,
 )
-from harness.study import StudyFiles, _resume_tables, read_plan, run_study
+from harness.plan import read_plan
+from harness.resume import resume_tables
+from harness.study import run_study
+from harness.study_folder import StudyFiles
 from harness.summary import noisy_cell_lines, summarize
 
 from conftest import mnist_dir
@@ -87,17 +90,17 @@ def test_many_studies_started_at_once_on_one_new_folder_one_runs_and_all_its_row
 def test_a_study_turned_away_from_a_folder_it_created_leaves_the_holders_lock(tmp_path, monkeypatch):
     """The loser of the race had seen no folder (so 'made' it) and, refused, removed the lock file:
     a third study could then lock a new file beside the first."""
-    import harness.study
+    import harness.study_folder
 
     out = tmp_path / "made" / "study"
     holder = HeldLock(StudyFiles(out).lock)
-    probe = harness.study._probe
+    probe = harness.study_folder._probe
 
     def another_study_locks_first(folder):  # after this study's mkdir, before its lock
         probe(folder)
         holder.acquire()
 
-    monkeypatch.setattr(harness.study, "_probe", another_study_locks_first)
+    monkeypatch.setattr(harness.study_folder, "_probe", another_study_locks_first)
     try:
         with pytest.raises(StudyError, match="is in use"):
             run_study(tiny_plan(), out, mnist_dir())
@@ -290,7 +293,7 @@ def epoch_row(batch_size: int) -> dict:
 def test_a_resume_with_no_epoch_rows_keeps_the_tables_columns(tmp_path):
     """Every run timed out: epochs.csv holds its header only; the resume's tables must still be tables."""
     files = write_tables(tmp_path, [run_row(100, "timeout"), run_row(200, "timeout")], [])
-    runs, epochs, retried = _resume_tables(tiny_plan(), files, True, _Log())
+    runs, epochs, retried = resume_tables(tiny_plan(), files, True, _Log())
     assert list(epochs.columns[:len(EPOCH_COLUMNS)]) == EPOCH_COLUMNS and len(epochs) == 0
     assert list(runs.columns[:len(RUN_COLUMNS)]) == RUN_COLUMNS and len(retried) == 2
 
@@ -298,7 +301,7 @@ def test_a_resume_with_no_epoch_rows_keeps_the_tables_columns(tmp_path):
 def test_a_run_in_runs_csv_twice_is_reported_as_such(tmp_path):
     files = write_tables(tmp_path, [run_row(100), run_row(100), run_row(200)], [epoch_row(100), epoch_row(200)])
     log = _Log()
-    runs, _, _ = _resume_tables(tiny_plan(), files, False, log)
+    runs, _, _ = resume_tables(tiny_plan(), files, False, log)
     assert "1 run(s) that runs.csv holds more than once" in log.text() and "incomplete" not in log.text()
     assert list(runs["batch_size"]) == [200]
 
@@ -392,10 +395,10 @@ def test_parity_on_a_study_folder_does_not_suggest_resume(tmp_path):
 
 def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summary(tmp_path, monkeypatch):
     """Ctrl-C twice, 10 ms apart: the second one arrived while the first's summary was being written."""
-    import harness.study
+    import harness.local_executor
     import harness.tables
 
-    real_execute, real_summarize, calls = harness.study.execute, harness.tables.summarize, []
+    real_execute, real_summarize, calls = harness.local_executor.execute, harness.tables.summarize, []
 
     def interrupted_at_the_second_run(spec, *args):
         calls.append(spec)
@@ -407,7 +410,7 @@ def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summar
         os.kill(os.getpid(), signal.SIGINT)  # delivered before the next bytecode: in the middle of the write
         return real_summarize(runs, epochs, **kwargs)
 
-    monkeypatch.setattr(harness.study, "execute", interrupted_at_the_second_run)
+    monkeypatch.setattr(harness.local_executor, "execute", interrupted_at_the_second_run)
     monkeypatch.setattr(harness.tables, "summarize", summarize_interrupted_again)
     with pytest.raises(KeyboardInterrupt):
         run_study(tiny_plan(), tmp_path / "study", mnist_dir(), progress_stream=_Log())
@@ -470,11 +473,11 @@ def test_watching_a_child_that_ends_meanwhile_is_not_an_error(monkeypatch):
 
 
 def test_a_dask_worker_holds_its_machines_lock_for_each_run(tmp_path, monkeypatch):
-    """harness.cluster.remote_run on a stand-in worker: while the run executes, the machine's lock is held
+    """harness.dask_executor.remote_run on a stand-in worker: while the run executes, the machine's lock is held
     and names the worker; a study on that machine would be turned away (or wait) meanwhile."""
     from types import SimpleNamespace
 
-    import harness.cluster as cluster
+    import harness.dask_executor as cluster
     from harness.locks import holder_text
 
     seen = {}
