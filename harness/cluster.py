@@ -39,11 +39,13 @@ from distributed import Client, KilledWorker, get_worker
 from distributed.core import rpc
 
 
-from .files import UsageError, write_atomic
+from reports.folder.files import UsageError, write_atomic
+from reports.folder.schema import LOST, RUN_COLUMNS
+from reports.folder.sessions import record_machines
+
 from .locks import machine_lock
-from .environment import environment_record, machine_name, machine_record, record_machines
+from .environment import environment_record, machine_name, machine_record
 from .plan import RunSpec, StudyPlan
-from .schema import LOST, RUN_COLUMNS
 from .runner import execute, runs_to_do
 
 PLACEMENTS = ("spread", "every-machine")

@@ -7,9 +7,8 @@ import random
 from dataclasses import dataclass, field
 
 from numpy_mlp import MLPConfig
-
-from .files import UsageError
-from .schema import FRAMEWORKS
+from reports.folder.files import UsageError
+from reports.folder.schema import FRAMEWORKS
 
 # The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
 MNIST_TRAIN_SAMPLES = 60000

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.folder.files import writing
+from reports.folder.schema import LOST, OTHERS_SHARE, RUN_COLUMNS, RUN_KEY
+
 from .environment import PROJECT_ROOT, machine_name
-from .files import writing
 from .plan import RunSpec, StudyPlan
 from .noise import busy_note, noise_between, snapshot
-from .schema import LOST, OTHERS_SHARE, RUN_COLUMNS, RUN_KEY
 
 
 class Progress:

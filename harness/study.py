@@ -29,19 +29,22 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from .files import StudyError, UsageError, interrupts_deferred, write_text_atomic, writing
-from .locks import HeldLock, LockBusy, machine_lock
-from .environment import environment_record, machine_name, machine_record, machines_in, read_sessions
-from .plan import Extra, RunSpec, StudyPlan, all_cores
-from .results import (
+from reports.folder.files import StudyError, UsageError, write_text_atomic, writing
+from reports.folder.results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
 )
-from .schema import (
+from reports.folder.schema import (
     ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, SHARED_MACHINE, STUDY_FILE, SUMMARY_FILE,
     variant_descriptions,
 )
+from reports.folder.sessions import machines_in, read_sessions
+from reports.stats.tables import write_tables
+
+from .interrupts import interrupts_deferred
+from .locks import HeldLock, LockBusy, machine_lock
+from .environment import environment_record, machine_name, machine_record
+from .plan import Extra, RunSpec, StudyPlan, all_cores
 from .runner import Progress, execute, run_key, runs_to_do
-from .tables import write_tables
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
@@ -218,7 +221,7 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
-    """summary.csv and the tables computed with it (harness.tables: winners, cost model, crossovers)."""
+    """summary.csv and the tables computed with it (reports.stats.tables: winners, cost model, crossovers)."""
     if len(runs):
         write_tables(files.out, runs, epochs)
 

@@ -54,7 +54,7 @@ def run(spec: dict, data_path: str) -> dict:
 
     from keras_baseline.runtime import cpu_affinity, xla_threads
 
-    from .schema import PEER_BACKENDS, load_plugins
+    from reports.folder.schema import PEER_BACKENDS, load_plugins
 
     load_plugins()
     threadpool_limits(spec["threads"])

@@ -16,13 +16,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
-from harness.cost_model import BAD_FIT
-from harness.files import write_atomic
-from harness.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
-
 from . import article, style
 from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
+from .folder.files import write_atomic
+from .folder.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
+from .stats.cost_model import BAD_FIT
 
 FIGURE_TITLES = {
     "winner_map": "Which trains fastest for your batch size and epochs?",

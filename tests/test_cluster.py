@@ -1,4 +1,4 @@
-"""harness.cluster, harness.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
+"""harness.cluster, reports.folder.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
 
 A LocalCluster on 127.0.0.1 with two worker processes of one thread stands in for two machines
 (every-machine placement names them HOST/0 and HOST/1, since they share a host).
@@ -20,8 +20,8 @@ import pytest
 
 from harness import cluster as cluster_module
 from harness.plan import RunSpec, StudyPlan
-from harness.results import supersede_lost
-from harness.schema import LOST, RUN_KEY
+from reports.folder.results import supersede_lost
+from reports.folder.schema import LOST, RUN_KEY
 from harness.runner import runs_to_do
 from harness.study import _not_retried, _placed_key, _retried_away, _without, run_study
 from reports import load, machines

@@ -308,7 +308,7 @@ def test_optimizer_holds_the_article_rates(jax_trajectories, variant):
 
 def test_jax_is_a_peer_in_the_presets_and_the_listing():
     from harness.cli import build_parser, plan_from_args
-    from harness.schema import FRAMEWORKS, PEER_BACKENDS
+    from reports.folder.schema import FRAMEWORKS, PEER_BACKENDS
 
     assert set(FRAMEWORKS) - {"numpy"} == set(PEER_BACKENDS) and PEER_BACKENDS["jax"] == "jax"
     every = {"fit", "fit-tuned", "loop"}
@@ -428,7 +428,7 @@ def test_threads_hold_every_framework_to_its_cores(tmp_path, mnist):
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ, MNIST_DIR=str(mnist_dir())),
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    from harness.schema import available_frameworks
+    from reports.folder.schema import available_frameworks
 
     runs = pd.read_csv(out / "runs.csv").set_index("framework")
     assert sorted(runs.index) == sorted(available_frameworks()), "every framework installed has a 'loop' or 'optimized'"

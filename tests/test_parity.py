@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from conftest import mnist_dir
-from harness.parity import ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table, verdict
+from reports.stats.parity import (ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table,
+                                  verdict)
 from harness.cli import main
-from harness.schema import available_frameworks, variant_descriptions
+from reports.folder.schema import available_frameworks, variant_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -331,7 +331,7 @@ def test_a_third_framework_slots_in(tmp_path, monkeypatch):
     time turned into a break-even epoch."""
     import matplotlib
 
-    from harness.schema import FRAMEWORKS
+    from reports.folder.schema import FRAMEWORKS
 
     monkeypatch.setitem(FRAMEWORKS, "jax", FRAMEWORKS.get("jax", "Keras 3 on JAX"))  # registered by the jax branch
     folder = tmp_path / "three"

@@ -307,14 +307,14 @@ def test_one_thread_holds_pytorch_to_one_core(tmp_path, mnist):
 @pytest.fixture
 def without_torch(monkeypatch):
     """This process as if PyTorch were not installed."""
-    from harness import schema
+    from reports.folder import schema
 
     monkeypatch.setitem(schema.OPTIONAL_FRAMEWORKS, "torch", (lambda: False, schema.OPTIONAL_FRAMEWORKS["torch"][1]))
 
 
 def test_the_default_study_takes_pytorch_only_where_installed(without_torch, monkeypatch):
     from harness.cli import build_parser, plan_from_args
-    from harness.schema import available_frameworks
+    from reports.folder.schema import available_frameworks
 
     assert "torch" not in available_frameworks()
     for preset in ("answer", "article", "quick", "sweep"):
