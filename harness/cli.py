@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 
+from keras_baseline.runtime import all_cores
 from reports.folder.files import UsageError
 from reports.folder.results import write_csv_atomic
 from reports.folder.schema import (
@@ -20,7 +21,7 @@ from reports.stats.parity import (
 
 from .interrupts import Interrupted, interrupted
 from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
-from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan, all_cores
+from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan
 
 
 def _interrupt(signum, frame):

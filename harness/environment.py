@@ -10,6 +10,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from keras_baseline.runtime import all_cores
 from reports.folder.sessions import SESSION_ONLY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +66,6 @@ def environment_record(command: list[str] | None = None) -> dict:
     from threadpoolctl import threadpool_info
 
     import numpy
-
-    from .plan import all_cores
 
     return {
         "cpu_model": _cpu_model(),

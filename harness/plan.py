@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 from dataclasses import dataclass, field
 
@@ -15,14 +14,6 @@ MNIST_TRAIN_SAMPLES = 60000
 MAX_SEED = 2**32 - 1  # seeds S..S+repeats-1 must lie in 0..MAX_SEED: the range every framework accepts
 MAX_EPOCHS = 10000
 MAX_REPEATS = 1000  # a plan lists every run: 10**8 repeats ended in a MemoryError after minutes
-
-
-def all_cores() -> int:
-    """Cores this process may run on (respects CPU affinity, e.g. in containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)

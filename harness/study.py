@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from keras_baseline.runtime import all_cores
 from reports.folder.files import StudyError, UsageError, write_text_atomic, writing
 from reports.folder.results import (
     RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, as_table, read_results, supersede_lost, write_csv_atomic,
@@ -43,7 +44,7 @@ from reports.stats.tables import write_tables
 from .interrupts import interrupts_deferred
 from .locks import HeldLock, LockBusy, machine_lock
 from .environment import environment_record, machine_name, machine_record
-from .plan import Extra, RunSpec, StudyPlan, all_cores
+from .plan import Extra, RunSpec, StudyPlan
 from .runner import Progress, execute, run_key, runs_to_do
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners

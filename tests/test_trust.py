@@ -20,7 +20,8 @@ from reports.folder.files import StudyError, UsageError
 from harness.locks import MACHINE_LOCK_VARIABLE, HeldLock, machine_lock, machine_lock_path
 from harness.noise import Snapshot, noise_between
 from reports.stats.busy import BUSY_SHARE
-from harness.plan import MAX_SEED, StudyPlan, all_cores
+from harness.plan import MAX_SEED, StudyPlan
+from keras_baseline.runtime import all_cores
 from reports.folder.schema import (
     BUSY_RUNS, EPOCH_COLUMNS, LOAD_BEFORE, NOISE_COLUMNS, OTHERS_CPU_S, OTHERS_SHARE, RUN_COLUMNS, SHARED_MACHINE,
     STEAL_S,
