@@ -23,6 +23,8 @@ from .interrupts import Interrupted, interrupted
 from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
 from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan
 
+PARITY_NUMPY_VARIANT = "optimized"  # the numpy variant parity judges unless --variants names numpy variants
+
 
 def _interrupt(signum, frame):
     raise Interrupted(signum)
@@ -103,15 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--frameworks", nargs="+", metavar="NAME",
                         help=f"peer frameworks to check: {', '.join(f for f in FRAMEWORKS if f != 'numpy')} (default: all)")
     parity.add_argument("--variants", nargs="+", metavar="NAME",
-                        help="peer variants to check, in every peer framework that has them (default: all)")
+                        help="peer variants to check, in every peer framework that has them (default: all), and "
+                        f"numpy variants to judge (default: {PARITY_NUMPY_VARIANT})")
     parity.add_argument("--threads", type=positive_int, metavar="N", help="threads (default: all cores)")
     parity.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
     parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     parity.add_argument("--out", metavar="DIR",
                         help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
     _add_machine_options(parity)
-    # tests: the numpy variants judged, e.g. optimized and broken ones, against peers trained once
-    parity.add_argument("--numpy-variant", nargs="+", default=["optimized"], help=argparse.SUPPRESS)
     return parser
 
 
@@ -124,6 +125,15 @@ def _add_machine_options(command) -> None:
                          "recorded in study.json)")
 
 
+def _check_frameworks(names, allowed: list[str], what: str) -> None:
+    """Each of ``names`` one of ``allowed`` and installed here, else a UsageError naming the first that is not."""
+    for name in names:
+        if name not in allowed:
+            raise UsageError(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
+        if framework_missing(name):
+            raise UsageError(framework_missing(name))
+
+
 def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     """The plan the options ask for: the preset's values where an option is not given, or, for a
     resume without --preset, the ``stored`` plan's (so `--resume --out DIR` alone asks for that plan)."""
@@ -133,11 +143,7 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     preset = PRESETS[preset_name]
     base = stored if stored is not None and args.preset is None else None
     frameworks = tuple(args.frameworks or (base or preset).frameworks or available_frameworks())
-    for name in frameworks:
-        if name not in FRAMEWORKS:
-            raise UsageError(f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)}")
-        if framework_missing(name):
-            raise UsageError(framework_missing(name))
+    _check_frameworks(frameworks, list(FRAMEWORKS), "framework")
     known = variant_descriptions()
     wanted = args.variants or preset.variants
     variants = {}
@@ -269,26 +275,24 @@ def _formatted(table: pd.DataFrame) -> str:
 
 
 def _parity_plan(args) -> StudyPlan:
-    """The one study that trains every numpy variant judged and every peer, checked before anything runs."""
+    """The one study that trains every numpy variant judged and every peer variant, checked before anything
+    runs. --variants names both kinds; a test registers its broken numpy variants through $MLP_STUDY_PLUGINS
+    and names them there."""
     known = variant_descriptions()
-    for name in args.numpy_variant:
-        if name not in known["numpy"]:
-            raise UsageError(f"unknown numpy variant {name!r}; choose from {', '.join(known['numpy'])}")
     peers = tuple(args.frameworks or (f for f in available_frameworks() if f != "numpy"))
-    for name in peers:
-        if name not in peer_frameworks():
-            raise UsageError(f"unknown peer framework {name!r}; choose from {', '.join(peer_frameworks())}")
-        if framework_missing(name):
-            raise UsageError(framework_missing(name))
+    _check_frameworks(peers, peer_frameworks(), "peer framework")
     for name in args.variants or ():
-        if not any(name in known[f] for f in peers):
+        if name not in known["numpy"] and not any(name in known[f] for f in peers):
             choices = ", ".join(sorted({v for f in peers for v in known[f]}))
-            raise UsageError(f"unknown peer variant {name!r}; choose from {choices}")
-    variants = {f: tuple(v for v in known[f] if not args.variants or v in args.variants) for f in peers}
+            raise UsageError(f"unknown peer variant {name!r}; choose from {choices} (or numpy variants to judge: "
+                             f"{', '.join(known['numpy'])})")
+    judged = tuple(dict.fromkeys(v for v in args.variants or () if v in known["numpy"])) or (PARITY_NUMPY_VARIANT,)
+    named_peers = [v for v in args.variants or () if v not in known["numpy"]]
+    variants = {f: tuple(v for v in known[f] if not named_peers or v in named_peers) for f in peers}
     peers = tuple(f for f in peers if variants[f])
     return StudyPlan(
         frameworks=("numpy", *peers),
-        variants={"numpy": tuple(dict.fromkeys(args.numpy_variant)), **{f: variants[f] for f in peers}},
+        variants={"numpy": judged, **{f: variants[f] for f in peers}},
         batch_sizes=tuple(dict.fromkeys(args.batch_sizes)),
         epochs=args.epochs,
         repeats=args.seeds,
