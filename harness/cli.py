@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=positive_int, metavar="N", help="runs per configuration; medians over them")
     run.add_argument("--once", nargs="*", metavar="NAME",
                      help="variants to run in the first repeat only (the article preset: original, which takes "
-                     "5-10x as long as the others); '--once' alone: none")
+                     "far longer than the others); '--once' alone: none")
     run.add_argument("--threads", nargs="+", type=positive_int, metavar="N",
                      help="BLAS and TensorFlow threads, one study per value (default: all cores)")
     run.add_argument("--seed", type=non_negative_int, metavar="S",

@@ -121,8 +121,8 @@ def _jax_settings(variant: str) -> RunSettings:
     'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
     'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
     ``python -m harness.tune --backend jax`` (the search is in docs/tuning.md):
-    jitted (without it every op runs on its own, 12-14x slower at batch 500) and, as on TensorFlow, an
-    epoch per call (on JAX that saves Keras' per-call work around the jitted step, not the calls).
+    jitted (without it every op runs on its own) and, as on TensorFlow, an epoch per call (on JAX that
+    saves Keras' per-call work around the jitted step, not the calls).
     """
     if variant in ("fit-tuned", "loop"):
         return RunSettings(steps_per_execution="epoch", jit_compile=True)
@@ -136,13 +136,10 @@ def _torch_settings(variant: str, batch_size: int) -> RunSettings:
     """The execution settings of a variant of the torch framework at a batch size.
 
     Keras' PyTorch backend takes one batch per call (steps_per_execution must be 1) and runs eagerly
-    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. The
-    winner of ``python -m harness.tune --backend torch --variants fit-tuned --threads 1 --epochs 3
-    --batch-sizes 32 128 500 20000`` (busy 2-core machine, 2026-12-07, 1 thread, CPU s per epoch
-    eager / compiled): 7.9 / 2.5 at batch 32, 1.6 / 1.3 at 128, 0.7 / 0.6 at 500, 0.5 / 0.4 at 20000,
-    after a compilation of about 50 s (more on a busy machine): over the study's 35 epochs it pays at
-    batch 32 only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``. The loops are
-    PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
+    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. In the
+    search ``python -m harness.tune --backend torch`` (docs/pytorch.md) the compilation paid over the
+    study's 35 epochs at small batches only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``.
+    The loops are PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
     """
     if variant == "fit-tuned":
         return RunSettings(jit_compile=batch_size < TORCH_COMPILE_BELOW_BATCH)

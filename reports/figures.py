@@ -268,7 +268,7 @@ def fig_winner_map(data: StudyData):
 def fig_cost_model(data: StudyData):
     model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "the steady epochs were measured at fewer than "
                  "two batch sizes, so there is no per-step cost model.")
-    model = model[model["variant"] != "original"]  # 3-5x slower than the rest: it would set the shared scale
+    model = model[model["variant"] != "original"]  # far slower than the rest: it would set the shared scale
     model = need(model, "only NumPy 'original' has a fit.")
     threads, series = style.order_threads(model["threads"].unique()), series_of(model)
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 4.6 * len(threads)))

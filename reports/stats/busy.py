@@ -4,7 +4,7 @@ from __future__ import annotations
 # A run is "busy" when other processes took this share of all the machine's CPU time during it. An idle
 # machine's daemons stay near 1 %; one busy process on 2 cores is 50 %. At a tenth (a fifth of a core on
 # 2 cores, throughout the run) BLAS threads already lose the CPU at their barriers: the time is the
-# scheduler's as much as the framework's (issue 24 measured a NumPy run 15x slower beside a test suite).
+# scheduler's as much as the framework's (docs/method.md, "Busy machines").
 BUSY_SHARE = 0.10
 
 

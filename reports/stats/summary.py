@@ -38,8 +38,8 @@ N_RESAMPLES = 2000
 DRAWS_PER_BLOCK = 4_000_000  # steady-epoch draws resampled at once (about 32 MB a table of them)
 SEED = 0
 # A cell is noisy when IQR / median of its runs' wall times reaches this: for normal noise the IQR is
-# 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
-# the reference study, quiet cells spread 2-7 %; the cells with one run far out spread 15-31 %.
+# 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning (how the
+# reference studies' cells spread: docs/method.md, "Noisy cells").
 NOISY_REL_IQR = 0.135
 
 
