@@ -57,16 +57,12 @@ class RunSettings:
         all the batches of an epoch in one call.
     jit_compile : XLA compilation of the train function; 'auto' is Keras' default (on a CPU: off with
         TensorFlow, jax.jit with JAX; the JAX loop is always jitted).
-    pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own data pipeline, shuffling indices
-        and gathering batches) or, on TensorFlow only, 'dataset' (a tf.data.Dataset of our own, same
-        shuffle/gather, with parallel map and autotuned prefetch).
     max_threads : at most this many intra-op threads (None: as many as the run may use). TensorFlow
         takes its thread counts once per process, so the harness applies this before it starts.
     """
 
     steps_per_execution: int | str = 1
     jit_compile: bool | str = "auto"
-    pipeline: str = "arrays"
     max_threads: int | None = None
 
     def __post_init__(self):
@@ -75,8 +71,6 @@ class RunSettings:
             raise ValueError(f"steps_per_execution must be a positive integer or 'epoch', got {spe!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
-        if self.pipeline not in ("arrays", "dataset"):
-            raise ValueError(f"pipeline must be 'arrays' or 'dataset', got {self.pipeline!r}")
         mt = self.max_threads
         if mt is not None and (isinstance(mt, bool) or not isinstance(mt, numbers.Integral) or mt <= 0):
             raise ValueError(f"max_threads must be a positive integer or None, got {mt!r}")
@@ -108,7 +102,7 @@ def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> 
         return _torch_settings(variant, batch_size)
     jit = batch_size >= XLA_FROM_BATCH
     if variant == "fit-tuned":
-        return RunSettings(steps_per_execution="epoch", jit_compile=jit, pipeline="arrays")
+        return RunSettings(steps_per_execution="epoch", jit_compile=jit)
     if variant == "loop":
         return RunSettings(steps_per_execution="epoch", jit_compile=jit,
                            max_threads=1 if batch_size < SINGLE_THREAD_BELOW else None)
@@ -276,8 +270,6 @@ class KerasMLP(ModelInputs):
         # the rates numpy_mlp computes (its running division is lr_schedule's, bit for bit)
         rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
         self.settings = settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
-        if settings.pipeline == "dataset" and self.backend != "tensorflow":
-            raise ValueError(f"pipeline 'dataset' (tf.data) needs the TensorFlow backend, not {self.backend}")
         with self._floatx():
             if self.variant == "loop":
                 records = self._fit_loop(x, y, rates, batch_size, settings, validation_data, callback,
@@ -309,9 +301,6 @@ class KerasMLP(ModelInputs):
                 perm = batch_order_rng.permutation(len(x))
                 self.model.fit(x[perm], y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
                                callbacks=callbacks)
-        elif settings.pipeline == "dataset":
-            dataset = self._dataset(x, y, batch_size)
-            self.model.fit(dataset, epochs=len(rates), shuffle=False, verbose=0, callbacks=callbacks)
         else:
             self.model.fit(x, y, batch_size=batch_size, epochs=len(rates), shuffle=True, verbose=0,
                            callbacks=callbacks)
@@ -331,22 +320,6 @@ class KerasMLP(ModelInputs):
             **kwargs,
         )
         self._compiled_with = key
-
-    def _dataset(self, x, y, batch_size):
-        """Shuffled batches as a tf.data pipeline: indices shuffled per epoch, batches gathered by a
-        parallel map, prefetched (what Keras' array adapter does, plus autotuning)."""
-        import tensorflow as tf
-
-        x_t, y_t = tf.constant(x), tf.constant(y)
-        n = len(x)
-        autotune = tf.data.AUTOTUNE
-        return (
-            tf.data.Dataset.range(n)
-            .shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)), num_parallel_calls=autotune)
-            .prefetch(autotune)
-        )
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng

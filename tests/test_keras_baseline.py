@@ -200,7 +200,7 @@ def test_execution_settings(keras_baseline):
     assert settings_for("loop", 128).max_threads == 1 and settings_for("loop", 500).max_threads is None
     assert settings_for("fit-tuned", 32).max_threads is None and settings_for("fit", 32).max_threads is None
     for bad in (dict(steps_per_execution=0), dict(steps_per_execution="all"), dict(jit_compile="yes"),
-                dict(pipeline="generator"), dict(max_threads=0)):
+                dict(max_threads=0)):
         with pytest.raises(ValueError):
             RunSettings(**bad)
     with pytest.raises(ValueError, match="variant"):
