@@ -349,26 +349,6 @@ class KerasMLP(ModelInputs):
         losses = [self.loss_fn(y, logits), *penalties]
         return ops.sum(ops.stack(losses)) if len(losses) > 1 else losses[0]
 
-    def train_step_details(self, x_batch: np.ndarray, labels: np.ndarray, lr: float) -> dict:
-        """One training step on exactly this batch with learning rate ``lr``, through the same loss
-        object, regularization and optimizer as every variant.
-
-        Returns {'loss': float (summed loss + regularization before the update), 'gradients':
-        [(dkernel, dbias), ...] (of that loss, regularization included), 'weights': the updated
-        weights in numpy_mlp's format}. Updates the model and the optimizer's momentum.
-        """
-        x_batch, labels = self._check_data(x_batch, labels, "x_batch")
-        if not (isinstance(lr, numbers.Real) and lr > 0):
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        with self._floatx():
-            self.optimizer.learning_rate = float(lr)
-            loss, grads = self._functions.train_step(x_batch, self._one_hot(labels))
-        return {
-            "loss": loss,
-            "gradients": [(grads[i], grads[i + 1]) for i in range(0, len(grads), 2)],
-            "weights": self.get_weights(),
-        }
-
     # -- inference ----------------------------------------------------------------------------------
 
     def predict(self, x: np.ndarray) -> np.ndarray:

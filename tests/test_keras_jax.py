@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from numpy_mlp import MLP, MLPConfig, init_weights, lr_schedule, shuffle_rng
+from train_step import train_step_details
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def _child_step(kb, data, dtype, name):
     model.set_weights(init_weights(config, STEP_SEED))
     out = {}
     for step in (1, 2):
-        got = model.train_step_details(x, labels, config.lr_for(500))
+        got = train_step_details(model, x, labels, config.lr_for(500))
         out[f"step:{name}:{step}:loss"] = np.array(got["loss"])
         for n, ((gk, gb), (k, b)) in enumerate(zip(got["gradients"], got["weights"])):
             out.update({f"step:{name}:{step}:dkernel{n}": gk, f"step:{name}:{step}:dbias{n}": gb,
