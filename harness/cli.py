@@ -6,52 +6,28 @@ import json
 import signal
 import sys
 
-from .files import Interrupted, UsageError, check_data_dir, check_out_dir, interrupted
-from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan, all_cores
-from .schema import (
-    FRAMEWORKS, OPTIONAL_FRAMEWORKS, STUDY_FILE, available_frameworks, framework_missing, variant_descriptions,
+import pandas as pd
+
+from keras_baseline.runtime import all_cores
+from reports.folder.files import UsageError
+from reports.folder.results import write_csv_atomic
+from reports.folder.schema import (
+    FRAMEWORKS, OPTIONAL_FRAMEWORKS, PARITY_FILE, STUDY_FILE, available_frameworks, framework_missing, peer_frameworks,
+    variant_descriptions,
+)
+from reports.stats.parity import (
+    ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_table, verdict,
 )
 
-MAX_TIMEOUT_S = 7 * 24 * 3600  # a run's time limit: longer ones overflowed the watchdog's timer
+from .interrupts import Interrupted, interrupted
+from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
+from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan
+
+PARITY_NUMPY_VARIANT = "optimized"  # the numpy variant parity judges unless --variants names numpy variants
 
 
 def _interrupt(signum, frame):
     raise Interrupted(signum)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _timeout(text: str) -> int:
-    value = _positive_int(text)
-    if value > MAX_TIMEOUT_S:
-        raise argparse.ArgumentTypeError(f"at most {MAX_TIMEOUT_S} seconds (a week), got {value}")
-    return value
-
-
-def _once_each(option: str, values):
-    """``values`` without repeats, with a note naming those dropped: a plan never holds two identical runs."""
-    if values is None:
-        return None
-    kept = list(dict.fromkeys(values))
-    if len(kept) < len(values):
-        twice = [str(v) for v in kept if values.count(v) > 1]
-        print(f"note: {option} names {', '.join(twice)} more than once; each is planned once", file=sys.stderr)
-    return kept
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,18 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frameworks", nargs="+", metavar="NAME", help=f"frameworks to run: {', '.join(FRAMEWORKS)}")
     run.add_argument("--variants", nargs="+", metavar="NAME",
                      help="variants to run, of any framework (e.g. optimized step3 fit-tuned); default: the preset's")
-    run.add_argument("--batch-sizes", nargs="+", type=_positive_int, metavar="N", help="mini-batch sizes")
-    run.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs per run (the article: 35)")
-    run.add_argument("--repeats", type=_positive_int, metavar="N", help="runs per configuration; medians over them")
+    run.add_argument("--batch-sizes", nargs="+", type=positive_int, metavar="N", help="mini-batch sizes")
+    run.add_argument("--epochs", type=positive_int, metavar="N", help="epochs per run (the article: 35)")
+    run.add_argument("--repeats", type=positive_int, metavar="N", help="runs per configuration; medians over them")
     run.add_argument("--once", nargs="*", metavar="NAME",
                      help="variants to run in the first repeat only (the article preset: original, which takes "
-                     "5-10x as long as the others); '--once' alone: none")
-    run.add_argument("--threads", nargs="+", type=_positive_int, metavar="N",
+                     "far longer than the others); '--once' alone: none")
+    run.add_argument("--threads", nargs="+", type=positive_int, metavar="N",
                      help="BLAS and TensorFlow threads, one study per value (default: all cores)")
-    run.add_argument("--seed", type=_non_negative_int, metavar="S",
+    run.add_argument("--seed", type=non_negative_int, metavar="S",
                      help="seed of repeat 0 (repeat r uses S + r): initial weights and shuffling (default 0)")
-    run.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
-    run.add_argument("--phase-epochs", type=_non_negative_int, metavar="N",
+    run.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
+    run.add_argument("--phase-epochs", type=non_negative_int, metavar="N",
                      help="epochs of the extra per-phase-timed numpy runs (0: none)")
     run.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>-<pid>)")
@@ -98,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: also redo the runs that failed or timed out ('diverged' runs are results "
                      "and are kept)")
-    run.add_argument("--timeout", type=_timeout, default=1800, metavar="SECONDS",
+    run.add_argument("--timeout", type=timeout_seconds, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     _add_machine_options(run)
@@ -119,24 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train numpy_mlp 'optimized' and every variant of every peer framework on the full MNIST with "
         "the reference configuration, same initial weights per seed, each with its own shuffling, and compare the "
         "median test accuracies. The band of each batch size comes from the measured seed-to-seed spread "
-        "(harness/parity_bands.json). Exit 0 when every difference is within its band, 1 when not, 2 on bad input.",
+        "(reports/stats/parity_bands.json). Exit 0 when every difference is within its band, 1 when not, "
+        "2 on bad input.",
     )
-    parity.add_argument("--batch-sizes", nargs="+", type=_positive_int, default=[500, 20000], metavar="N",
+    parity.add_argument("--batch-sizes", nargs="+", type=positive_int, default=[500, 20000], metavar="N",
                         help="batch sizes (default: 500 20000)")
-    parity.add_argument("--epochs", type=_positive_int, default=35, metavar="N", help="epochs (default 35)")
-    parity.add_argument("--seeds", type=_positive_int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    parity.add_argument("--epochs", type=positive_int, default=35, metavar="N", help="epochs (default 35)")
+    parity.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     parity.add_argument("--frameworks", nargs="+", metavar="NAME",
                         help=f"peer frameworks to check: {', '.join(f for f in FRAMEWORKS if f != 'numpy')} (default: all)")
     parity.add_argument("--variants", nargs="+", metavar="NAME",
-                        help="peer variants to check, in every peer framework that has them (default: all)")
-    parity.add_argument("--threads", type=_positive_int, metavar="N", help="threads (default: all cores)")
-    parity.add_argument("--train-limit", type=_positive_int, metavar="N", help="use only the first N training samples")
+                        help="peer variants to check, in every peer framework that has them (default: all), and "
+                        f"numpy variants to judge (default: {PARITY_NUMPY_VARIANT})")
+    parity.add_argument("--threads", type=positive_int, metavar="N", help="threads (default: all cores)")
+    parity.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
     parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     parity.add_argument("--out", metavar="DIR",
                         help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
     _add_machine_options(parity)
-    # tests: the numpy variants judged, e.g. optimized and broken ones, against peers trained once
-    parity.add_argument("--numpy-variant", nargs="+", default=["optimized"], help=argparse.SUPPRESS)
     return parser
 
 
@@ -149,20 +125,25 @@ def _add_machine_options(command) -> None:
                          "recorded in study.json)")
 
 
+def _check_frameworks(names, allowed: list[str], what: str) -> None:
+    """Each of ``names`` one of ``allowed`` and installed here, else a UsageError naming the first that is not."""
+    for name in names:
+        if name not in allowed:
+            raise UsageError(f"unknown {what} {name!r}; choose from {', '.join(allowed)}")
+        if framework_missing(name):
+            raise UsageError(framework_missing(name))
+
+
 def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     """The plan the options ask for: the preset's values where an option is not given, or, for a
     resume without --preset, the ``stored`` plan's (so `--resume --out DIR` alone asks for that plan)."""
     for option in ("frameworks", "variants", "batch_sizes", "threads", "once"):
-        setattr(args, option, _once_each(f"--{option.replace('_', '-')}", getattr(args, option)))
+        setattr(args, option, once_each(f"--{option.replace('_', '-')}", getattr(args, option)))
     preset_name = args.preset or DEFAULT_PRESET
     preset = PRESETS[preset_name]
     base = stored if stored is not None and args.preset is None else None
     frameworks = tuple(args.frameworks or (base or preset).frameworks or available_frameworks())
-    for name in frameworks:
-        if name not in FRAMEWORKS:
-            raise UsageError(f"unknown framework {name!r}; choose from {', '.join(FRAMEWORKS)}")
-        if framework_missing(name):
-            raise UsageError(framework_missing(name))
+    _check_frameworks(frameworks, list(FRAMEWORKS), "framework")
     known = variant_descriptions()
     wanted = args.variants or preset.variants
     variants = {}
@@ -239,14 +220,15 @@ def cmd_run(args) -> int:
                           wait_machine=args.wait, share_machine=args.share_machine)
         print(f"results: {files.out}")
         if not args.no_report:
-            from reports import ReportInputError, build_report
+            from reports.build import build_report
+            from reports.data import ReportInputError
 
             try:
                 print(f"report: {build_report(files.out)}")
             except (OSError, ReportInputError) as exc:
                 raise UsageError(f"the results are complete, but the report could not be built ({exc}); "
                                  f"once fixed: python -m reports build {files.out}") from None
-        from .summary import noisy_cell_lines
+        from reports.stats.summary import noisy_cell_lines
 
         for line in noisy_cell_lines(files.summary):  # last, where a reader looks
             print(line)
@@ -281,10 +263,86 @@ def cmd_env(args) -> int:
     return 0
 
 
-def cmd_parity(args) -> int:
-    from .parity import run_parity
+def _formatted(table: pd.DataFrame) -> str:
+    shown = table.copy()
+    for column in shown.columns:
+        if column.startswith("seed_") or column.endswith("median"):
+            shown[column] = shown[column].map(lambda v: f"{v:.4f}" if pd.notna(v) else "-")
+    if "diff_pp" in shown:
+        shown["diff_pp"] = shown["diff_pp"].map(lambda v: f"{v:+.2f}" if pd.notna(v) else "-")
+        shown["band_pp"] = shown["band_pp"].map(lambda v: f"{v:.2f}")
+    return shown.to_string(index=False)
 
-    return run_parity(args)
+
+def _parity_plan(args) -> StudyPlan:
+    """The one study that trains every numpy variant judged and every peer variant, checked before anything
+    runs. --variants names both kinds; a test registers its broken numpy variants through $MLP_STUDY_PLUGINS
+    and names them there."""
+    known = variant_descriptions()
+    peers = tuple(args.frameworks or (f for f in available_frameworks() if f != "numpy"))
+    _check_frameworks(peers, peer_frameworks(), "peer framework")
+    for name in args.variants or ():
+        if name not in known["numpy"] and not any(name in known[f] for f in peers):
+            choices = ", ".join(sorted({v for f in peers for v in known[f]}))
+            raise UsageError(f"unknown peer variant {name!r}; choose from {choices} (or numpy variants to judge: "
+                             f"{', '.join(known['numpy'])})")
+    judged = tuple(dict.fromkeys(v for v in args.variants or () if v in known["numpy"])) or (PARITY_NUMPY_VARIANT,)
+    named_peers = [v for v in args.variants or () if v not in known["numpy"]]
+    variants = {f: tuple(v for v in known[f] if not named_peers or v in named_peers) for f in peers}
+    peers = tuple(f for f in peers if variants[f])
+    return StudyPlan(
+        frameworks=("numpy", *peers),
+        variants={"numpy": judged, **{f: variants[f] for f in peers}},
+        batch_sizes=tuple(dict.fromkeys(args.batch_sizes)),
+        epochs=args.epochs,
+        repeats=args.seeds,
+        threads=(args.threads or all_cores(),),
+        seed=0,
+        train_limit=args.train_limit,
+        phase_epochs=0,
+        eval_every_epoch=False,
+        preset="parity",
+    )
+
+
+def cmd_parity(args) -> int:
+    """Train the parity study, then judge it with reports.stats.parity: 0 when parity holds, 1 when not."""
+    from .study import run_study
+
+    plan = _parity_plan(args)
+    out = check_out_dir(args.out, resume=False, prefix="parity-")
+    data_dir = check_data_dir(args.data_dir)
+    try:
+        files = run_study(plan, out, data_dir, command=sys.argv, wait_machine=args.wait,
+                          share_machine=args.share_machine, resumable=False)
+    except KeyboardInterrupt as exc:
+        return interrupted(exc, f": finished runs are kept in {out}" if (out / STUDY_FILE).exists() else
+                           ": no run had started; nothing was kept")
+    spread = measured_spread()
+    accuracies = accuracy_table(pd.read_csv(files.runs))
+    table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
+    write_csv_atomic(out / PARITY_FILE, table)
+    floor_applies = args.train_limit is None and args.epochs >= 35
+    print(_formatted(accuracies))
+    print()
+    print(_formatted(table))
+    print(f"table: {out / PARITY_FILE}")
+    print(f"band: {BAND_SIGMAS:g} x sigma_b x sqrt(pi / n) for n = {args.seeds} seed(s) a side, sigma_b the measured "
+          f"seed-to-seed spread of test accuracy ({', '.join(f'batch {b}: {s:.3f} pp' for b, s in sorted(spread.items()))}; "
+          f"{BANDS_FILE.name}, full MNIST, 35 epochs)")
+    if args.train_limit is not None or args.epochs != 35 or not set(args.batch_sizes) <= set(spread):
+        print("note: the bands were measured at full MNIST, 35 epochs; at other settings the seed-to-seed "
+              "spread differs and the verdict is indicative only")
+    if not floor_applies:
+        print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ epochs")
+    failed = False
+    for numpy_variant, problems in verdict(accuracies, table, floor_applies).items():
+        for problem in problems:
+            print(f"parity FAILED for numpy/{numpy_variant}: {problem}")
+        if not problems:
+            print(f"parity holds for numpy/{numpy_variant}: every peer's median within its band at every batch size")
+        failed = failed or bool(problems)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,14 +40,16 @@ import pandas as pd
 from distributed import Client, KilledWorker, get_worker
 from distributed.core import rpc
 
+
+from reports.folder.files import UsageError, write_atomic
+from reports.folder.schema import LOST
+
 from .environment import environment_record, machine_name, machine_record
-from .files import UsageError, write_atomic
 from .local_executor import execute
 from .locks import machine_lock
 from .plan import RunSpec, StudyPlan
 from .progress import Progress
 from .rows import run_result, runs_to_do
-from .schema import LOST
 
 PLACEMENTS = ("spread", "every-machine")
 CONNECT_TIMEOUT_S = 5.0

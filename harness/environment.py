@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import socket
@@ -10,6 +9,9 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from keras_baseline.runtime import all_cores
+from reports.folder.sessions import SESSION_ONLY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,8 +67,6 @@ def environment_record(command: list[str] | None = None) -> dict:
 
     import numpy
 
-    from .plan import all_cores
-
     return {
         "cpu_model": _cpu_model(),
         "cores": all_cores(),
@@ -91,28 +91,9 @@ def environment_record(command: list[str] | None = None) -> dict:
     }
 
 
-def read_sessions(path) -> list[dict]:
-    """The environment records of a study's sessions (the first run and each --resume), oldest
-    first, from its environment.json: ``{"sessions": [...]}``; a file of an older harness holds one
-    record, read as one session; no file, none. ValueError when the file holds neither."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict) and "sessions" not in data:
-        return [data]
-    sessions = data.get("sessions") if isinstance(data, dict) else None
-    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
-        raise ValueError("it holds neither a list of sessions nor one environment record")
-    return sessions
-
-
 def machine_name() -> str:
     """The name a run's row gives the machine it ran on (the ``machine`` column): its host name."""
     return socket.gethostname()
-
-
-SESSION_ONLY = ("date", "command")  # the keys of an environment record that belong to a session, not a machine
 
 
 def machine_record() -> dict:
@@ -123,22 +104,3 @@ def machine_record() -> dict:
     for key in SESSION_ONLY:
         record.pop(key)
     return {"host": machine_name(), **record, "cpu_flags": _cpu_flags()}
-
-
-def machines_in(path) -> dict:
-    """The "machines" mapping (machine name -> record) of an environment.json; empty when there is none."""
-    try:
-        machines = json.loads(Path(path).read_text()).get("machines")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return machines if isinstance(machines, dict) else {}
-
-
-def record_machines(path, machines: dict) -> None:
-    """Add or update machine records in environment.json's top-level "machines" mapping, atomically."""
-    from .files import write_text_atomic
-
-    path = Path(path)
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record["machines"] = {**record.get("machines", {}), **machines}
-    write_text_atomic(path, json.dumps(record, indent=2) + "\n")

@@ -15,11 +15,13 @@ from typing import Iterator
 
 import pandas as pd
 
+from keras_baseline.runtime import all_cores
+from reports.folder.files import writing
+
 from .environment import PROJECT_ROOT, machine_name, machine_record
-from .files import writing
 from .locks import machine_lock
 from .noise import noise_between, snapshot
-from .plan import RunSpec, StudyPlan, all_cores
+from .plan import RunSpec, StudyPlan
 from .progress import Progress
 from .rows import run_result, runs_to_do
 

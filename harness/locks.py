@@ -20,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .files import StudyError, write_text_atomic
+from reports.folder.files import StudyError, write_text_atomic
 
 MACHINE_LOCK_VARIABLE = "MLP_STUDY_MACHINE_LOCK_DIR"  # where the machine lock lives (default: the user's cache)
 HOLDER_SUFFIX = ".holder"

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from .schema import LOAD_BEFORE, OTHERS_CPU_S, OTHERS_SHARE, STEAL_S
+from reports.folder.schema import LOAD_BEFORE, OTHERS_CPU_S, OTHERS_SHARE, STEAL_S
+from reports.stats.busy import busy
 
-# A run is "busy" when other processes took this share of all the machine's CPU time during it. An idle
-# machine's daemons stay near 1 %; one busy process on 2 cores is 50 %. At a tenth (a fifth of a core on
-# 2 cores, throughout the run) BLAS threads already lose the CPU at their barriers: the time is the
-# scheduler's as much as the framework's (issue 24 measured a NumPy run 15x slower beside a test suite).
-BUSY_SHARE = 0.10
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")  # /proc/stat's busy times (guest is in user)
 
 
@@ -45,14 +41,6 @@ def noise_between(before: Snapshot, after: Snapshot) -> dict:
     steal = None if before.steal is None or after.steal is None else after.steal - before.steal
     cores = psutil.cpu_count() or os.cpu_count() or 1  # /proc/stat counts every core of the machine
     return {LOAD_BEFORE: before.load, STEAL_S: steal, OTHERS_CPU_S: others, OTHERS_SHARE: others / (elapsed * cores)}
-
-
-def busy(share) -> bool:
-    """Whether a run whose others took ``share`` of the machine's CPU time is flagged (NaN: not measured)."""
-    try:
-        return bool(float(share) >= BUSY_SHARE)
-    except (TypeError, ValueError):
-        return False
 
 
 def busy_note(share) -> str:

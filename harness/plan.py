@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from numpy_mlp import MLPConfig
 
-from .files import StudyError, UsageError
-from .schema import FRAMEWORKS, variant_descriptions
+from reports.folder.files import StudyError, UsageError
+from reports.folder.schema import FRAMEWORKS, variant_descriptions
 
 # The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
 MNIST_TRAIN_SAMPLES = 60000
 MAX_SEED = 2**32 - 1  # seeds S..S+repeats-1 must lie in 0..MAX_SEED: the range every framework accepts
 MAX_EPOCHS = 10000
 MAX_REPEATS = 1000  # a plan lists every run: 10**8 repeats ended in a MemoryError after minutes
-
-
-def all_cores() -> int:
-    """Cores this process may run on (respects CPU affinity, e.g. in containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 SWEEP_BATCH_SIZES = (32, 128, 500, 2000, 20000, 60000)
@@ -69,9 +60,8 @@ PRESETS = {
         "the answer for this machine (the default): the fastest variant of each framework (NumPy optimized, "
         "each peer's own loop, PyTorch's where installed) at batch 32, 128, 500, 2000 and 20000, at all "
         "cores and at one thread, plus the article's ladder (original once, step1-step3) and Keras as a user "
-        "runs it (fit) at batch 500 and 20000 on all cores; 10 epochs, 3 repeats. About 20 minutes on 2 cores "
-        "without PyTorch (estimated from the committed reference timings: per run about 2 s of process start, "
-        "4-5 s of Keras set-up, the first and 9 steady epochs; 10 epochs is the most that fits 20 minutes)",
+        "runs it (fit) at batch 500 and 20000 on all cores; 10 epochs, 3 repeats (how long each preset takes: "
+        "docs/method.md)",
         variants=FASTEST_VARIANTS,
         batch_sizes=ANSWER_BATCH_SIZES,
         epochs=10,
@@ -83,13 +73,12 @@ PRESETS = {
     "article": Preset(
         "the article's study: every variant of every framework (NumPy, Keras on TensorFlow, "
         "Keras on JAX, PyTorch where installed), batch 500 and 20000, 35 epochs, 3 repeats ('original', "
-        "5-10x slower than the rest, once), all cores (about 17 minutes on 2 cores)",
+        "by far the slowest, once), all cores",
         once=("original",),
     ),
     "quick": Preset(
         "a first try with an answer: the fastest variant of each framework, 10,000 training samples, batch "
-        "128 and 2000, 4 epochs, 3 repeats (verdicts and a winner map), all cores (1.5 minutes with its report "
-        "on a busy 2-core machine; Keras' set-up, 4-5 s per run, dominates these short runs)",
+        "128 and 2000, 4 epochs, 3 repeats (verdicts and a winner map), all cores",
         variants=FASTEST_VARIANTS,
         batch_sizes=(128, 2000),
         epochs=4,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from reports.folder.schema import OTHERS_SHARE
+
 from .noise import busy_note
 from .plan import RunSpec
-from .schema import OTHERS_SHARE
 
 
 class Progress:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .files import StudyError
+from reports.folder.files import StudyError
+from reports.folder.results import RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, read_results
+from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS
+
 from .plan import StudyPlan
-from .results import RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, read_results
 from .rows import run_key
-from .schema import EPOCH_COLUMNS, RUN_COLUMNS
 from .study_folder import StudyFiles
 
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure

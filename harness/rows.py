@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.folder.schema import LOST, RUN_COLUMNS, RUN_KEY
+
 from .plan import RunSpec
-from .schema import LOST, RUN_COLUMNS, RUN_KEY
 
 
 def run_result(spec: RunSpec, run: dict, epochs: list[dict] = (), machine: str | None = None) -> dict:

@@ -23,16 +23,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .environment import environment_record, machines_in, read_sessions, record_machines
+from reports.folder.files import StudyError, writing
+from reports.folder.results import as_table, supersede_lost, write_csv_atomic
+from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS, SHARED_MACHINE
+from reports.folder.sessions import machines_in, read_sessions, record_machines
+from reports.stats.tables import write_tables
+
+from .environment import environment_record
 from .executors import Executor, open_executor
-from .files import StudyError, interrupts_deferred, writing
+from .interrupts import interrupts_deferred
 from .plan import RunSpec, StudyPlan, check_same_plan, read_plan
 from .progress import Progress
-from .results import as_table, supersede_lost, write_csv_atomic
 from .resume import not_retried, resume_tables, retried_away, without
-from .schema import EPOCH_COLUMNS, RUN_COLUMNS, SHARED_MACHINE
 from .study_folder import StudyFiles, claim_folder, scratch_folder, write_text
-from .tables import write_tables
 
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
@@ -165,6 +168,6 @@ def _commit(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None
 
 
 def _write_summary(files: StudyFiles, runs: pd.DataFrame, epochs: pd.DataFrame) -> None:
-    """summary.csv and the tables computed with it (harness.tables: winners, cost model, crossovers)."""
+    """summary.csv and the tables computed with it (reports.stats.tables: winners, cost model, crossovers)."""
     if len(runs):
         write_tables(files.out, runs, epochs)

@@ -17,9 +17,10 @@ from types import SimpleNamespace
 
 import psutil
 
-from .files import StudyError, write_text_atomic, writing
+from reports.folder.files import StudyError, write_text_atomic, writing
+from reports.folder.schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE, SUMMARY_FILE
+
 from .locks import HeldLock, LockBusy
-from .schema import ENVIRONMENT_FILE, EPOCHS_FILE, RUNS_FILE, STUDY_FILE, SUMMARY_FILE
 
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 

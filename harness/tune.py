@@ -18,9 +18,9 @@ import time
 
 
 def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend: str = "tensorflow"):
-    """The settings tried: steps_per_execution x XLA (x, on TensorFlow, our own tf.data pipeline when
-    ``full``). JAX's loop is always jitted: only its batches per call vary. On PyTorch Keras takes
-    one batch per call: only torch.compile (jit_compile) varies."""
+    """The settings tried: steps_per_execution x XLA (steps 100 only when ``full``). JAX's loop is always
+    jitted: only its batches per call vary. On PyTorch Keras takes one batch per call: only torch.compile
+    (jit_compile) varies. Feeding fit from a tf.data pipeline of our own lost (docs/tuning.md) and is gone."""
     from keras_baseline.model import RunSettings
 
     if backend == "torch":
@@ -36,11 +36,6 @@ def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend
     for spe in spes:
         for jit in (False, True):
             yield RunSettings(steps_per_execution=spe, jit_compile=jit)
-    if not full or backend != "tensorflow":
-        return
-    for spe in (50, "epoch"):
-        yield RunSettings(steps_per_execution=min(spe, n_batches) if spe != "epoch" else spe, jit_compile=False,
-                          pipeline="dataset")
 
 
 def time_one(variant, settings, x, labels, epochs, batch_size, seed=0):
@@ -70,7 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs per training run (default: 6)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all candidates (interleaved)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[500, 20000], help="default: 500 20000")
-    parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100 and the tf.data pipeline")
+    parser.add_argument("--short", action="store_true", help="skip steps_per_execution=100")
     parser.add_argument("--variants", nargs="+", default=["fit-tuned", "loop"], choices=["fit-tuned", "loop"])
     parser.add_argument("--backend", default="tensorflow", choices=["tensorflow", "jax", "torch"],
                         help="Keras' backend")
@@ -102,7 +97,7 @@ def main(argv=None) -> None:
                   f"threads {info['intra_op_threads']}, oneDNN {info['onednn_enabled']}")
     print(f"# {engine}, {args.epochs} epochs x {args.repeats} interleaved repeats, "
           f"{time.strftime('%Y-%m-%d %H:%M')}; times in s, medians over repeats")
-    print(f"{'variant':10} {'batch':>6} {'steps/exec':>10} {'jit':>5} {'pipeline':>8} "
+    print(f"{'variant':10} {'batch':>6} {'steps/exec':>10} {'jit':>5} "
           f"{'first':>7} {'epoch':>7} {'cpu/ep':>7} {'35-ep':>7} {'acc':>6}")
     for batch_size in args.batch_sizes:
         grid = [(v, s) for v in args.variants
@@ -114,7 +109,7 @@ def main(argv=None) -> None:
         for i, (variant, settings) in enumerate(grid):
             first, steady, steady_cpu, total, acc = summarize(runs[i])
             print(f"{variant:10} {batch_size:6d} {settings.steps_per_execution!s:>10} {settings.jit_compile!s:>5} "
-                  f"{settings.pipeline:>8} {first:7.3f} {steady:7.3f} {steady_cpu:7.3f} {total:7.2f} {acc:6.4f}",
+                  f"{first:7.3f} {steady:7.3f} {steady_cpu:7.3f} {total:7.2f} {acc:6.4f}",
                   flush=True)
 
 

@@ -29,7 +29,8 @@ def set_thread_environment(threads: int) -> None:
 
 def pin_cores(threads: int) -> None:
     """Hold this process to the first ``threads`` of the cores it may run on, when it may run on
-    more; threads started afterwards inherit it (Linux; elsewhere nothing happens)."""
+    more; threads started afterwards inherit it (Linux; elsewhere nothing happens). It reads the cores
+    itself: it runs before NumPy may be imported, which every package of the study imports."""
     try:
         cores = sorted(os.sched_getaffinity(0))
     except AttributeError:
@@ -54,7 +55,7 @@ def run(spec: dict, data_path: str) -> dict:
 
     from keras_baseline.runtime import cpu_affinity, xla_threads
 
-    from .schema import PEER_BACKENDS, load_plugins
+    from reports.folder.schema import PEER_BACKENDS, load_plugins
 
     load_plugins()
     threadpool_limits(spec["threads"])

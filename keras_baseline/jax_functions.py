@@ -1,5 +1,5 @@
-"""What KerasMLP runs on the JAX backend outside ``fit``: jitted inference, one training step, and
-the ``loop`` variant as a JAX user writes it.
+"""What KerasMLP runs on the JAX backend outside ``fit``: jitted inference and the ``loop``
+variant as a JAX user writes it.
 
 The loop is functional: the model is called statelessly (``stateless_call`` on the weights' values),
 ``jax.value_and_grad`` differentiates the same summed loss plus the kernels' penalties, the same
@@ -33,11 +33,6 @@ class Functions:
                                                         return_losses=True)
             return mlp.total_loss(y, logits, penalties), activate(logits, act)
 
-        def details(trainable, non_trainable, optimizer_variables, x, y):
-            loss, _, grads = self._loss_and_gradients(trainable, non_trainable, x, y)
-            trainable, optimizer_variables = mlp.optimizer.stateless_apply(optimizer_variables, grads, trainable)
-            return loss, grads, trainable, optimizer_variables
-
         def step(state, x, y, idx):
             return self._train_batch(state, x[idx], y[idx])
 
@@ -45,7 +40,7 @@ class Functions:
             state, _ = jax.lax.scan(lambda s, batch: (self._train_batch(s, x[batch], y[batch]), None), state, idx)
             return state
 
-        self._forward, self._evaluate, self._details = jax.jit(forward), jax.jit(evaluate), jax.jit(details)
+        self._forward, self._evaluate = jax.jit(forward), jax.jit(evaluate)
         # the state is donated: XLA may update the weights in place
         self._step, self._steps = jax.jit(step, donate_argnums=0), jax.jit(steps, donate_argnums=0)
 
@@ -59,19 +54,6 @@ class Functions:
         model = self._mlp.model
         loss, outputs = self._evaluate(_values(model.trainable_variables), _values(model.non_trainable_variables), x, y)
         return float(loss), np.asarray(outputs)
-
-    def train_step(self, x, y):
-        """One update on exactly this batch at the optimizer's current rate: (loss before the update,
-        gradients as NumPy arrays, regularization included)."""
-        mlp = self._mlp
-        model, optimizer = mlp.model, mlp.optimizer
-        loss, grads, trainable, optimizer_variables = self._details(
-            _values(model.trainable_variables), _values(model.non_trainable_variables),
-            _values(optimizer.variables), x, y,
-        )
-        _assign(model.trainable_variables, trainable)
-        _assign(optimizer.variables, optimizer_variables)
-        return float(loss), [np.asarray(g) for g in grads]
 
     # -- the 'loop' variant -------------------------------------------------------------------------
 

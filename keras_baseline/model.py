@@ -57,16 +57,12 @@ class RunSettings:
         all the batches of an epoch in one call.
     jit_compile : XLA compilation of the train function; 'auto' is Keras' default (on a CPU: off with
         TensorFlow, jax.jit with JAX; the JAX loop is always jitted).
-    pipeline : 'arrays' (NumPy arrays to ``fit``: Keras' own data pipeline, shuffling indices
-        and gathering batches) or, on TensorFlow only, 'dataset' (a tf.data.Dataset of our own, same
-        shuffle/gather, with parallel map and autotuned prefetch).
     max_threads : at most this many intra-op threads (None: as many as the run may use). TensorFlow
         takes its thread counts once per process, so the harness applies this before it starts.
     """
 
     steps_per_execution: int | str = 1
     jit_compile: bool | str = "auto"
-    pipeline: str = "arrays"
     max_threads: int | None = None
 
     def __post_init__(self):
@@ -75,8 +71,6 @@ class RunSettings:
             raise ValueError(f"steps_per_execution must be a positive integer or 'epoch', got {spe!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
-        if self.pipeline not in ("arrays", "dataset"):
-            raise ValueError(f"pipeline must be 'arrays' or 'dataset', got {self.pipeline!r}")
         mt = self.max_threads
         if mt is not None and (isinstance(mt, bool) or not isinstance(mt, numbers.Integral) or mt <= 0):
             raise ValueError(f"max_threads must be a positive integer or None, got {mt!r}")
@@ -108,7 +102,7 @@ def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> 
         return _torch_settings(variant, batch_size)
     jit = batch_size >= XLA_FROM_BATCH
     if variant == "fit-tuned":
-        return RunSettings(steps_per_execution="epoch", jit_compile=jit, pipeline="arrays")
+        return RunSettings(steps_per_execution="epoch", jit_compile=jit)
     if variant == "loop":
         return RunSettings(steps_per_execution="epoch", jit_compile=jit,
                            max_threads=1 if batch_size < SINGLE_THREAD_BELOW else None)
@@ -121,8 +115,8 @@ def _jax_settings(variant: str) -> RunSettings:
     'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
     'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
     ``python -m harness.tune --backend jax`` (the search is in docs/tuning.md):
-    jitted (without it every op runs on its own, 12-14x slower at batch 500) and, as on TensorFlow, an
-    epoch per call (on JAX that saves Keras' per-call work around the jitted step, not the calls).
+    jitted (without it every op runs on its own) and, as on TensorFlow, an epoch per call (on JAX that
+    saves Keras' per-call work around the jitted step, not the calls).
     """
     if variant in ("fit-tuned", "loop"):
         return RunSettings(steps_per_execution="epoch", jit_compile=True)
@@ -136,13 +130,10 @@ def _torch_settings(variant: str, batch_size: int) -> RunSettings:
     """The execution settings of a variant of the torch framework at a batch size.
 
     Keras' PyTorch backend takes one batch per call (steps_per_execution must be 1) and runs eagerly
-    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. The
-    winner of ``python -m harness.tune --backend torch --variants fit-tuned --threads 1 --epochs 3
-    --batch-sizes 32 128 500 20000`` (busy 2-core machine, 2026-12-07, 1 thread, CPU s per epoch
-    eager / compiled): 7.9 / 2.5 at batch 32, 1.6 / 1.3 at 128, 0.7 / 0.6 at 500, 0.5 / 0.4 at 20000,
-    after a compilation of about 50 s (more on a busy machine): over the study's 35 epochs it pays at
-    batch 32 only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``. The loops are
-    PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
+    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. In the
+    search ``python -m harness.tune --backend torch`` (docs/pytorch.md) the compilation paid over the
+    study's 35 epochs at small batches only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``.
+    The loops are PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
     """
     if variant == "fit-tuned":
         return RunSettings(jit_compile=batch_size < TORCH_COMPILE_BELOW_BATCH)
@@ -279,8 +270,6 @@ class KerasMLP(ModelInputs):
         # the rates numpy_mlp computes (its running division is lr_schedule's, bit for bit)
         rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
         self.settings = settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
-        if settings.pipeline == "dataset" and self.backend != "tensorflow":
-            raise ValueError(f"pipeline 'dataset' (tf.data) needs the TensorFlow backend, not {self.backend}")
         with self._floatx():
             if self.variant == "loop":
                 records = self._fit_loop(x, y, rates, batch_size, settings, validation_data, callback,
@@ -312,9 +301,6 @@ class KerasMLP(ModelInputs):
                 perm = batch_order_rng.permutation(len(x))
                 self.model.fit(x[perm], y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
                                callbacks=callbacks)
-        elif settings.pipeline == "dataset":
-            dataset = self._dataset(x, y, batch_size)
-            self.model.fit(dataset, epochs=len(rates), shuffle=False, verbose=0, callbacks=callbacks)
         else:
             self.model.fit(x, y, batch_size=batch_size, epochs=len(rates), shuffle=True, verbose=0,
                            callbacks=callbacks)
@@ -334,22 +320,6 @@ class KerasMLP(ModelInputs):
             **kwargs,
         )
         self._compiled_with = key
-
-    def _dataset(self, x, y, batch_size):
-        """Shuffled batches as a tf.data pipeline: indices shuffled per epoch, batches gathered by a
-        parallel map, prefetched (what Keras' array adapter does, plus autotuning)."""
-        import tensorflow as tf
-
-        x_t, y_t = tf.constant(x), tf.constant(y)
-        n = len(x)
-        autotune = tf.data.AUTOTUNE
-        return (
-            tf.data.Dataset.range(n)
-            .shuffle(n, seed=self.seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)), num_parallel_calls=autotune)
-            .prefetch(autotune)
-        )
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng
@@ -378,26 +348,6 @@ class KerasMLP(ModelInputs):
         ops = self._keras.ops
         losses = [self.loss_fn(y, logits), *penalties]
         return ops.sum(ops.stack(losses)) if len(losses) > 1 else losses[0]
-
-    def train_step_details(self, x_batch: np.ndarray, labels: np.ndarray, lr: float) -> dict:
-        """One training step on exactly this batch with learning rate ``lr``, through the same loss
-        object, regularization and optimizer as every variant.
-
-        Returns {'loss': float (summed loss + regularization before the update), 'gradients':
-        [(dkernel, dbias), ...] (of that loss, regularization included), 'weights': the updated
-        weights in numpy_mlp's format}. Updates the model and the optimizer's momentum.
-        """
-        x_batch, labels = self._check_data(x_batch, labels, "x_batch")
-        if not (isinstance(lr, numbers.Real) and lr > 0):
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        with self._floatx():
-            self.optimizer.learning_rate = float(lr)
-            loss, grads = self._functions.train_step(x_batch, self._one_hot(labels))
-        return {
-            "loss": loss,
-            "gradients": [(grads[i], grads[i + 1]) for i in range(0, len(grads), 2)],
-            "weights": self.get_weights(),
-        }
 
     # -- inference ----------------------------------------------------------------------------------
 

@@ -14,21 +14,16 @@ that many cores beforehand (the harness's worker does it for every framework, be
 """
 from __future__ import annotations
 
-import numbers
 import os
 import sys
 import time
+
+from numpy_mlp.checks import positive_int
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DTYPES = ("float32", "float64")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
 XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
-
-
-def _check_threads(threads) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads <= 0:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
 
 
 def cpu_seconds() -> float:
@@ -45,6 +40,11 @@ def cpu_affinity() -> int | None:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return None
+
+
+def all_cores() -> int:
+    """Cores this process may run on (respects CPU affinity, e.g. in containers); off Linux, the machine's."""
+    return cpu_affinity() or os.cpu_count() or 1
 
 
 def select_backend(backend: str) -> None:
@@ -136,7 +136,7 @@ def configure_tensorflow(threads: int) -> dict:
     count then raises RuntimeError; the same count is accepted). Returns what is in effect, read back
     from TensorFlow: see ``tensorflow_runtime_info``.
     """
-    threads = _check_threads(threads)  # ValueError before TensorFlow is imported
+    threads = positive_int("threads", threads)  # ValueError before TensorFlow is imported
     select_backend("tensorflow")
     tf = import_tensorflow()
     threading = tf.config.threading
@@ -196,7 +196,7 @@ def configure_jax(threads: int, dtype: str = "float32") -> dict:
     compilation cache is off: every run compiles its own functions. Must run before JAX starts its
     CPU client; returns what is in effect, read back: see ``jax_runtime_info``.
     """
-    threads = _check_threads(threads)
+    threads = positive_int("threads", threads)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     cores = cpu_affinity()
@@ -308,7 +308,7 @@ def configure_torch(threads: int) -> dict:
     """Hold PyTorch to ``threads`` intra-op threads (``torch.set_num_threads``) and as many inter-op
     threads. The inter-op count can be set once, before PyTorch's first parallel work: a different
     count later raises RuntimeError. Returns what is in effect, read back: see ``torch_runtime_info``."""
-    threads = _check_threads(threads)
+    threads = positive_int("threads", threads)
     torch = import_torch()
     if torch.get_num_interop_threads() != threads:
         try:

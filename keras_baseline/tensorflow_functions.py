@@ -1,5 +1,5 @@
-"""What KerasMLP runs on the TensorFlow backend outside ``fit``: tf.functions for inference, one
-training step, and the ``loop`` variant (GradientTape in a tf.function running many batches).
+"""What KerasMLP runs on the TensorFlow backend outside ``fit``: tf.functions for inference and the
+``loop`` variant (GradientTape in a tf.function running many batches).
 
 The model, loss, optimizer and metrics are KerasMLP's (one definition for both backends); only how
 they are called differs from ``keras_baseline.jax_functions``.
@@ -31,16 +31,7 @@ class Functions:
             logits = model(x, training=False)
             return mlp.total_loss(y, logits, model.losses), activate(logits, act)
 
-        @tf.function(input_signature=[x_spec, y_spec])
-        def loss_and_gradients(x, y):
-            return self._loss_and_gradients(x, y)
-
-        @tf.function
-        def apply(grads):
-            mlp.optimizer.apply(grads, model.trainable_variables)
-
         self._forward, self._evaluate = forward, evaluate
-        self._loss_and_gradients_fn, self._apply_fn = loss_and_gradients, apply
 
     def forward(self, x):
         """The network's outputs A for x (NumPy in, NumPy out)."""
@@ -50,13 +41,6 @@ class Functions:
         """(summed loss + regularization as a float, outputs A as NumPy)."""
         loss, outputs = self._evaluate(x, y)
         return float(loss), outputs.numpy()
-
-    def train_step(self, x, y):
-        """One update on exactly this batch at the optimizer's current rate: (loss before the update,
-        gradients as NumPy arrays, regularization included)."""
-        loss, _, grads = self._loss_and_gradients_fn(x, y)
-        self._apply_fn(grads)
-        return float(loss), [g.numpy() for g in grads]
 
     # -- the 'loop' variant -------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What KerasMLP runs on the PyTorch backend outside ``fit``: inference and one training step.
+"""What KerasMLP runs on the PyTorch backend outside ``fit``: inference.
 
 Only the 'fit' variants run Keras on PyTorch; the torch framework's loops are PyTorch's own
 (``keras_baseline.torch_loop``). The model, loss, optimizer and metrics are KerasMLP's, as on the
@@ -28,18 +28,6 @@ class Functions:
             logits = mlp.model(x, training=False)
             loss = mlp.total_loss(y, logits, mlp.model.losses)
             return float(loss), _numpy(mlp.components.activate(logits, mlp.config.output_activation))
-
-    def train_step(self, x, y):
-        """One update on exactly this batch at the optimizer's current rate: (loss before the update,
-        gradients as NumPy arrays, regularization included)."""
-        mlp = self._mlp
-        variables = mlp.model.trainable_variables
-        logits = mlp.model(x, training=True)
-        loss = mlp.total_loss(y, logits, mlp.model.losses)
-        grads = self._torch.autograd.grad(loss, [v.value for v in variables])
-        with self._torch.no_grad():
-            mlp.optimizer.apply(list(grads), variables)
-        return float(loss.detach()), [_numpy(g) for g in grads]
 
 
 def _numpy(tensor):

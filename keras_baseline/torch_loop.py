@@ -150,26 +150,6 @@ class TorchMLP(ModelInputs):
             correct = (self._outputs(logits).argmax(dim=1) == labels).sum()
         return loss.detach(), correct
 
-    def train_step_details(self, x_batch: np.ndarray, labels: np.ndarray, lr: float) -> dict:
-        """One training step on exactly this batch with learning rate ``lr`` (see KerasMLP's):
-        {'loss': before the update, 'gradients': [(dkernel, dbias), ...], 'weights': after it}."""
-        x_batch, labels = self._check_data(x_batch, labels, "x_batch")
-        if not (isinstance(lr, numbers.Real) and lr > 0):
-            raise ValueError(f"lr must be positive, got {lr!r}")
-        torch = self._torch
-        logits = self.network(torch.from_numpy(x_batch))
-        loss = self._total_loss(logits, torch.from_numpy(self._one_hot(labels)))
-        grads = torch.autograd.grad(loss, self.parameters)
-        momentum = self.config.momentum
-        with torch.no_grad():
-            for parameter, grad, previous in zip(self.parameters, grads, self.previous_steps):
-                step = grad * lr
-                parameter -= step + momentum * previous
-                previous.copy_(step)
-        grads = [g.numpy() for g in grads]
-        return {"loss": float(loss), "gradients": [(grads[i].T.copy(), grads[i + 1]) for i in range(0, len(grads), 2)],
-                "weights": self.get_weights()}
-
     # -- training -----------------------------------------------------------------------------------
 
     def fit(self, x: np.ndarray, labels: np.ndarray, epochs: int, batch_size: int, *,

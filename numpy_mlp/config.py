@@ -44,9 +44,7 @@ class MLPConfig:
     momentum : the article's one-step rule, W -= lr*g + momentum * previous (lr*g). *assumed* value.
     l2, l1 : regularization of kernels only (no bias): cost += l2/2 sum W^2 + l1 sum |W|.
     init_scale : weights uniform in [-init_scale/sqrt(n_in), +init_scale/sqrt(n_in)], biases too.
-        *assumed*: STUDY.md suggests 0.5, which leaves batch 20000 at 55 % training accuracy after 35
-        epochs against the article's 95.6 %; 2.0 reaches 91.6 % there (larger values plateau near
-        92 %) and keeps batch 500 at 96.3 % test / 98.2 % training accuracy (seed 0, measured).
+        *assumed* (the article is silent; why 2.0: docs/method.md, "The network and its training").
     input_scaling : 'standardize' per pixel on the training set (*assumed* default) or 'unit' (x/255).
     dtype : 'float32' (after the article's step I) or 'float64'.
     """

@@ -11,6 +11,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from .activations import get_activation
+from .checks import batch_size_for, checked_labels, checked_weights, one_hot, positive_int
 from .config import MLPConfig
 from .scaling import InputScaler
 from .losses import loss_function, regularization_cost
@@ -122,16 +123,7 @@ class MLP:
 
     def set_weights(self, weights: Weights) -> None:
         """Weights as [(kernel (in, out), bias (out,)), ...], e.g. from a Keras model; resets momentum."""
-        sizes = self.config.layer_sizes
-        if len(weights) != len(sizes) - 1:
-            raise ValueError(f"expected {len(sizes) - 1} (kernel, bias) pairs, got {len(weights)}")
-        for n, (kernel, bias) in enumerate(weights):
-            if np.shape(kernel) != (sizes[n], sizes[n + 1]) or np.shape(bias) != (sizes[n + 1],):
-                raise ValueError(
-                    f"layer {n}: expected kernel {(sizes[n], sizes[n + 1])} and bias {(sizes[n + 1],)}, "
-                    f"got {np.shape(kernel)} and {np.shape(bias)}"
-                )
-        self.impl.set_weights(weights)
+        self.impl.set_weights(checked_weights(weights, self.config.layer_sizes, self.dtype))
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -163,14 +155,10 @@ class MLP:
         x, labels = self._check_data(x, labels, "x")
         if validation_data is not None:
             validation_data = self._check_data(*validation_data, "x_test")
-        if not isinstance(epochs, (int, np.integer)) or epochs <= 0:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if not isinstance(batch_size, (int, np.integer)) or not 0 < batch_size <= len(x):
-            raise ValueError(f"batch_size must be between 1 and the number of samples ({len(x)}), got {batch_size!r}")
+        epochs = positive_int("epochs", epochs)
+        batch_size = batch_size_for(batch_size, len(x))
 
-        y_onehot = np.zeros((len(labels), self.config.layer_sizes[-1]), dtype=self.dtype)
-        y_onehot[np.arange(len(labels)), labels] = 1
-        self.impl.bind(x, y_onehot, labels, self.scaler)
+        self.impl.bind(x, one_hot(labels, self.config.layer_sizes[-1], self.dtype), labels, self.scaler)
         if self.epochs_done == 0:
             self._lr = self.config.lr_for(batch_size)  # a later fit() continues the decay
         records = []
@@ -231,10 +219,9 @@ class MLP:
         """(loss, accuracy) on a data set; the loss is summed over its samples plus regularization."""
         x, labels = self._check_data(x, labels, "x")
         out = self.predict(x)
-        y_onehot = np.zeros_like(out)
-        y_onehot[np.arange(len(labels)), labels] = 1
         kernels = [k for k, _ in self.get_weights()]
-        loss = self._loss_value(out, y_onehot) + regularization_cost(kernels, self.config.l2, self.config.l1)
+        targets = one_hot(labels, out.shape[1], out.dtype)
+        loss = self._loss_value(out, targets) + regularization_cost(kernels, self.config.l2, self.config.l1)
         return loss, float(np.mean(out.argmax(axis=1) == labels))
 
     # -- input checks -----------------------------------------------------------------------------
@@ -254,12 +241,4 @@ class MLP:
 
     def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_x(x, name)
-        labels = np.asarray(labels)
-        if labels.shape != (len(x),):
-            raise ValueError(f"labels for {name} must have shape ({len(x)},), got {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        n_out = self.config.layer_sizes[-1]
-        if len(labels) and (labels.min() < 0 or labels.max() >= n_out):
-            raise ValueError(f"labels must be in 0..{n_out - 1}, got values from {labels.min()} to {labels.max()}")
-        return x, labels.astype(np.intp)
+        return x, checked_labels(labels, len(x), self.config.layer_sizes[-1], name)

@@ -1,8 +1,17 @@
-"""Figures and a written report (Markdown + self-contained HTML) from a study's results folder: reads only the
-files the harness wrote, re-runs nothing. ``build_report("results/my-study")`` returns
-results/my-study/report/report.md; on the command line, ``python -m reports build RESULTS_DIR [--out DIR]``."""
-from .build import build_report
-from .data import ReportInputError, load
-from .figures import FIGURE_NAMES
+"""The library of a study's results folder: its format (reports.folder), the statistics of its tables
+(reports.stats), and the figures and written report (Markdown + self-contained HTML) drawn from it, re-running
+nothing. ``build_report("results/my-study")`` returns results/my-study/report/report.md; on the command line,
+``python -m reports build RESULTS_DIR [--out DIR]``.
 
-__all__ = ["build_report", "ReportInputError", "load", "FIGURE_NAMES"]
+The drawing names below load on first use: the harness and its workers import reports.folder and reports.stats
+without matplotlib."""
+import importlib
+
+_LAZY = {"build_report": "build", "ReportInputError": "data", "load": "data", "FIGURE_NAMES": "figures"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'reports' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

@@ -7,10 +7,10 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness.files import StudyError
-from harness.merge import merge
-
-from . import ReportInputError, build_report
+from .build import build_report
+from .data import ReportInputError
+from .folder.files import StudyError
+from .folder.merge import merge
 
 
 def fraction(text: str) -> float:

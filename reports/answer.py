@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.cost_model import BAD_FIT
-from harness.schema import (ALONE, ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER,
-                            WINNERS_FILE)
-
 from . import style
 from .data import StudyData
+from .folder.schema import (ALONE, ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER,
+                            WINNERS_FILE)
+from .stats.cost_model import BAD_FIT
 
 MAX_SENTENCES = 5
 LONG_RUN = 300  # epochs of the long-training sentence (the winner map's top row)

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.epoch_stats import reached_threshold
-from harness.files import write_text_atomic
-from harness.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
-from harness.summary import N_RESAMPLES, NOISY_REL_IQR, busy_sentence
-
 from . import answer, article, machines, style
 from .data import StudyData, accuracy_curves, load, phase_table, rows, select, time_to_accuracy_table
 from .document import markdown_table, templates, to_html, unwrap
 from .figures import draw_all
+from .folder.files import write_text_atomic
+from .folder.schema import CELL_KEY, FASTER, OK, PHASES, SLOWER, UNCLEAR, variant_descriptions
+from .stats.epoch_stats import reached_threshold
+from .stats.summary import N_RESAMPLES, NOISY_REL_IQR, busy_sentence
 
 
 class Report:

@@ -16,13 +16,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
-from harness.cost_model import BAD_FIT, MIN_POINTS
-from harness.files import write_atomic
-from harness.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
-
 from . import article, style
 from .data import StudyData, accuracy_curves, phase_table, select, time_to_accuracy_table
 from .document import one_line, templates
+from .folder.files import write_atomic
+from .folder.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
+from .stats.cost_model import BAD_FIT, MIN_POINTS
 
 FIGURE_TITLES = {
     "winner_map": "Which trains fastest for your batch size and epochs?",
@@ -269,7 +268,7 @@ def fig_winner_map(data: StudyData):
 def fig_cost_model(data: StudyData):
     model = need(data.answer.get(COST_MODEL_FILE, pd.DataFrame()), "no variant's steady epochs were measured at "
                  f"{MIN_POINTS} or more batch sizes, so there is no per-step cost model.")
-    model = model[model["variant"] != "original"]  # 3-5x slower than the rest: it would set the shared scale
+    model = model[model["variant"] != "original"]  # far slower than the rest: it would set the shared scale
     model = need(model, "only NumPy 'original' has a fit.")
     threads, series = style.order_threads(model["threads"].unique()), series_of(model)
     fig = new_figure(4.8, width=max(style.FIG_WIDTH, 4.6 * len(threads)))

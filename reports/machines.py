@@ -1,4 +1,4 @@
-"""Machines compared (runs.csv names several: ``--placement every-machine``, or folders merged by harness.merge):
+"""Machines compared (runs.csv names several: ``--placement every-machine``, or folders merged by reports.folder.merge):
 `optimized` against the fastest peer on each machine (table, machines.png), each machine described.
 A thread count equal to a machine's cores reads "all cores", so that machines with different core counts line up."""
 from __future__ import annotations
@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness.schema import speedup_column
-from harness.summary import summarize
-
 from . import style
 from .data import StudyData, select
 from .figures import batch_axis, caption, legend, new_figure, save
+from .folder.schema import speedup_column
+from .stats.summary import summarize
 
 FIGURE = "machines"
 TITLE = "`optimized` against the fastest peer framework, machine by machine"

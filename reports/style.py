@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from harness.schema import (
+from .folder.schema import (
     FRAMEWORKS, JAX_VARIANTS, KERAS_VARIANTS, NUMPY_VARIANTS, REFERENCE, TORCH_VARIANTS, interval_columns,
 )
 

@@ -1,5 +1,5 @@
-"""The answer's tables on synthetic studies: the winner map (harness.winners) and the per-step cost model with
-its crossovers (harness.cost_model) against their closed forms."""
+"""The answer's tables on synthetic studies: the winner map (reports.stats.winners) and the per-step cost model with
+its crossovers (reports.stats.cost_model) against their closed forms."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from harness import cost_model, tables, winners
-from harness.schema import (ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER, SUMMARY_FILE,
-                            WINNERS_FILE)
-from harness.summary import summarize
+from reports.stats import cost_model, tables, winners
+from reports.folder.schema import (ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER,
+                                   SUMMARY_FILE, WINNERS_FILE)
+from reports.stats.summary import summarize
 
 JITTER = (1.0, 1.01, 0.99, 1.005, 0.995)  # five repeats around the given medians (which they keep)
 

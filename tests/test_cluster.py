@@ -1,4 +1,4 @@
-"""harness.dask_executor, harness.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
+"""harness.dask_executor, reports.folder.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
 
 A LocalCluster on 127.0.0.1 with two worker processes of one thread stands in for two machines
 (every-machine placement names them HOST/0 and HOST/1, since they share a host).
@@ -20,8 +20,8 @@ import pytest
 
 from harness import dask_executor as cluster_module
 from harness.plan import RunSpec, StudyPlan
-from harness.results import supersede_lost
-from harness.schema import LOST, RUN_KEY
+from reports.folder.results import supersede_lost
+from reports.folder.schema import LOST, RUN_KEY
 from harness.resume import not_retried, placed_key, retried_away, without
 from harness.rows import runs_to_do
 from harness.study import run_study

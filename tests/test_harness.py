@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from harness.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE, EPOCH_COLUMNS,
+from reports.folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE, EPOCH_COLUMNS,
                             RUN_COLUMNS, WINNER_COLUMNS, WINNERS_FILE)
 from harness.local_executor import execute
 from harness.progress import Progress
 from harness.study import prepare_data, run_study
-from harness.summary import summarize
+from reports.stats.summary import summarize
 from numpy_mlp import MLPConfig
 
 from conftest import mnist_dir

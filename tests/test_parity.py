@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from conftest import mnist_dir
-from harness.parity import ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table, verdict
+from reports.stats.parity import (ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table,
+                                  verdict)
 from harness.cli import main
-from harness.schema import available_frameworks, variant_descriptions
+from reports.folder.schema import available_frameworks, variant_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def parity(*args, env=None, timeout=3000):
 def gate(tmp_path_factory, mnist):
     """One parity run: the control and each caught bug against every peer, trained once."""
     out = tmp_path_factory.mktemp("parity") / "parity"
-    result = parity("--seeds", str(CI_SEEDS), "--variants", *CI_VARIANTS, "--numpy-variant", CONTROL, *CAUGHT,
+    result = parity("--seeds", str(CI_SEEDS), "--variants", *CI_VARIANTS, CONTROL, *CAUGHT,
                     "--out", str(out), env=PLUGIN)
     print(result.stdout)
     assert result.returncode in (0, 1) and (out / "parity.csv").exists(), result.stdout + result.stderr
@@ -140,7 +141,6 @@ def test_verdict_per_numpy_variant_against_every_peer():
 @pytest.mark.parametrize("args, message", [
     (["--variants", "nope"], "unknown peer variant 'nope'"),
     (["--frameworks", "numpy"], "unknown peer framework 'numpy'"),
-    (["--numpy-variant", "optimized", "nope"], "unknown numpy variant 'nope'"),
 ])
 def test_parity_bad_input_exits_2(args, message, capsys):
     assert main(["parity", *args]) == 2

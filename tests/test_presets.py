@@ -6,7 +6,8 @@ import json
 from collections import Counter
 
 from harness.cli import build_parser, plan_from_args
-from harness.plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan, all_cores
+from harness.plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
+from keras_baseline.runtime import all_cores
 from harness.plan import read_plan
 
 

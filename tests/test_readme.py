@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import schema
+from reports.folder import schema
 from markdown_table import parse_markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent

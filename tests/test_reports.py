@@ -159,7 +159,7 @@ SERIES = [("numpy", "step3"), ("numpy", "optimized"), ("keras", "fit-tuned")]
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results_small")
-    made = make_results(folder, SERIES, batch_sizes=(500, 20000), repeats=2, epochs=3,
+    made = make_results(folder, SERIES, batch_sizes=(500, 2000, 20000), repeats=2, epochs=3,
                         failed=[("keras", "fit-tuned", 20000, 1)], noisy=[("numpy", "step3", 500)])
     md = build_report(folder)
     return folder, md, made["runs"]
@@ -182,11 +182,11 @@ def test_all_figures_exist_and_are_valid_pngs(small_report):
 def test_headline_table_holds_the_medians(small_report):
     folder, md, runs = small_report
     rows = parse_markdown_table(md.read_text().split("## Headline results", 1)[1])
-    assert len(rows) == 6  # 3 variants x 2 batch sizes
+    assert len(rows) == 9  # 3 variants x 3 batch sizes
     by_key = {(r["Framework"], r["Variant"], int(r["Batch"].replace(",", ""))): r for r in rows}
     keras_500, _ = _medians(runs, "keras", "fit-tuned", 500)
     for fw, var in SERIES:
-        for b in (500, 20000):
+        for b in (500, 2000, 20000):
             row = by_key[({"numpy": "NumPy", "keras": "Keras/TF"}[fw], var, b)]
             med, walls = _medians(runs, fw, var, b)
             assert float(row["Wall median (s)"]) == pytest.approx(med, rel=0.01)
@@ -309,8 +309,8 @@ def test_first_screen_holds_the_short_answer_and_the_winner_map(small_report):
     sentences = [line for line in answer.splitlines() if line.startswith("- ")]
     assert 1 <= len(sentences) <= 5
     # 2 runs per cell: the lead at batch 500 carries its interval, and the sentence names no winner without one
-    assert re.search(r"NumPy optimized at batch 500 and 20,000 \([\d.]+× \[[\d.]+, [\d.]+\], [\d.]+× \[[\d.]+, "
-                     r"[\d.]+\] ahead of the runner-up\)", sentences[0])
+    assert re.search(r"NumPy optimized at batch 500, 2,000 and 20,000 \(([\d.]+× \[[\d.]+, [\d.]+\], ){2}[\d.]+× "
+                     r"\[[\d.]+, [\d.]+\] ahead of the runner-up\)", sentences[0])
     assert all("×" not in s or "[" in s or "no interval" in s for s in sentences)
     text = md.read_text()  # then the cost model and its crossovers, then the headline table
     order = ["## The answer", "](figures/winner_map.png)", "](figures/cost_model.png)", "NumPy faster per steady epoch",
@@ -331,7 +331,7 @@ def test_a_third_framework_slots_in(tmp_path, monkeypatch):
     time turned into a break-even epoch."""
     import matplotlib
 
-    from harness.schema import FRAMEWORKS
+    from reports.folder.schema import FRAMEWORKS
 
     monkeypatch.setitem(FRAMEWORKS, "jax", FRAMEWORKS.get("jax", "Keras 3 on JAX"))  # registered by the jax branch
     folder = tmp_path / "three"

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from numpy_mlp import MLP, MLPConfig, init_weights
+from train_step import train_step_details
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_CONFIGS = {  # as in test_keras_baseline
@@ -73,7 +74,8 @@ def _child_step(kb, data, dtype, name, variant):
     model = kb.make_model("torch", config, variant, STEP_SEED)
     out = {}
     for step in (1, 2):
-        got = model.train_step_details(data["x"][:STEP_SAMPLES], data["labels"][:STEP_SAMPLES], config.lr_for(500))
+        x, labels = data["x"][:STEP_SAMPLES], data["labels"][:STEP_SAMPLES]
+        got = train_step_details(model, x, labels, config.lr_for(500))
         key = f"step:{variant}:{name}:{step}"
         out[f"{key}:loss"] = np.array(got["loss"])
         for n, ((gk, gb), (k, b)) in enumerate(zip(got["gradients"], got["weights"])):
@@ -307,14 +309,14 @@ def test_one_thread_holds_pytorch_to_one_core(tmp_path, mnist):
 @pytest.fixture
 def without_torch(monkeypatch):
     """This process as if PyTorch were not installed."""
-    from harness import schema
+    from reports.folder import schema
 
     monkeypatch.setitem(schema.OPTIONAL_FRAMEWORKS, "torch", (lambda: False, schema.OPTIONAL_FRAMEWORKS["torch"][1]))
 
 
 def test_the_default_study_takes_pytorch_only_where_installed(without_torch, monkeypatch):
     from harness.cli import build_parser, plan_from_args
-    from harness.schema import available_frameworks
+    from reports.folder.schema import available_frameworks
 
     assert "torch" not in available_frameworks()
     for preset in ("answer", "article", "quick", "sweep"):

@@ -15,11 +15,14 @@ import psutil
 import pytest
 
 from harness.cli import build_parser, plan_from_args
-from harness.files import StudyError, UsageError, check_data_dir, check_out_dir
+from harness.options import check_data_dir, check_out_dir
+from reports.folder.files import StudyError, UsageError
 from harness.locks import MACHINE_LOCK_VARIABLE, HeldLock, machine_lock, machine_lock_path
-from harness.noise import BUSY_SHARE, Snapshot, noise_between
-from harness.plan import MAX_SEED, StudyPlan, all_cores
-from harness.schema import (
+from harness.noise import Snapshot, noise_between
+from reports.stats.busy import BUSY_SHARE
+from harness.plan import MAX_SEED, StudyPlan
+from keras_baseline.runtime import all_cores
+from reports.folder.schema import (
     BUSY_RUNS, EPOCH_COLUMNS, LOAD_BEFORE, NOISE_COLUMNS, OTHERS_CPU_S, OTHERS_SHARE, RUN_COLUMNS, SHARED_MACHINE,
     STEAL_S,
 )
@@ -27,7 +30,7 @@ from harness.plan import read_plan
 from harness.resume import resume_tables
 from harness.study import run_study
 from harness.study_folder import StudyFiles
-from harness.summary import noisy_cell_lines, summarize
+from reports.stats.summary import noisy_cell_lines, summarize
 
 from conftest import mnist_dir
 from processes import child_running, kill_quietly
@@ -396,9 +399,9 @@ def test_parity_on_a_study_folder_does_not_suggest_resume(tmp_path):
 def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summary(tmp_path, monkeypatch):
     """Ctrl-C twice, 10 ms apart: the second one arrived while the first's summary was being written."""
     import harness.local_executor
-    import harness.tables
+    import reports.stats.tables
 
-    real_execute, real_summarize, calls = harness.local_executor.execute, harness.tables.summarize, []
+    real_execute, real_summarize, calls = harness.local_executor.execute, reports.stats.tables.summarize, []
 
     def interrupted_at_the_second_run(spec, *args):
         calls.append(spec)
@@ -411,7 +414,7 @@ def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summar
         return real_summarize(runs, epochs, **kwargs)
 
     monkeypatch.setattr(harness.local_executor, "execute", interrupted_at_the_second_run)
-    monkeypatch.setattr(harness.tables, "summarize", summarize_interrupted_again)
+    monkeypatch.setattr(reports.stats.tables, "summarize", summarize_interrupted_again)
     with pytest.raises(KeyboardInterrupt):
         run_study(tiny_plan(), tmp_path / "study", mnist_dir(), progress_stream=_Log())
     assert len(pd.read_csv(tmp_path / "study" / "summary.csv")) == 1

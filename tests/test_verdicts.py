@@ -1,4 +1,4 @@
-"""Intervals, verdicts, noisy cells, break-even epochs (harness.summary) and the shuffled run order."""
+"""Intervals, verdicts, noisy cells, break-even epochs (reports.stats.summary) and the shuffled run order."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from harness.schema import FASTER, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR
-from harness.summary import NOISY_REL_IQR, noisy_cell_lines, summarize
+from reports.folder.schema import FASTER, NO_INTERVAL, REFERENCE, SLOWER, UNCLEAR
+from reports.stats.summary import NOISY_REL_IQR, noisy_cell_lines, summarize
 
 
 def run_rows(framework, variant, walls, first=None, steady=None, batch_size=500, threads=2):

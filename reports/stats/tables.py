@@ -1,5 +1,5 @@
 """The statistics tables of a results folder, from one set of bootstrap draws per cell: summary.csv,
-winners.csv (harness.winners), cost_model.csv and crossovers.csv (harness.cost_model)."""
+winners.csv (reports.stats.winners), cost_model.csv and crossovers.csv (reports.stats.cost_model)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..folder.files import writing
+from ..folder.results import write_csv_atomic
+from ..folder.schema import COST_MODEL_FILE, CROSSOVERS_FILE, STUDY_FILE, SUMMARY_FILE, WINNERS_FILE
 from . import cost_model, winners
-from .files import writing
-from .results import write_csv_atomic
-from .schema import COST_MODEL_FILE, CROSSOVERS_FILE, STUDY_FILE, SUMMARY_FILE, WINNERS_FILE
 from .summary import cell_draws, summarize
 
 MNIST_TRAIN = 60_000

@@ -2,7 +2,7 @@
 
 A training of E epochs takes first + (E - 1) x steady epoch (each cell's medians of summary.csv). Per threads,
 batch size and E of a log grid, the winner has the shortest such time and the runner-up the next; the ratio
-runner-up / winner has a 95 % interval from the cells' bootstrap draws (harness.summary.cell_draws: the same
+runner-up / winner has a 95 % interval from the cells' bootstrap draws (reports.stats.summary.cell_draws: the same
 resamples as summary.csv). The lead is clear when the interval lies above 1. Where the winner changes from one
 E to the next, ``break_even_epochs`` gives the E at which the two tie (summary.break_even, closed form).
 Only cells with a first and a steady epoch count (no instrumented or failed runs: summary.csv leaves them out).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .schema import ALONE, CLEAR, NO_CLEAR_WINNER, NO_INTERVAL, WINNER_COLUMNS
+from ..folder.schema import ALONE, CLEAR, NO_CLEAR_WINNER, NO_INTERVAL, WINNER_COLUMNS
 from .summary import Cell, break_even, interval
 
 # Training lengths in epochs (log grid, 1 to 300); a study's own epoch count is added to it.

@@ -1,6 +1,6 @@
 """Statistics of a study's epochs.csv per cell: the training time until the test accuracy first reaches a
 threshold, the median time of each phase of the instrumented NumPy runs, and the median accuracy per epoch.
-``epochs``: the epoch rows of the runs that count (status ok), typed as harness.results reads them."""
+``epochs``: the epoch rows of the runs that count (status ok), typed as reports.folder.results reads them."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .schema import CELL_KEY, PHASES, phase_column
+from ..folder.schema import CELL_KEY, PHASES, phase_column
 
 PHASE_COLUMNS = [phase_column(p) for p in PHASES]
 THRESHOLD_CANDIDATES = (0.95, 0.94, 0.93, 0.92, 0.90, 0.85, 0.80, 0.70, 0.50)

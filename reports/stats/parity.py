@@ -1,4 +1,5 @@
-"""``python -m harness parity``: does every framework learn the same thing?
+"""The statistics of ``python -m harness parity`` (the command is harness.cli's): does every framework learn
+the same thing?
 
 Parity of results, not of trajectories: each framework shuffles its own way, from the same initial
 weights per seed. Per batch size, each numpy variant judged (``optimized``; the tests add broken
@@ -18,18 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .files import UsageError, check_data_dir, check_out_dir, interrupted
-from .plan import StudyPlan, all_cores
-from .schema import (
-    PARITY_FILE, STUDY_FILE, available_frameworks, framework_missing, peer_frameworks, variant_descriptions,
-)
-from .results import write_csv_atomic
 
 ACCURACY_FLOOR = 0.96
 FLOOR_BATCH_SIZE = 500
@@ -116,86 +110,3 @@ def verdict(accuracies: pd.DataFrame, table: pd.DataFrame, floor_applies: bool) 
                 )
         result[numpy_variant] = problems + peer_problems
     return result
-
-
-def _formatted(table: pd.DataFrame) -> str:
-    shown = table.copy()
-    for column in shown.columns:
-        if column.startswith("seed_") or column.endswith("median"):
-            shown[column] = shown[column].map(lambda v: f"{v:.4f}" if pd.notna(v) else "-")
-    if "diff_pp" in shown:
-        shown["diff_pp"] = shown["diff_pp"].map(lambda v: f"{v:+.2f}" if pd.notna(v) else "-")
-        shown["band_pp"] = shown["band_pp"].map(lambda v: f"{v:.2f}")
-    return shown.to_string(index=False)
-
-
-def _plan(args) -> StudyPlan:
-    """The one study that trains every numpy variant judged and every peer, checked before anything runs."""
-    known = variant_descriptions()
-    for name in args.numpy_variant:
-        if name not in known["numpy"]:
-            raise UsageError(f"unknown numpy variant {name!r}; choose from {', '.join(known['numpy'])}")
-    peers = tuple(args.frameworks or (f for f in available_frameworks() if f != "numpy"))
-    for name in peers:
-        if name not in peer_frameworks():
-            raise UsageError(f"unknown peer framework {name!r}; choose from {', '.join(peer_frameworks())}")
-        if framework_missing(name):
-            raise UsageError(framework_missing(name))
-    for name in args.variants or ():
-        if not any(name in known[f] for f in peers):
-            choices = ", ".join(sorted({v for f in peers for v in known[f]}))
-            raise UsageError(f"unknown peer variant {name!r}; choose from {choices}")
-    variants = {f: tuple(v for v in known[f] if not args.variants or v in args.variants) for f in peers}
-    peers = tuple(f for f in peers if variants[f])
-    return StudyPlan(
-        frameworks=("numpy", *peers),
-        variants={"numpy": tuple(dict.fromkeys(args.numpy_variant)), **{f: variants[f] for f in peers}},
-        batch_sizes=tuple(dict.fromkeys(args.batch_sizes)),
-        epochs=args.epochs,
-        repeats=args.seeds,
-        threads=(args.threads or all_cores(),),
-        seed=0,
-        train_limit=args.train_limit,
-        phase_epochs=0,
-        eval_every_epoch=False,
-        preset="parity",
-    )
-
-
-def run_parity(args) -> int:
-    from .study import run_study
-
-    plan = _plan(args)
-    out = check_out_dir(args.out, resume=False, prefix="parity-")
-    data_dir = check_data_dir(args.data_dir)
-    try:
-        files = run_study(plan, out, data_dir, command=sys.argv, wait_machine=args.wait,
-                          share_machine=args.share_machine, resumable=False)
-    except KeyboardInterrupt as exc:
-        return interrupted(exc, f": finished runs are kept in {out}" if (out / STUDY_FILE).exists() else
-                           ": no run had started; nothing was kept")
-    spread = measured_spread()
-    accuracies = accuracy_table(pd.read_csv(files.runs))
-    table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
-    write_csv_atomic(out / PARITY_FILE, table)
-    floor_applies = args.train_limit is None and args.epochs >= 35
-    print(_formatted(accuracies))
-    print()
-    print(_formatted(table))
-    print(f"table: {out / PARITY_FILE}")
-    print(f"band: {BAND_SIGMAS:g} x sigma_b x sqrt(pi / n) for n = {args.seeds} seed(s) a side, sigma_b the measured "
-          f"seed-to-seed spread of test accuracy ({', '.join(f'batch {b}: {s:.3f} pp' for b, s in sorted(spread.items()))}; "
-          f"{BANDS_FILE.name}, full MNIST, 35 epochs)")
-    if args.train_limit is not None or args.epochs != 35 or not set(args.batch_sizes) <= set(spread):
-        print("note: the bands were measured at full MNIST, 35 epochs; at other settings the seed-to-seed "
-              "spread differs and the verdict is indicative only")
-    if not floor_applies:
-        print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ epochs")
-    failed = False
-    for numpy_variant, problems in verdict(accuracies, table, floor_applies).items():
-        for problem in problems:
-            print(f"parity FAILED for numpy/{numpy_variant}: {problem}")
-        if not problems:
-            print(f"parity holds for numpy/{numpy_variant}: every peer's median within its band at every batch size")
-        failed = failed or bool(problems)
-    return 1 if failed else 0

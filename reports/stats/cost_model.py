@@ -4,7 +4,7 @@ Per framework variant and threads, the steady epoch at batch size b is fitted as
     steady(b) = steps(b) x step_cost + N x sample_cost,   steps(b) = ceil(N / b), N = training samples,
 by least squares over the study's batch sizes on relative residuals (each point divided by its time, so that
 the slow small-batch points do not outweigh the rest). Each cost has a 95 % interval from refits on the cells'
-bootstrap draws of the steady epoch (harness.summary.cell_draws); a fit whose largest relative residual reaches
+bootstrap draws of the steady epoch (reports.stats.summary.cell_draws); a fit whose largest relative residual reaches
 ``BAD_FIT`` is flagged. Crossovers: NumPy ``optimized`` against the fastest fitted variant of each other
 framework; with steps ~ N / b, NumPy is faster per steady epoch where (a_np - a_peer) / b < c_peer - c_np
 (a: step cost, c: sample cost), so from b* = (a_np - a_peer) / (c_peer - c_np) on when both differences are
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .schema import ALWAYS, COST_MODEL_COLUMNS, CROSSOVER_COLUMNS, NEVER
+from ..folder.schema import ALWAYS, COST_MODEL_COLUMNS, CROSSOVER_COLUMNS, NEVER
 from .summary import Cell, interval
 
 BAD_FIT = 0.10  # largest |relative residual| from which a fit is flagged as bad

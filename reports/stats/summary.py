@@ -3,7 +3,7 @@
 
 Every framework but numpy is a *peer*. Each row is compared with the fastest peer variant at the same
 batch size and threads (``best_peer``, named ``framework/variant``), with the fastest variant of each
-peer framework of ``harness.schema.FRAMEWORKS`` (so the columns are fixed by the registry) and with
+peer framework of ``reports.folder.schema.FRAMEWORKS`` (so the columns are fixed by the registry) and with
 NumPy ``step3``; once for whole trainings (what a user waits for) and once per steady epoch (without
 the first epoch's tracing and compilation). A speed-up above 1 means this row is faster.
 
@@ -26,20 +26,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .noise import BUSY_SHARE, busy
-from .results import timed
-from .schema import (
+from ..folder.results import timed
+from ..folder.schema import (
     BUSY_RUNS, CELL_KEY, FASTER, MEDIANS, NO_INTERVAL, OTHERS_SHARE, REFERENCE, SLOWER, UNCLEAR, peer_frameworks,
     reference_column, speedup_column, summary_columns,
 )
+from .busy import BUSY_SHARE, busy
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
 DRAWS_PER_BLOCK = 4_000_000  # steady-epoch draws resampled at once (about 32 MB a table of them)
 SEED = 0
 # A cell is noisy when IQR / median of its runs' wall times reaches this: for normal noise the IQR is
-# 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning. In
-# the reference study, quiet cells spread 2-7 %; the cells with one run far out spread 15-31 %.
+# 1.35 standard deviations, so this is pyperf's "standard deviation >= 10 % of the mean" warning (how the
+# reference studies' cells spread: docs/method.md, "Noisy cells").
 NOISY_REL_IQR = 0.135
 
 
@@ -264,7 +264,7 @@ def _break_even_of(row, ref, cells) -> dict:
 
 
 def busy_sentence(summary: pd.DataFrame) -> str:
-    """What to say of the runs made while other processes took a notable share of the cores (harness.noise),
+    """What to say of the runs made while other processes took a notable share of the cores (harness.noise, reports.stats.busy),
     for the console and the report; '' when there were none."""
     if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
         return ""
@@ -276,7 +276,7 @@ def busy_sentence(summary: pd.DataFrame) -> str:
 
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
     """What the end of a study's console output says about its spreads: each noisy cell with what to
-    do, the runs of a busy machine (harness.noise), and how many cells have one run and so no interval."""
+    do, the runs of a busy machine (harness.noise, reports.stats.busy), and how many cells have one run and so no interval."""
     if not Path(summary_csv).is_file():
         return []
     summary = pd.read_csv(summary_csv)

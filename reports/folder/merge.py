@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .environment import SESSION_ONLY, machines_in, read_sessions
 from .files import StudyError, write_text_atomic
 from .results import KEY_KINDS, RESUME_EPOCH_COLUMNS, read_results, text
 from .schema import ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, STUDY_FILE
+from .sessions import SESSION_ONLY, machines_in, read_sessions
 
 PLAN_FIELDS = ("config", "epochs", "train_limit", "seed")  # what makes two folders' times comparable
 

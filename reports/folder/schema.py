@@ -14,7 +14,7 @@ from keras_baseline import VARIANTS as KERAS_VARIANTS
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
 SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside another study (--share-machine)
-# The answer's tables, written beside summary.csv (harness.winners, harness.cost_model).
+# The answer's tables, written beside summary.csv (reports.stats.winners, reports.stats.cost_model).
 WINNERS_FILE, COST_MODEL_FILE, CROSSOVERS_FILE = "winners.csv", "cost_model.csv", "crossovers.csv"
 
 FRAMEWORKS = {
@@ -92,7 +92,7 @@ RUN_COLUMNS = [
     "blas_threads", "row_threads", "tf_intra_threads", "tf_inter_threads", "torch_intra_threads", "torch_inter_threads",
     "session",  # index of the record in environment.json of the session that made the run
     "backend", "cpu_affinity", "xla_threads", "cpu_per_wall",
-    "machine", "worker",  # where the run ran: host name (see harness.cluster); the Dask worker, if any
+    "machine", "worker",  # where the run ran: host name (see harness.dask_executor); the Dask worker, if any
     *NOISE_COLUMNS,
 ]
 # epochs.csv: one row per run and epoch.
@@ -111,7 +111,7 @@ OK = "ok"
 LOST = "lost"  # status of a run whose cluster worker left before it finished; --resume runs it again
 STATUSES = (OK, "failed", "timeout", "diverged", LOST)
 
-# Verdicts of a speed-up's interval (harness.summary).
+# Verdicts of a speed-up's interval (reports.stats.summary).
 FASTER, SLOWER, UNCLEAR, NO_INTERVAL, REFERENCE = "faster", "slower", "no clear difference", "no interval", "reference"
 
 
