@@ -8,6 +8,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -107,10 +108,11 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
         fig.text(0.01, (fig.get_tightbbox(renderer).y0 - 0.12) / fig.get_figheight(),
                  textwrap.fill(text, width=int(16 * fig.get_figwidth())), ha="left", va="top", fontsize=8.5,
                  color="#333333")
-    for ext in ("png", "svg"):
-        write_atomic(out_dir / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(
-            tmp, format=ext, dpi=style.DPI, bbox_inches="tight", pad_inches=0.15, facecolor="white",
-            metadata={"Date": None} if ext == "svg" else None))
+    with matplotlib.rc_context({"svg.hashsalt": name}):  # fixed SVG ids: a rebuilt figure is byte-identical
+        for ext in ("png", "svg"):
+            write_atomic(out_dir / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(
+                tmp, format=ext, dpi=style.DPI, bbox_inches="tight", pad_inches=0.15, facecolor="white",
+                metadata={"Date": None} if ext == "svg" else None))
     return FigureOutcome(name, FIGURE_TITLES.get(name, name), text or "")
 
 
