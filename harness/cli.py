@@ -12,8 +12,8 @@ from keras_baseline.runtime import all_cores
 from reports.folder.files import UsageError
 from reports.folder.results import write_csv_atomic
 from reports.folder.schema import (
-    FRAMEWORKS, OPTIONAL_FRAMEWORKS, PARITY_FILE, STUDY_FILE, available_frameworks, framework_missing, peer_frameworks,
-    variant_descriptions,
+    FRAMEWORKS, MNIST_TRAIN_SAMPLES, OPTIONAL_FRAMEWORKS, PARITY_FILE, STUDY_FILE, available_frameworks,
+    framework_missing, peer_frameworks, variant_descriptions,
 )
 from reports.stats.parity import (
     ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_table, verdict,
@@ -21,7 +21,7 @@ from reports.stats.parity import (
 
 from .interrupts import Interrupted, interrupted
 from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
-from .plan import DEFAULT_PRESET, MNIST_TRAIN_SAMPLES, PRESETS, Extra, StudyPlan
+from .plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
 
 PARITY_NUMPY_VARIANT = "optimized"  # the numpy variant parity judges unless --variants names numpy variants
 
@@ -246,9 +246,11 @@ def cmd_list(args) -> int:
         status = f" [{missing}]" if missing else " [optional: installed here]" if name in OPTIONAL_FRAMEWORKS else ""
         print(f"  {name:<10} {text}{status}")
     print("variants:")
-    for framework, variants in variant_descriptions().items():
-        for name, text in variants.items():
-            print(f"  {framework}/{name:<13} {text}")
+    names = {f"{framework}/{name}": text for framework, variants in variant_descriptions().items()
+             for name, text in variants.items()}
+    width = max(map(len, names), default=0)
+    for name, text in names.items():
+        print(f"  {name:<{width}}  {text}")
     print("presets:")
     for name, preset in PRESETS.items():
         default = " (default)" if name == DEFAULT_PRESET else ""

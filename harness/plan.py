@@ -11,10 +11,9 @@ from pathlib import Path
 from numpy_mlp import MLPConfig
 
 from reports.folder.files import StudyError, UsageError
-from reports.folder.schema import FRAMEWORKS, variant_descriptions
+from reports.folder.schema import FRAMEWORKS, MNIST_TRAIN_SAMPLES, variant_descriptions
 
 # The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
-MNIST_TRAIN_SAMPLES = 60000
 MAX_SEED = 2**32 - 1  # seeds S..S+repeats-1 must lie in 0..MAX_SEED: the range every framework accepts
 MAX_EPOCHS = 10000
 MAX_REPEATS = 1000  # a plan lists every run: 10**8 repeats ended in a MemoryError after minutes

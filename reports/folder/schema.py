@@ -13,6 +13,7 @@ from keras_baseline import VARIANTS as KERAS_VARIANTS
 
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
+MNIST_TRAIN_SAMPLES = 60000  # the training set a study draws on (train_limit: its first N)
 SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside another study (--share-machine)
 # The answer's tables, written beside summary.csv (reports.stats.winners, reports.stats.cost_model).
 WINNERS_FILE, COST_MODEL_FILE, CROSSOVERS_FILE = "winners.csv", "cost_model.csv", "crossovers.csv"

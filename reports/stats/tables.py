@@ -9,17 +9,17 @@ import pandas as pd
 
 from ..folder.files import writing
 from ..folder.results import write_csv_atomic
-from ..folder.schema import COST_MODEL_FILE, CROSSOVERS_FILE, STUDY_FILE, SUMMARY_FILE, WINNERS_FILE
+from ..folder.schema import (
+    COST_MODEL_FILE, CROSSOVERS_FILE, MNIST_TRAIN_SAMPLES, STUDY_FILE, SUMMARY_FILE, WINNERS_FILE,
+)
 from . import cost_model, winners
 from .summary import cell_draws, summarize
-
-MNIST_TRAIN = 60_000
 
 
 def study_shape(study: dict) -> tuple[int | None, int]:
     """(epochs per run, training samples) of a study.json's plan (None / all of MNIST's when unknown)."""
     epochs, limit = study.get("epochs"), study.get("train_limit")
-    samples = int(min(limit, MNIST_TRAIN)) if isinstance(limit, (int, float)) and limit > 0 else MNIST_TRAIN
+    samples = int(min(limit, MNIST_TRAIN_SAMPLES)) if isinstance(limit, (int, float)) and limit > 0 else MNIST_TRAIN_SAMPLES
     return (int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else None), samples
 
 
