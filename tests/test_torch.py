@@ -83,16 +83,19 @@ def _child_step(kb, data, dtype, name, variant):
     return out
 
 
+def _keep_weights(model, prefix: str, out: dict):
+    """A fit callback storing the model's weights after each epoch as out["<prefix>:<epoch>:kernel<n>"] (and bias)."""
+    def keep(record):
+        for n, (k, b) in enumerate(model.get_weights()):
+            out.update({f"{prefix}:{record.epoch}:kernel{n}": k, f"{prefix}:{record.epoch}:bias{n}": b})
+    return keep
+
+
 def _child_fit_step(kb, data, dtype, variant):
     config = MLPConfig(dtype=dtype)
     model = kb.make_model("torch", config, variant, STEP_SEED)
     out = {}
-
-    def keep(record):
-        for n, (k, b) in enumerate(model.get_weights()):
-            out.update({f"fit_step:{variant}:{record.epoch}:kernel{n}": k,
-                        f"fit_step:{variant}:{record.epoch}:bias{n}": b})
-
+    keep = _keep_weights(model, f"fit_step:{variant}", out)
     model.fit(data["x"][:STEP_SAMPLES], data["labels"][:STEP_SAMPLES], 2, STEP_SAMPLES, callback=keep)
     return out
 
@@ -103,11 +106,10 @@ def _child_trajectory(kb, data, dtype, variant):
     config = MLPConfig(dtype=dtype)
     model = kb.make_model("torch", config, variant, TRAJECTORY_SEED)
     out = {}
+    keep_weights = _keep_weights(model, f"trajectory:{variant}", out)
 
     def keep(record):
-        for n, (k, b) in enumerate(model.get_weights()):
-            out.update({f"trajectory:{variant}:{record.epoch}:kernel{n}": k,
-                        f"trajectory:{variant}:{record.epoch}:bias{n}": b})
+        keep_weights(record)
         out[f"trajectory:{variant}:{record.epoch}:record"] = np.array(
             [record.loss, record.train_acc, record.test_acc, record.test_loss, record.lr])
 
