@@ -55,7 +55,7 @@ def run(spec: dict, data_path: str) -> dict:
 
     from keras_baseline.runtime import cpu_affinity, xla_threads
 
-    from reports.folder.schema import PEER_BACKENDS, load_plugins
+    from reports.folder.schema import load_plugins
 
     load_plugins()
     threadpool_limits(spec["threads"])
@@ -73,10 +73,10 @@ def run(spec: dict, data_path: str) -> dict:
         threads = model.threads_for(spec["batch_size"])  # the variant's own choice
         in_effect.update(blas_threads=threads.blas, row_threads=threads.rows)
         x_fit, x_eval = x_train, x_test  # raw: the model scales (see numpy_mlp.scaling)
-    else:  # a peer: the same Keras model on the framework's backend, or PyTorch's own loop
+    else:  # a peer: the same Keras model on the backend the framework is named after, or PyTorch's own loop
         from keras_baseline import configure_backend, make_model, settings_for
 
-        backend = PEER_BACKENDS[spec["framework"]]
+        backend = spec["framework"]
         max_threads = settings_for(spec["variant"], spec["batch_size"], backend).max_threads  # the variant's own choice
         threads = min(spec["threads"], max_threads or spec["threads"])
         if backend == "jax":

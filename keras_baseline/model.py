@@ -24,9 +24,10 @@ from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
 from .inputs import ModelInputs
 
 VARIANTS: dict[str, str] = {
-    "fit": "what a Keras user writes: compile() and fit(shuffle=True) with Keras' default execution settings",
-    "fit-tuned": "compile() and fit(shuffle=True), fastest settings measured: an epoch per call, XLA from batch 20000",
-    "loop": "custom loop: GradientTape in one tf.function running an epoch's mini-batches, XLA from batch 20000",
+    "fit": "what a Keras user writes, on TensorFlow: compile() and fit(shuffle=True) with Keras' defaults",
+    "fit-tuned": "compile() and fit(shuffle=True) on TensorFlow, fastest settings measured: an epoch per call, "
+                 "XLA from batch 20000",
+    "loop": "custom TensorFlow loop: GradientTape in one tf.function running an epoch's batches, XLA from batch 20000",
 }
 # the same variants on Keras' JAX backend (every function there is XLA-compiled by jax.jit)
 JAX_VARIANTS: dict[str, str] = {

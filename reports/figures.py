@@ -347,7 +347,7 @@ def fig_speedup(data: StudyData, steady: bool = False):
     col, best_col, stats = speedup_column("best_peer", steady), reference_column("best_peer", steady), data.stats
     metric = "steady_epoch_median_s" if steady else "wall_median_s"
     peers = "every peer run failed" if (data.runs["framework"] != "numpy").any() else (
-        "there are no peer (Keras/TF, Keras/JAX, ...) runs")
+        "there are no peer (TensorFlow, JAX, PyTorch) runs")
     shown = stats[stats[col].notna() & (stats["n_ok"] > 0)]
     left_out = sorted(set(shown.loc[shown["variant"] == "original", col].round(2)))
     s = need(shown[shown["variant"] != "original"], f"{peers}, so there is nothing to compare against.")

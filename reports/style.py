@@ -6,26 +6,25 @@ import math
 import numbers
 
 from .folder.schema import (
-    FRAMEWORKS, JAX_VARIANTS, KERAS_VARIANTS, NUMPY_VARIANTS, REFERENCE, TORCH_VARIANTS, interval_columns,
+    BACKEND_VARIANTS, FRAMEWORKS, NUMPY_VARIANTS, REFERENCE, interval_columns, peer_frameworks,
 )
 
 # The registries' order: NumPy's optimization ladder, then the peers' variants; unknown ones after them.
-VARIANT_ORDER = {"numpy": tuple(NUMPY_VARIANTS), "keras": tuple(KERAS_VARIANTS), "jax": tuple(JAX_VARIANTS),
-                 "torch": tuple(TORCH_VARIANTS)}
-FRAMEWORK_LABELS = {"numpy": "NumPy", "keras": "Keras/TF", "jax": "Keras/JAX", "torch": "PyTorch"}
-# NumPy in cool colours (purple -> navy along the ladder), Keras/TF in warm ones, Keras/JAX in magentas,
+VARIANT_ORDER = {"numpy": tuple(NUMPY_VARIANTS), **{name: tuple(BACKEND_VARIANTS[name]) for name in peer_frameworks()}}
+FRAMEWORK_LABELS = {"numpy": "NumPy", "tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+# NumPy in cool colours (purple -> navy along the ladder), TensorFlow in warm ones, JAX in magentas,
 # PyTorch in greens (light: Keras on PyTorch, dark: PyTorch's own loop);
 # variants of other frameworks get a stable colour from the fallback list.
 PALETTE = {
     ("numpy", "original"): "#9467bd", ("numpy", "step1"): "#17becf", ("numpy", "step2"): "#2ca02c",
     ("numpy", "step3"): "#1f77b4", ("numpy", "optimized"): "#0b2a5b",
-    ("keras", "fit"): "#d62728", ("keras", "fit-tuned"): "#ff7f0e", ("keras", "loop"): "#8c564b",
+    ("tensorflow", "fit"): "#d62728", ("tensorflow", "fit-tuned"): "#ff7f0e", ("tensorflow", "loop"): "#8c564b",
     ("jax", "fit"): "#e7298a", ("jax", "fit-tuned"): "#c994c7", ("jax", "loop"): "#7a0177",
     ("torch", "fit"): "#a6d854", ("torch", "fit-tuned"): "#66a61e", ("torch", "loop"): "#1b9e77",
     ("torch", "loop-compiled"): "#004d40",
 }
 FALLBACK_COLORS = ("#7f7f7f", "#bcbd22", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-MARKERS = {"numpy": "o", "keras": "s", "jax": "D", "torch": "^"}
+MARKERS = {"numpy": "o", "tensorflow": "s", "jax": "D", "torch": "^"}
 THREAD_LINESTYLES, THREAD_HATCHES = ("-", "--", ":", "-."), ("", "//", "..", "xx")
 PHASE_COLORS = {"prepare": "#a6cee3", "forward": "#1f78b4", "cost": "#b2df8a", "backward": "#e31a1c",
                 "update": "#fdbf6f", "other": "#d9d9d9"}
@@ -45,7 +44,7 @@ def framework_label(framework: str) -> str:
 
 
 def label(framework: str, variant: str) -> str:
-    """A variant with its framework, e.g. 'Keras/JAX loop'."""
+    """A variant with its framework, e.g. 'JAX loop'."""
     return f"{framework_label(framework)} {variant}"
 
 

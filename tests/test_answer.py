@@ -30,7 +30,7 @@ def answer(rows, study=None):
 def test_winner_map_follows_the_closed_form_with_a_break_even_and_a_cell_without_a_clear_winner():
     rows = (cell("numpy", "optimized", 1.0, 0.5) + cell("jax", "loop", 3.0, 0.3)  # tie at 1 + 2 / 0.2 = 11 epochs
             + cell("numpy", "optimized", 1.0, 0.2, batch_size=20000)
-            + cell("keras", "loop", 1.0, 0.2, batch_size=20000, jitter=(1.0, 1.02, 0.98, 1.01, 0.99))
+            + cell("tensorflow", "loop", 1.0, 0.2, batch_size=20000, jitter=(1.0, 1.02, 0.98, 1.01, 0.99))
             # neither counts: a much faster instrumented run and a failed one
             + cell("numpy", "step3", 0.01, 0.01, instrumented=True)
             + [dict(cell("numpy", "step1", 0.01, 0.01)[0], status="failed")])
@@ -69,11 +69,11 @@ def model_cells(framework, variant, step_cost, sample_cost, threads=2):
 
 def test_cost_model_recovers_known_costs_and_the_crossover_in_closed_form():
     rows = (model_cells("numpy", "optimized", 2e-4, 2e-6) + model_cells("jax", "loop", 5e-5, 4e-6)
-            + model_cells("keras", "loop", 3e-4, 5e-6) + model_cells("keras", "fit", 4e-4, 8e-6))
+            + model_cells("tensorflow", "loop", 3e-4, 5e-6) + model_cells("tensorflow", "fit", 4e-4, 8e-6))
     out = answer(rows, {"epochs": 10, "train_limit": None})
     fitted = out[COST_MODEL_FILE].drop_duplicates(["framework", "variant"]).set_index(["framework", "variant"])
     for key, (a, c) in {("numpy", "optimized"): (2e-4, 2e-6), ("jax", "loop"): (5e-5, 4e-6),
-                        ("keras", "loop"): (3e-4, 5e-6)}.items():
+                        ("tensorflow", "loop"): (3e-4, 5e-6)}.items():
         row = fitted.loc[key]
         assert row["step_cost_s"] == pytest.approx(a, rel=1e-6) and row["sample_cost_s"] == pytest.approx(c, rel=1e-6)
         assert row["step_cost_lo_s"] <= a <= row["step_cost_hi_s"]
@@ -83,14 +83,14 @@ def test_cost_model_recovers_known_costs_and_the_crossover_in_closed_form():
     jax = crossings.loc["jax"]  # NumPy faster from b* = (2e-4 - 5e-5) / (4e-6 - 2e-6) = 75
     assert (jax["variant"], jax["kind"]) == ("loop", "from") and jax["batch_size"] == pytest.approx(75.0, rel=1e-6)
     assert jax["batch_size_lo"] <= 75.0 <= jax["batch_size_hi"]
-    keras = crossings.loc["keras"]  # the fastest Keras variant is loop; NumPy has the lower cost of both kinds
-    assert (keras["variant"], keras["kind"], keras["clear"]) == ("loop", ALWAYS, True)
-    assert math.isnan(keras["batch_size"])
+    tensorflow = crossings.loc["tensorflow"]  # its fastest variant is loop; NumPy has the lower cost of both kinds
+    assert (tensorflow["variant"], tensorflow["kind"], tensorflow["clear"]) == ("loop", ALWAYS, True)
+    assert math.isnan(tensorflow["batch_size"])
 
 
 def test_a_variant_measured_at_two_batch_sizes_gets_no_fit():
     """Two costs pass through two points exactly: such a curve would be drawn and extrapolated untested."""
-    two = [row for row in model_cells("keras", "fit", 4e-4, 8e-6) if row["batch_size"] in (500, 20000)]
+    two = [row for row in model_cells("tensorflow", "fit", 4e-4, 8e-6) if row["batch_size"] in (500, 20000)]
     fitted = answer(model_cells("numpy", "optimized", 2e-4, 2e-6) + two)[COST_MODEL_FILE]
     assert set(fitted["variant"]) == {"optimized"}
 

@@ -217,8 +217,8 @@ def test_no_scheduler_is_one_line_and_exit_2(tmp_path):
 CONFIG = {"layer_sizes": [784, 70, 30, 10], "loss": "logloss", "dtype": "float32"}
 # median wall seconds per (framework, variant) on each machine; the second machine has half the cores
 WALLS = {
-    "fast": {("numpy", "step3"): 3.0, ("numpy", "optimized"): 2.0, ("keras", "loop"): 3.0, ("jax", "loop"): 2.5},
-    "slow": {("numpy", "step3"): 6.0, ("numpy", "optimized"): 4.0, ("keras", "loop"): 3.0, ("jax", "loop"): 5.0},
+    "fast": {("numpy", "step3"): 3.0, ("numpy", "optimized"): 2.0, ("tensorflow", "loop"): 3.0, ("jax", "loop"): 2.5},
+    "slow": {("numpy", "step3"): 6.0, ("numpy", "optimized"): 4.0, ("tensorflow", "loop"): 3.0, ("jax", "loop"): 5.0},
 }
 CORES = {"fast": 4, "slow": 2}
 
@@ -236,8 +236,8 @@ def results_folder(folder: Path, machine: str, epochs: int = 3) -> Path:
     pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
     (folder / "study.json").write_text(json.dumps({
         "epochs": epochs, "train_limit": 2000, "seed": 0, "config": CONFIG, "repeats": 2, "batch_sizes": [500],
-        "threads": [CORES[machine]], "frameworks": ["numpy", "keras", "jax"],
-        "variants": {"numpy": ["step3", "optimized"], "keras": ["loop"], "jax": ["loop"]}}))
+        "threads": [CORES[machine]], "frameworks": ["numpy", "tensorflow", "jax"],
+        "variants": {"numpy": ["step3", "optimized"], "tensorflow": ["loop"], "jax": ["loop"]}}))
     (folder / "environment.json").write_text(json.dumps({"cpu_model": f"{machine} CPU", "machines": {
         machine: {"host": machine, "cpu_model": f"{machine} CPU", "cores": CORES[machine],
                   "cpu_flags": "sse4_2 avx avx2 fma" + (" avx512f" if machine == "fast" else ""),
@@ -261,9 +261,9 @@ def test_merged_folders_make_one_cross_machine_report(tmp_path, capsys):
     text = (merged / "report" / "report.md").read_text()
     section = text[text.index("machines compared"):]
     table = {row["Machine"]: row for row in parse_markdown_table(section)}
-    # fastest peer per machine: jax/loop 2.5 s against 2.0 s on 'fast', keras/loop 3.0 s against 4.0 s on 'slow'
+    # fastest peer per machine: jax/loop 2.5 s against 2.0 s on 'fast', tensorflow/loop 3.0 s against 4.0 s on 'slow'
     assert table["fast"]["Fastest peer"] == "jax/loop" and table["fast"]["Speed-up"] == "1.25×"
-    assert table["slow"]["Fastest peer"] == "keras/loop" and table["slow"]["Speed-up"] == "0.75×"
+    assert table["slow"]["Fastest peer"] == "tensorflow/loop" and table["slow"]["Speed-up"] == "0.75×"
     assert table["fast"]["Threads"] == table["slow"]["Threads"] == "all cores"  # 4 and 2 threads line up
     assert (merged / "report" / "figures" / "machines.png").stat().st_size > 5000
     described = parse_markdown_table(text[text.index("Machines and software"):])

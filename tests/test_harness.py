@@ -47,7 +47,7 @@ def small_plan(**changes) -> StudyPlan:
 def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     out = tmp_path / "study"
     result = harness(
-        "run", "--frameworks", "numpy", "keras", "--variants", "step3", "optimized", "fit-tuned", "--batch-sizes", "500", "1000",
+        "run", "--frameworks", "numpy", "tensorflow", "--variants", "step3", "optimized", "fit-tuned", "--batch-sizes", "500", "1000",
         "--train-limit", "2000", "--epochs", "2", "--repeats", "2", "--phase-epochs", "1", "--out", str(out),
         "--no-report",
     )
@@ -63,13 +63,13 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     ladder = timed[timed["framework"] == "numpy"].pivot_table("test_acc", ["batch_size", "repeat"], "variant")
     assert (ladder["step3"] - ladder["optimized"]).abs().max() < 1e-3, ladder
     numpy_runs = timed[timed["framework"] == "numpy"]  # the floor is measured in the timed runs only
-    assert numpy_runs["gemm_floor_s"].gt(0).all() and runs.loc[runs["framework"] == "keras", "gemm_floor_s"].isna().all()
+    assert numpy_runs["gemm_floor_s"].gt(0).all() and runs.loc[runs["framework"] == "tensorflow", "gemm_floor_s"].isna().all()
     assert runs["blas_threads"].notna().all()
     numpy_rows = runs[runs["framework"] == "numpy"]
     assert numpy_rows["row_threads"].notna().all()
     large = numpy_rows[(numpy_rows["variant"] == "optimized") & (numpy_rows["batch_size"] == 1000)]
     assert (large["row_threads"] == large["threads"]).all() and large["blas_threads"].eq(1).all()
-    assert runs.loc[runs["framework"] == "keras", "tf_intra_threads"].notna().all()
+    assert runs.loc[runs["framework"] == "tensorflow", "tf_intra_threads"].notna().all()
 
     epochs = pd.read_csv(out / "epochs.csv")
     assert list(epochs.columns) == EPOCH_COLUMNS
@@ -80,7 +80,7 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
 
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 6 and summary["n_ok"].eq(2).all()
-    assert summary.loc[summary["variant"] == "fit-tuned", "speedup_vs_best_keras"].eq(1.0).all()
+    assert summary.loc[summary["variant"] == "fit-tuned", "speedup_vs_best_tensorflow"].eq(1.0).all()
     winners = pd.read_csv(out / WINNERS_FILE)  # the answer's tables, written with summary.csv
     assert list(winners.columns) == WINNER_COLUMNS and set(winners["batch_size"]) == {500, 1000}
     assert list(pd.read_csv(out / COST_MODEL_FILE).columns) == COST_MODEL_COLUMNS
@@ -156,22 +156,22 @@ def test_summary_arithmetic_against_a_hand_made_table():
         row("numpy", "optimized", 2.0, 3.0, 0.96, 0, floor=1.5), row("numpy", "optimized", 4.0, 5.0, 0.97, 1, floor=1.5),
         row("numpy", "optimized", 3.0, 4.0, 0.95, 2, floor=1.5), row("numpy", "optimized", 0.1, 0.1, 0.5, 0, instrumented=True),
         row("numpy", "step3", 6.0, 6.0, 0.96, 0), row("numpy", "step3", np.nan, np.nan, np.nan, 1, status="failed"),
-        row("keras", "fit", 12.0, 20.0, 0.96, 0, steady=0.5), row("keras", "fit-tuned", 9.0, 15.0, 0.96, 0, steady=0.9),
+        row("tensorflow", "fit", 12.0, 20.0, 0.96, 0, steady=0.5), row("tensorflow", "fit-tuned", 9.0, 15.0, 0.96, 0, steady=0.9),
     ])
     summary = summarize(runs).set_index("variant")
     optimized = summary.loc["optimized"]
     assert optimized["n_runs"] == 3 and optimized["n_ok"] == 3  # the instrumented run is left out
     assert optimized["wall_median_s"] == 3.0 and optimized["wall_iqr_s"] == pytest.approx(1.0)  # 3.5 - 2.5
     assert optimized["cpu_median_s"] == 4.0 and optimized["test_acc_median"] == 0.96
-    assert optimized["speedup_vs_best_keras"] == pytest.approx(9.0 / 3.0)
-    assert optimized["best_keras_variant"] == "fit-tuned"
+    assert optimized["speedup_vs_best_tensorflow"] == pytest.approx(9.0 / 3.0)
+    assert optimized["best_tensorflow_variant"] == "fit-tuned"
     # steady epochs only: fit is the faster Keras there (its first epoch is what makes it slower overall)
-    assert optimized["steady_speedup_vs_best_keras"] == pytest.approx(0.5 / 0.3)
-    assert optimized["best_keras_steady_variant"] == "fit"
+    assert optimized["steady_speedup_vs_best_tensorflow"] == pytest.approx(0.5 / 0.3)
+    assert optimized["best_tensorflow_steady_variant"] == "fit"
     assert optimized["speedup_vs_step3"] == pytest.approx(6.0 / 3.0)
     assert optimized["gemm_efficiency"] == pytest.approx(1.5 / 3.0)
     assert summary.loc["step3", "n_runs"] == 2 and summary.loc["step3", "n_ok"] == 1
-    assert summary.loc["fit", "speedup_vs_best_keras"] == pytest.approx(0.75)
+    assert summary.loc["fit", "speedup_vs_best_tensorflow"] == pytest.approx(0.75)
 
 
 BAD_OPTIONS = {
@@ -235,7 +235,7 @@ def test_bad_data_folder_is_refused_before_training(tmp_path):
 def test_list_and_env():
     listing = harness("list", timeout=60)
     assert listing.returncode == 0
-    for name in ("numpy/optimized", "numpy/original", "keras/fit-tuned", "keras/loop", "quick", "article", "sweep"):
+    for name in ("numpy/optimized", "numpy/original", "tensorflow/fit-tuned", "tensorflow/loop", "quick", "article", "sweep"):
         assert name in listing.stdout
     env = harness("env", timeout=60)
     assert env.returncode == 0 and json.loads(env.stdout)["cores"] >= 1

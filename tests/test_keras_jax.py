@@ -309,9 +309,10 @@ def test_optimizer_holds_the_article_rates(jax_trajectories, variant):
 
 def test_jax_is_a_peer_in_the_presets_and_the_listing():
     from harness.cli import build_parser, plan_from_args
-    from reports.folder.schema import FRAMEWORKS, PEER_BACKENDS
+    from keras_baseline import BACKEND_VARIANTS
+    from reports.folder.schema import FRAMEWORKS
 
-    assert set(FRAMEWORKS) - {"numpy"} == set(PEER_BACKENDS) and PEER_BACKENDS["jax"] == "jax"
+    assert set(FRAMEWORKS) - {"numpy"} == set(BACKEND_VARIANTS)  # each peer runs on the Keras backend of its name
     every = {"fit", "fit-tuned", "loop"}
     for preset, wanted in (("article", every), ("sweep", every), ("quick", {"loop"})):
         runs = plan_from_args(build_parser().parse_args(["run", "--preset", preset])).runs()
@@ -431,7 +432,7 @@ def test_threads_hold_every_framework_to_its_cores(tmp_path, mnist):
     assert (runs["cpu_s"] <= runs["wall_s"] * 1.02 + 0.01).all(), runs[["cpu_s", "wall_s"]]
     assert runs["cpu_per_wall"].le(1.02 + 0.01 / runs["wall_s"]).all()
     assert runs.loc["jax", "xla_threads"] == 1 and runs.loc["jax", "backend"] == "jax"
-    assert runs.loc["keras", "tf_intra_threads"] == 1 and runs.loc["keras", "backend"] == "tensorflow"
+    assert runs.loc["tensorflow", "tf_intra_threads"] == 1 and runs.loc["tensorflow", "backend"] == "tensorflow"
     assert pd.isna(runs.loc["numpy", "backend"]) and runs.loc["numpy", "blas_threads"] == 1
     if "torch" in runs.index:
         assert runs.loc["torch", "torch_intra_threads"] == 1 and runs.loc["torch", "torch_inter_threads"] == 1

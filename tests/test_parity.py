@@ -97,7 +97,7 @@ def _accuracies(per_model: dict) -> pd.DataFrame:
 
 def test_bands_come_from_the_measured_spread(tmp_path):
     record = tmp_path / "bands.json"
-    record.write_text('{"test_accuracy": {"500": {"numpy/optimized": [0.960, 0.962], "keras/loop": [0.961, 0.965]},'
+    record.write_text('{"test_accuracy": {"500": {"numpy/optimized": [0.960, 0.962], "tensorflow/loop": [0.961, 0.965]},'
                       ' "20000": {"numpy/optimized": [0.90, 0.91, 0.92]}}}')
     spread = measured_spread(record)
     # pooled: the mean of the sample variances (2e-6 and 8e-6), in percentage points
@@ -113,17 +113,17 @@ def test_verdict_per_numpy_variant_against_every_peer():
     accuracies = _accuracies({
         ("numpy", "optimized", 500): [0.962, 0.965, 0.963],
         ("numpy", "broken", 500): [0.950, 0.951, 0.952],  # -1.2 pp from every peer, and below 96 %
-        ("keras", "fit", 500): [0.960, 0.962, 0.966],  # median 0.962: optimized +0.1 pp, inside
+        ("tensorflow", "fit", 500): [0.960, 0.962, 0.966],  # median 0.962: optimized +0.1 pp, inside
         ("jax", "loop", 500): [0.963, 0.964, 0.963],
         ("numpy", "optimized", 20000): [0.915, 0.918, 0.912],
         ("numpy", "broken", 20000): [0.915, 0.918, 0.912],
-        ("keras", "fit", 20000): [0.906, 0.907, 0.930],  # median 0.907: optimized +0.8 pp, inside 1.23
+        ("tensorflow", "fit", 20000): [0.906, 0.907, 0.930],  # median 0.907: optimized +0.8 pp, inside 1.23
         ("jax", "loop", 20000): [0.915, None, 0.912],  # a failed run fails every numpy variant
     })
     assert list(accuracies.columns) == ["batch_size", "framework", "variant", "seed_0", "seed_1", "seed_2",
                                         "median", "failed_runs"]
     table = parity_table(accuracies, ["optimized", "broken"], 3, spread)
-    row = table.set_index(["numpy_variant", "batch_size", "framework", "variant"]).loc[("optimized", 500, "keras", "fit")]
+    row = table.set_index(["numpy_variant", "batch_size", "framework", "variant"]).loc[("optimized", 500, "tensorflow", "fit")]
     assert row["numpy_median"] == 0.963 and row["diff_pp"] == pytest.approx(0.1)
     assert row["band_pp"] == pytest.approx(3 * 0.1 * math.sqrt(math.pi / 3))
     problems = verdict(accuracies, table, floor_applies=True)
@@ -131,7 +131,7 @@ def test_verdict_per_numpy_variant_against_every_peer():
     assert problems["optimized"] == [failed_run]
     assert problems["broken"][0] == "numpy/broken at batch 500: median test accuracy 0.9510 below 0.96"
     assert problems["broken"][1:] == [
-        "at batch 500: median test accuracy 0.9510 against keras/fit's 0.9620, -1.10 pp (band 0.31 pp)",
+        "at batch 500: median test accuracy 0.9510 against tensorflow/fit's 0.9620, -1.10 pp (band 0.31 pp)",
         "at batch 500: median test accuracy 0.9510 against jax/loop's 0.9630, -1.20 pp (band 0.31 pp)",
         failed_run,
     ]

@@ -24,12 +24,12 @@ def test_the_default_preset_answers_grid_plus_ladder_and_fit_without_duplicates(
     cells = Counter((r.framework, r.variant, r.batch_size, r.threads) for r in timed)
     threads = sorted({all_cores(), 1})
     assert len(p.batch_sizes) >= 5 and min(p.batch_sizes) == 32 and max(p.batch_sizes) == 20000 and p.repeats >= 3
-    for fw, v in (("numpy", "optimized"), ("keras", "loop"), ("jax", "loop")):
+    for fw, v in (("numpy", "optimized"), ("tensorflow", "loop"), ("jax", "loop")):
         assert all(cells[(fw, v, b, t)] == p.repeats for b in p.batch_sizes for t in threads)
-    for fw, v in (("numpy", "step1"), ("numpy", "step3"), ("keras", "fit"), ("jax", "fit")):
+    for fw, v in (("numpy", "step1"), ("numpy", "step3"), ("tensorflow", "fit"), ("jax", "fit")):
         assert {(b, t) for f, var, b, t in cells if (f, var) == (fw, v)} == {(500, all_cores()), (20000, all_cores())}
     assert cells[("numpy", "original", 500, all_cores())] == 1  # once
-    assert not any(r.variant == "loop-compiled" for r in runs if r.framework in ("numpy", "keras", "jax"))
+    assert not any(r.variant == "loop-compiled" for r in runs if r.framework in ("numpy", "tensorflow", "jax"))
     numpy_cells = {c for c in cells if c[0] == "numpy"}
     assert {(r.framework, r.variant, r.batch_size, r.threads) for r in runs if r.instrumented} == numpy_cells
 

@@ -353,7 +353,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, request):
 
 def test_sigterm_stops_parity_like_ctrl_c(tmp_path, request):
     out = tmp_path / "parity"
-    parity = start("parity", "--frameworks", "keras", "--variants", "loop", "sleepy",
+    parity = start("parity", "--frameworks", "tensorflow", "--variants", "loop", "sleepy",
                    "--batch-sizes", "500", "--epochs", "1", "--seeds", "1", "--train-limit", "2000", "--out", out,
                    env=SLEEPY)
     worker = wait_for(lambda: child_running(parity.pid, "harness.worker"), "a parity worker")

@@ -38,13 +38,13 @@ EPOCH_TIME = {
     ("numpy", "step2"): {500: 0.27, 2000: 0.25, 20000: 0.25},
     ("numpy", "step3"): {500: 0.21, 2000: 0.20, 20000: 0.19},
     ("numpy", "optimized"): {500: 0.16, 2000: 0.15, 20000: 0.15},
-    ("keras", "fit"): {500: 0.77, 2000: 0.60, 20000: 0.49},
-    ("keras", "fit-tuned"): {500: 0.29, 2000: 0.27, 20000: 0.31},
-    ("keras", "loop"): {500: 0.43, 2000: 0.38, 20000: 0.37},
+    ("tensorflow", "fit"): {500: 0.77, 2000: 0.60, 20000: 0.49},
+    ("tensorflow", "fit-tuned"): {500: 0.29, 2000: 0.27, 20000: 0.31},
+    ("tensorflow", "loop"): {500: 0.43, 2000: 0.38, 20000: 0.37},
     ("jax", "fit"): {500: 0.35, 2000: 0.30, 20000: 0.28},
     ("jax", "loop"): {500: 0.14, 2000: 0.13, 20000: 0.12},
 }
-FIRST_EPOCH = {"keras": 1.8, "jax": 12.0}  # the peers compile in their first epoch: its time over a steady one
+FIRST_EPOCH = {"tensorflow": 1.8, "jax": 12.0}  # the peers compile in their first epoch: its time over a steady one
 FINAL_ACC = {500: 0.968, 2000: 0.962, 20000: 0.941}
 
 
@@ -153,14 +153,14 @@ def _medians(runs, fw, var, b):
     return float(np.median(walls)), walls
 
 
-SERIES = [("numpy", "step3"), ("numpy", "optimized"), ("keras", "fit-tuned")]
+SERIES = [("numpy", "step3"), ("numpy", "optimized"), ("tensorflow", "fit-tuned")]
 
 
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results_small")
     made = make_results(folder, SERIES, batch_sizes=(500, 2000, 20000), repeats=2, epochs=3,
-                        failed=[("keras", "fit-tuned", 20000, 1)], noisy=[("numpy", "step3", 500)])
+                        failed=[("tensorflow", "fit-tuned", 20000, 1)], noisy=[("numpy", "step3", 500)])
     md = build_report(folder)
     return folder, md, made["runs"]
 
@@ -184,10 +184,10 @@ def test_headline_table_holds_the_medians(small_report):
     rows = parse_markdown_table(md.read_text().split("## Headline results", 1)[1])
     assert len(rows) == 9  # 3 variants x 3 batch sizes
     by_key = {(r["Framework"], r["Variant"], int(r["Batch"].replace(",", ""))): r for r in rows}
-    keras_500, _ = _medians(runs, "keras", "fit-tuned", 500)
+    tensorflow_500, _ = _medians(runs, "tensorflow", "fit-tuned", 500)
     for fw, var in SERIES:
         for b in (500, 2000, 20000):
-            row = by_key[({"numpy": "NumPy", "keras": "Keras/TF"}[fw], var, b)]
+            row = by_key[({"numpy": "NumPy", "tensorflow": "TensorFlow"}[fw], var, b)]
             med, walls = _medians(runs, fw, var, b)
             assert float(row["Wall median (s)"]) == pytest.approx(med, rel=0.01)
             if len(walls) >= 2:
@@ -197,9 +197,9 @@ def test_headline_table_holds_the_medians(small_report):
                 assert row["Wall IQR (s)"] == "–"  # no spread from a single run
             assert row["Runs ok"] == f"{len(walls)}/2"
             if b == 500:
-                assert _ratio(row["Speed-up vs fastest peer"]) == pytest.approx(keras_500 / med, rel=0.01)
-    # the failed repeat leaves Keras at batch 20000 with one run: its median is that run's time
-    row = by_key[("Keras/TF", "fit-tuned", 20000)]
+                assert _ratio(row["Speed-up vs fastest peer"]) == pytest.approx(tensorflow_500 / med, rel=0.01)
+    # the failed repeat leaves TensorFlow at batch 20000 with one run: its median is that run's time
+    row = by_key[("TensorFlow", "fit-tuned", 20000)]
     assert row["Runs ok"] == "1/2" and row["Spread"] == "1 run"
     assert row["Speed-up vs fastest peer"] == "1.00× (reference)"
     assert by_key[("NumPy", "optimized", 20000)]["Speed-up vs fastest peer"].endswith("(one run: no interval)")
@@ -230,7 +230,7 @@ def test_missing_framework_is_reported(tmp_path):
     assert md == tmp_path / "out" / "report.md"
     text = md.read_text()
     _check_figures(tmp_path / "out" / "figures", text)
-    assert "Keras/TF was not run" in text
+    assert "TensorFlow was not run" in text
     assert "Figure `speedup_vs_peer` is left out" in text and "No data for this figure" not in text
     assert "environment.json" in text and "study.json" in text  # missing files are named
     assert "Only one batch size" in text
@@ -239,11 +239,11 @@ def test_missing_framework_is_reported(tmp_path):
 
 def test_runs_csv_only_and_all_failed(tmp_path):
     folder = tmp_path / "bare"
-    make_results(folder, [("numpy", "step3"), ("keras", "fit")], batch_sizes=(500,), repeats=1, epochs=2,
-                 instrumented=False, failed=[("keras", "fit", 500, 0)], files=())
+    make_results(folder, [("numpy", "step3"), ("tensorflow", "fit")], batch_sizes=(500,), repeats=1, epochs=2,
+                 instrumented=False, failed=[("tensorflow", "fit", 500, 0)], files=())
     md = build_report(folder)
     text = md.read_text()
-    assert "Every Keras/TF run failed" in text
+    assert "Every TensorFlow run failed" in text
     assert "epochs.csv" in text
     _check_figures(folder / "report" / "figures", text)
 
@@ -295,7 +295,7 @@ def test_noisy_cell_and_one_run_cell_appear_as_such(small_report):
     _, walls = _medians(runs, "numpy", "step3", 500)
     assert noisy[0]["Wall times of the runs (s)"] == ", ".join(f"{w:.3f}" for w in sorted(walls))
     assert "rerun them with more repeats" in section
-    assert "**One run, no interval**: Keras/TF fit-tuned at batch 20,000" in section
+    assert "**One run, no interval**: TensorFlow fit-tuned at batch 20,000" in section
     headline = {(r["Variant"], r["Batch"]): r for r in parse_markdown_table(text.split("## Headline results", 1)[1])}
     assert headline[("step3", "500")]["Spread"].endswith("**noisy**")
     assert not headline[("step3", "20,000")]["Spread"].endswith("**noisy**")
@@ -335,24 +335,24 @@ def test_a_third_framework_slots_in(tmp_path, monkeypatch):
 
     monkeypatch.setitem(FRAMEWORKS, "jax", FRAMEWORKS.get("jax", "Keras 3 on JAX"))  # registered by the jax branch
     folder = tmp_path / "three"
-    series = [("numpy", "optimized"), ("keras", "loop"), ("jax", "fit"), ("jax", "loop")]
+    series = [("numpy", "optimized"), ("tensorflow", "loop"), ("jax", "fit"), ("jax", "loop")]
     make_results(folder, series, batch_sizes=(500,), repeats=3, epochs=6, instrumented=False)
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # legend text searchable in the SVG
         md = build_report(folder)
     text = md.read_text()
     headline = parse_markdown_table(text.split("## Headline results", 1)[1])
-    assert {r["Framework"] for r in headline} == {"NumPy", "Keras/TF", "Keras/JAX"}
+    assert {r["Framework"] for r in headline} == {"NumPy", "TensorFlow", "JAX"}
     assert {r["Variant"]: r["Speed-up vs fastest peer"] for r in headline}["loop"]  # both loops present
     fastest = parse_markdown_table(text.split("## The fastest of each framework", 1)[1])
-    jax = next(r for r in fastest if r["Framework"] == "Keras/JAX")
+    jax = next(r for r in fastest if r["Framework"] == "JAX")
     assert jax["Fastest (whole training)"] == "loop" and "[" in jax["Fastest NumPy against it"]
-    keras = next(r for r in fastest if r["Framework"] == "Keras/TF")
-    assert "[" in keras["Fastest NumPy against it"]
-    # Keras/JAX loop: the faster steady epoch (0.14 s against 0.16 s), the slower first (1.68 s against 0.16 s)
+    tensorflow = next(r for r in fastest if r["Framework"] == "TensorFlow")
+    assert "[" in tensorflow["Fastest NumPy against it"]
+    # JAX loop: the faster steady epoch (0.14 s against 0.16 s), the slower first (1.68 s against 0.16 s)
     breaks = parse_markdown_table(text.split("#### Break-even epochs", 1)[1])
     row = next(r for r in breaks if r["Variant"] == "NumPy optimized")
-    assert row["Against"] == "Keras/JAX loop" and row["Ahead after the flip"] == "Keras/JAX loop"
-    assert "Keras/JAX loop overtakes NumPy optimized after about" in (folder / "report" / "report.html").read_text()
+    assert row["Against"] == "JAX loop" and row["Ahead after the flip"] == "JAX loop"
+    assert "JAX loop overtakes NumPy optimized after about" in (folder / "report" / "report.html").read_text()
     for name in ("speedup_vs_peer", "time_vs_batch", "time_to_accuracy"):
         svg = (folder / "report" / "figures" / f"{name}.svg").read_text()
-        assert "Keras/JAX loop" in svg and "Keras/TF loop" in svg, name
+        assert "JAX loop" in svg and "TensorFlow loop" in svg, name

@@ -323,7 +323,7 @@ def test_the_default_study_takes_pytorch_only_where_installed(without_torch, mon
     assert "torch" not in available_frameworks()
     for preset in ("answer", "article", "quick", "sweep"):
         plan = plan_from_args(build_parser().parse_args(["run", "--preset", preset]))
-        assert "torch" not in plan.frameworks and {"numpy", "keras", "jax"} <= set(plan.frameworks), preset
+        assert "torch" not in plan.frameworks and {"numpy", "tensorflow", "jax"} <= set(plan.frameworks), preset
         assert not any("torch" in extra.variants for extra in plan.extras), preset
     monkeypatch.undo()
     if _torch_available():  # installed: in the default study, its loop in the grid and Keras' fit beside it

@@ -191,7 +191,7 @@ def test_run_resume_and_parity_are_refused_while_another_study_measures_the_mach
     with machine_lock(tmp_path / "busy", ["the other study"]):
         for args in (["run", *TINY, "--out", tmp_path / "new"], ["run", "--resume", "--out", done],
                      ["parity", "--batch-sizes", "100", "--epochs", "1", "--seeds", "1", "--train-limit", "1000",
-                      "--frameworks", "keras", "--variants", "loop", "--out", tmp_path / "parity"]):
+                      "--frameworks", "tensorflow", "--variants", "loop", "--out", tmp_path / "parity"]):
             result = subprocess.run(harness_command(*args), cwd=ROOT, env=environment(), capture_output=True,
                                     text=True, timeout=300)
             one_line_error(result, "measuring another study", f"pid {os.getpid()}", "the other study")

@@ -23,7 +23,7 @@ def run_rows(framework, variant, walls, first=None, steady=None, batch_size=500,
 
 
 def pair_summary(numpy_walls, peer_walls, seed=0, n_resamples=2000):
-    runs = pd.DataFrame(run_rows("numpy", "optimized", numpy_walls) + run_rows("keras", "loop", peer_walls))
+    runs = pd.DataFrame(run_rows("numpy", "optimized", numpy_walls) + run_rows("tensorflow", "loop", peer_walls))
     return summarize(runs, seed=seed, n_resamples=n_resamples).set_index("framework").loc["numpy"]
 
 
@@ -31,7 +31,7 @@ def test_interval_covers_a_known_ratio_and_identical_cells_are_no_clear_differen
     rows = []
     for seed in range(200):  # 200 independent studies, told apart by their batch size
         rng = np.random.default_rng(seed)
-        rows += run_rows("keras", "loop", rng.lognormal(np.log(15.0), 0.2, 5), batch_size=seed + 1)
+        rows += run_rows("tensorflow", "loop", rng.lognormal(np.log(15.0), 0.2, 5), batch_size=seed + 1)
         rows += run_rows("numpy", "optimized", rng.lognormal(np.log(10.0), 0.2, 5), batch_size=seed + 1)  # 1.5x
         rows += run_rows("numpy", "step3", rng.lognormal(np.log(15.0), 0.2, 5), batch_size=seed + 1)  # as the peer
     summary = summarize(pd.DataFrame(rows), n_resamples=1000).set_index("variant")
@@ -57,18 +57,18 @@ def test_same_seed_same_interval_and_verdicts_follow_the_interval():
 
 
 def test_one_run_cells_have_no_interval_and_the_reference_is_itself():
-    summary = summarize(pd.DataFrame(run_rows("numpy", "optimized", [5.0]) + run_rows("keras", "loop", [6.0, 7.0])))
-    numpy, keras = summary.set_index("framework").loc["numpy"], summary.set_index("framework").loc["keras"]
+    summary = summarize(pd.DataFrame(run_rows("numpy", "optimized", [5.0]) + run_rows("tensorflow", "loop", [6.0, 7.0])))
+    numpy, tensorflow = summary.set_index("framework").loc["numpy"], summary.set_index("framework").loc["tensorflow"]
     assert numpy["speedup_vs_best_peer"] == pytest.approx(6.5 / 5.0)
     assert np.isnan(numpy["speedup_vs_best_peer_lo"]) and numpy["speedup_vs_best_peer_verdict"] == NO_INTERVAL
     assert np.isnan(numpy["wall_rel_iqr"]) and not numpy["noisy"]
-    assert keras["speedup_vs_best_peer_verdict"] == REFERENCE and keras["best_peer"] == "keras/loop"
+    assert tensorflow["speedup_vs_best_peer_verdict"] == REFERENCE and tensorflow["best_peer"] == "tensorflow/loop"
 
 
 def test_steady_interval_resamples_the_epochs_within_runs():
     runs = pd.DataFrame(run_rows("numpy", "optimized", [10.0, 10.0, 10.0], steady=[0.2] * 3)
-                        + run_rows("keras", "loop", [12.0, 12.0, 12.0], steady=[0.3] * 3))
-    epochs = [dict(framework="keras", variant="loop", batch_size=500, threads=2, repeat=r, instrumented=False,
+                        + run_rows("tensorflow", "loop", [12.0, 12.0, 12.0], steady=[0.3] * 3))
+    epochs = [dict(framework="tensorflow", variant="loop", batch_size=500, threads=2, repeat=r, instrumented=False,
                    epoch=e, wall_s=0.3 + 0.1 * ((e + r) % 3 - 1)) for r in range(3) for e in range(2, 12)]
     epochs += [dict(framework="numpy", variant="optimized", batch_size=500, threads=2, repeat=r, instrumented=False,
                     epoch=e, wall_s=0.2) for r in range(3) for e in range(2, 12)]
@@ -78,7 +78,7 @@ def test_steady_interval_resamples_the_epochs_within_runs():
     assert without["steady_speedup_vs_best_peer_lo"] == without["steady_speedup_vs_best_peer_hi"] == pytest.approx(1.5)
     assert with_epochs["steady_speedup_vs_best_peer_hi"] - with_epochs["steady_speedup_vs_best_peer_lo"] > 0.2
     # a run whose epochs are missing from epochs.csv counts with its steady_epoch_wall_s alone
-    partial = pd.DataFrame([e for e in epochs if (e["framework"], e["repeat"]) != ("keras", 2)])
+    partial = pd.DataFrame([e for e in epochs if (e["framework"], e["repeat"]) != ("tensorflow", 2)])
     row = summarize(runs, partial).set_index("framework").loc["numpy"]
     assert 1.0 < row["steady_speedup_vs_best_peer_lo"] < 1.5 < row["steady_speedup_vs_best_peer_hi"] < 2.0
 
@@ -86,8 +86,8 @@ def test_steady_interval_resamples_the_epochs_within_runs():
 def test_noisy_cells_are_flagged_and_printed(tmp_path):
     quiet = [10.0, 10.2, 9.9]
     noisy = [10.0, 14.0, 9.0]  # IQR / median 0.25
-    runs = pd.DataFrame(run_rows("numpy", "optimized", noisy) + run_rows("keras", "loop", quiet)
-                        + run_rows("keras", "fit", [20.0]))
+    runs = pd.DataFrame(run_rows("numpy", "optimized", noisy) + run_rows("tensorflow", "loop", quiet)
+                        + run_rows("tensorflow", "fit", [20.0]))
     summary = summarize(runs).set_index("variant")
     assert summary.loc["optimized", "noisy"] and summary.loc["optimized", "wall_rel_iqr"] > NOISY_REL_IQR
     assert not summary.loc["loop", "noisy"]
@@ -95,7 +95,7 @@ def test_noisy_cells_are_flagged_and_printed(tmp_path):
     summary.reset_index().to_csv(path, index=False)
     lines = noisy_cell_lines(path)
     assert any(line.startswith("noisy: numpy/optimized at batch 500") for line in lines)
-    assert not any("keras/loop" in line for line in lines)
+    assert not any("tensorflow/loop" in line for line in lines)
     assert any("1 of 3 cells have one run" in line for line in lines)
     assert noisy_cell_lines(tmp_path / "absent.csv") == []
 
@@ -103,7 +103,7 @@ def test_noisy_cells_are_flagged_and_printed(tmp_path):
 def test_break_even_equals_the_closed_form():
     first_numpy, steady_numpy, first_peer, steady_peer = 0.25, 0.30, 2.25, 0.20  # the peer compiles, then runs faster
     runs = pd.DataFrame(run_rows("numpy", "step3", [10.0] * 3, first=[first_numpy] * 3, steady=[steady_numpy] * 3)
-                        + run_rows("keras", "loop", [9.0] * 3, first=[first_peer] * 3, steady=[steady_peer] * 3)
+                        + run_rows("tensorflow", "loop", [9.0] * 3, first=[first_peer] * 3, steady=[steady_peer] * 3)
                         + run_rows("numpy", "optimized", [6.0] * 3, first=[0.2] * 3, steady=[0.15] * 3))
     summary = summarize(runs).set_index("variant")
     closed = 1 + (first_peer - first_numpy) / (steady_numpy - steady_peer)  # 21: both took 0.25 + 20 * 0.30 s
@@ -118,15 +118,15 @@ def test_break_even_interval_reaches_never_when_the_steady_winner_is_uncertain()
     rng = np.random.default_rng(3)
     steady_numpy = rng.normal(0.30, 0.03, 5)
     runs = pd.DataFrame(run_rows("numpy", "step3", [10.0] * 5, first=[0.25] * 5, steady=steady_numpy)
-                        + run_rows("keras", "loop", [9.0] * 5, first=[2.0] * 5, steady=rng.normal(0.28, 0.03, 5)))
+                        + run_rows("tensorflow", "loop", [9.0] * 5, first=[2.0] * 5, steady=rng.normal(0.28, 0.03, 5)))
     row = summarize(runs).set_index("variant").loc["step3"]
     assert row["break_even_epochs_lo"] <= row["break_even_epochs"] and row["break_even_epochs_hi"] == np.inf
 
 
 def test_each_round_of_repeats_is_shuffled_with_the_seed():
     def plan(seed):
-        return StudyPlan(frameworks=("numpy", "keras"), variants={"numpy": ("step3", "optimized"),
-                                                               "keras": ("fit", "loop")},
+        return StudyPlan(frameworks=("numpy", "tensorflow"), variants={"numpy": ("step3", "optimized"),
+                                                               "tensorflow": ("fit", "loop")},
                          batch_sizes=(500, 20000), epochs=2, repeats=3, threads=(2,), seed=seed, train_limit=None,
                          phase_epochs=1, eval_every_epoch=True)
 

@@ -8,8 +8,7 @@ from numpy_mlp import PHASES
 from numpy_mlp import VARIANTS as NUMPY_VARIANTS
 
 # Imported without Keras or PyTorch: keras_baseline loads them (and Keras' backend) lazily.
-from keras_baseline import JAX_VARIANTS, TORCH_INSTALL_HINT, TORCH_VARIANTS, torch_available
-from keras_baseline import VARIANTS as KERAS_VARIANTS
+from keras_baseline import BACKEND_VARIANTS, TORCH_INSTALL_HINT, torch_available
 
 RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE = "runs.csv", "epochs.csv", "summary.csv"
 ENVIRONMENT_FILE, STUDY_FILE, PARITY_FILE = "environment.json", "study.json", "parity.csv"
@@ -18,16 +17,15 @@ SHARED_MACHINE = "shared_machine"  # study.json: true when a session ran beside 
 # The answer's tables, written beside summary.csv (reports.stats.winners, reports.stats.cost_model).
 WINNERS_FILE, COST_MODEL_FILE, CROSSOVERS_FILE = "winners.csv", "cost_model.csv", "crossovers.csv"
 
+# Every framework but numpy is a peer, named after the engine that runs it: the one Keras 3 model on the Keras
+# backend of that name (keras_baseline.BACKEND_VARIANTS), on PyTorch also PyTorch's own loops (keras_baseline.TorchMLP).
 FRAMEWORKS = {
     "numpy": "numpy_mlp: the article's hand-written NumPy MLP and its optimization ladder",
-    "keras": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
+    "tensorflow": "keras_baseline: the same network and training in Keras 3 on TensorFlow 2 (CPU)",
     "jax": "keras_baseline: the same Keras 3 model and training on Keras' JAX backend (XLA, CPU)",
     "torch": "keras_baseline: the same network and training in PyTorch: Keras 3 on its PyTorch backend (fit) "
              "and PyTorch's own loop, eager and torch.compile'd (CPU; optional install)",
 }
-# Every framework but numpy is a peer: the one Keras model, on this Keras backend (on PyTorch also
-# PyTorch's own loops, keras_baseline.TorchMLP).
-PEER_BACKENDS = {"keras": "tensorflow", "jax": "jax", "torch": "torch"}
 # Frameworks not in the base install: (is it installed here, how to add it).
 OPTIONAL_FRAMEWORKS = {"torch": (torch_available, TORCH_INSTALL_HINT)}
 
@@ -67,9 +65,7 @@ def variant_descriptions() -> dict[str, dict[str, str]]:
     load_plugins()
     return {
         "numpy": {name: cls.description for name, cls in NUMPY_VARIANTS.items()},
-        "keras": dict(KERAS_VARIANTS),
-        "jax": dict(JAX_VARIANTS),
-        "torch": dict(TORCH_VARIANTS),
+        **{name: dict(BACKEND_VARIANTS[name]) for name in peer_frameworks()},
     }
 
 
