@@ -1,5 +1,5 @@
 """Read a results folder (nothing is re-run): runs, epochs and summary.csv's statistics (computed by
-``reports.stats.summary`` when missing or older), typed by reports.folder.results' reader. All but runs.csv may be
+``reports.stats.summary`` when missing or incomplete), typed by reports.folder.results' reader. All but runs.csv may be
 missing: StudyData.missing and notes say what."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import style
 from .folder.results import KEY_KINDS, RESUME_EPOCH_COLUMNS, DamagedTable, as_table, read_results, text, timed
-from .folder.schema import (BUSY_RUNS, COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE,
+from .folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE,
                             ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, MEDIANS, OK, RUN_COLUMNS, RUN_KEY, RUNS_FILE,
                             STUDY_FILE, SUMMARY_FILE, WINNER_COLUMNS, WINNERS_FILE, summary_columns)
 from .folder.sessions import SESSION_ONLY, machines_in, read_sessions
@@ -19,8 +19,8 @@ from .stats.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accura
 from .stats.summary import summarize
 from .stats.tables import compute
 
-# What the report needs of runs.csv (a run's key, status and time) and epochs.csv (as a resume does), and
-# the kind of value (reports.folder.results); the other columns may be missing (left empty).
+# The values of runs.csv (a run's key, status and time) and epochs.csv (as a resume does) that the report
+# checks, with their kind (reports.folder.results).
 RUN_KINDS = {**KEY_KINDS, "status": "status", "wall_s": "number"}
 RUN_NUMBERS = ("epochs", "seed", "row_threads", *MEDIANS.values())
 EPOCH_NUMBERS = tuple(c for c in EPOCH_COLUMNS if c not in (*RESUME_EPOCH_COLUMNS, "machine"))
@@ -131,18 +131,15 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
 
 
 def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
-    """summary.csv as the harness wrote it; computed by the study's own code when it is missing or from
-    an older harness (without some of today's columns)."""
+    """summary.csv as the harness wrote it; computed by the study's own code when it is missing (a study
+    interrupted before writing it), unreadable or lacks some of its columns."""
     try:
         stats = pd.read_csv(path) if path.is_file() else None
     except UNREADABLE:
         stats = None
-    if stats is not None and BUSY_RUNS not in stats:  # a study from before noise was recorded: not known
-        stats[BUSY_RUNS] = pd.NA
     if stats is None or set(summary_columns()) - set(stats.columns):
-        notes.append(f"`summary.csv` is {'missing or unreadable' if stats is None else 'from an older harness'}: its "
-                     "statistics were computed from runs.csv and epochs.csv by the study's code "
-                     "(`reports.stats.summary`), as a study writes them.")
+        notes.append("`summary.csv` is missing, unreadable or incomplete: its statistics were computed from runs.csv "
+                     "and epochs.csv by the study's code (`reports.stats.summary`), as a study writes them.")
         stats = summarize(runs, epochs)
     stats["noisy"] = stats["noisy"].isin([True, "True"])
     return _in_report_order(stats.assign(cpu_per_wall=stats["cpu_median_s"] / stats["wall_median_s"]))
@@ -151,7 +148,7 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
 def load_answer(results_dir: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, study: dict,
                 notes: list[str]) -> dict[str, pd.DataFrame]:
     """winners.csv, cost_model.csv and crossovers.csv as the harness wrote them; computed by the study's own
-    code (reports.stats.tables) when one is missing, unreadable or from an older harness."""
+    code (reports.stats.tables) when one is missing, unreadable or incomplete, as summary.csv is."""
     files = {WINNERS_FILE: WINNER_COLUMNS, COST_MODEL_FILE: COST_MODEL_COLUMNS, CROSSOVERS_FILE: CROSSOVER_COLUMNS}
     tables = {}
     for name, columns in files.items():

@@ -20,8 +20,8 @@ import pytest
 
 from harness import dask_executor as cluster_module
 from harness.plan import RunSpec, StudyPlan
-from reports.folder.results import supersede_lost
-from reports.folder.schema import LOST, RUN_KEY
+from reports.folder.results import as_table, supersede_lost
+from reports.folder.schema import LOST, RUN_COLUMNS, RUN_KEY
 from harness.resume import not_retried, placed_key, retried_away, without
 from harness.rows import runs_to_do
 from harness.study import run_study
@@ -233,12 +233,12 @@ def results_folder(folder: Path, machine: str, epochs: int = 3) -> Path:
                              seed=repeat, threads=CORES[machine], instrumented=False, status="ok", error="",
                              wall_s=wall * (0.9 + 0.2 * repeat), steady_epoch_wall_s=wall / epochs,
                              first_epoch_wall_s=wall / epochs, test_acc=0.9, machine=machine, worker=""))
-    pd.DataFrame(rows).to_csv(folder / "runs.csv", index=False)
+    as_table(rows, RUN_COLUMNS).to_csv(folder / "runs.csv", index=False)
     (folder / "study.json").write_text(json.dumps({
         "epochs": epochs, "train_limit": 2000, "seed": 0, "config": CONFIG, "repeats": 2, "batch_sizes": [500],
         "threads": [CORES[machine]], "frameworks": ["numpy", "tensorflow", "jax"],
         "variants": {"numpy": ["step3", "optimized"], "tensorflow": ["loop"], "jax": ["loop"]}}))
-    (folder / "environment.json").write_text(json.dumps({"cpu_model": f"{machine} CPU", "machines": {
+    (folder / "environment.json").write_text(json.dumps({"sessions": [], "machines": {
         machine: {"host": machine, "cpu_model": f"{machine} CPU", "cores": CORES[machine],
                   "cpu_flags": "sse4_2 avx avx2 fma" + (" avx512f" if machine == "fast" else ""),
                   "blas": [{"internal_api": "openblas", "version": "0.3.31", "architecture": "Haswell"}],

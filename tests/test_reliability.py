@@ -414,13 +414,6 @@ def test_every_session_keeps_its_environment_record(study):
     report_input = load(study)  # the report shows the first session and says there were more
     assert report_input.env == sessions[0] and any("2 sessions" in note for note in report_input.notes)
 
-    # a folder of an older harness holds one record, not a list: it is read as the first session
-    (study / "environment.json").write_text(json.dumps(sessions[0]))
-    drop_run(study, 1000)
-    assert harness("run", *options(), "--resume", "--out", study).returncode == 0
-    sessions_now = json.loads((study / "environment.json").read_text())["sessions"]
-    assert len(sessions_now) == 2 and sessions_now[0] == sessions[0]
-
 
 # -- --retry-failed --------------------------------------------------------------------------------------
 @pytest.mark.slow

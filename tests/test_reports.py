@@ -19,17 +19,7 @@ if str(REPO) not in sys.path:  # also when run as plain `pytest` without install
 from reports import FIGURE_NAMES, ReportInputError, build_report  # noqa: E402
 from markdown_table import parse_markdown_table  # noqa: E402
 from reports.__main__ import main as cli_main  # noqa: E402
-
-RUN_COLUMNS = [
-    "framework", "variant", "batch_size", "epochs", "repeat", "seed", "threads", "status", "error",
-    "instrumented", "wall_s", "cpu_s", "first_epoch_wall_s", "steady_epoch_wall_s", "setup_s", "train_acc",
-    "test_acc", "final_loss", "gemm_floor_s", "peak_rss_mb",
-]
-EPOCH_COLUMNS = [
-    "framework", "variant", "batch_size", "threads", "repeat", "instrumented", "epoch", "wall_s", "cpu_s",
-    "eval_s", "loss", "train_acc", "test_acc", "lr", "phase_prepare_s", "phase_forward_s", "phase_cost_s",
-    "phase_backward_s", "phase_update_s",
-]
+from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS  # noqa: E402
 
 # Seconds per epoch (at repeat 0) of each variant per batch size; repeats add a little.
 EPOCH_TIME = {
@@ -100,11 +90,11 @@ def make_results(folder: Path, series, batch_sizes, repeats=2, epochs=3, threads
         _write_csv(folder / "summary.csv", ["framework", "variant", "batch_size", "threads", "n_runs", "n_ok",
                                             "wall_median_s"], [])
     if "environment" in files:
-        (folder / "environment.json").write_text(json.dumps({
+        (folder / "environment.json").write_text(json.dumps({"sessions": [{
             "cpu_model": "Test CPU 3000", "cores": 2, "os": "Linux", "python": "3.11", "numpy": "2.4",
             "tensorflow": "2.21", "keras": "3.15",
             "blas": [{"internal_api": "openblas", "version": "0.3.30", "num_threads": 2}],
-            "onednn": True, "git_commit": "abc1234", "date": "2025-01-01", "command": "python -m harness run"}))
+            "onednn": True, "git_commit": "abc1234", "date": "2025-01-01", "command": "python -m harness run"}]}))
     if "study" in files:
         (folder / "study.json").write_text(json.dumps({
             "preset": "test", "epochs": epochs, "batch_sizes": list(batch_sizes), "threads": list(threads),

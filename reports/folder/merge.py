@@ -11,14 +11,14 @@ import pandas as pd
 from .files import StudyError, write_text_atomic
 from .results import KEY_KINDS, RESUME_EPOCH_COLUMNS, read_results, text
 from .schema import ENVIRONMENT_FILE, EPOCH_COLUMNS, EPOCHS_FILE, RUN_COLUMNS, RUNS_FILE, STUDY_FILE
-from .sessions import SESSION_ONLY, machines_in, read_sessions
+from .sessions import machines_in
 
 PLAN_FIELDS = ("config", "epochs", "train_limit", "seed")  # what makes two folders' times comparable
 
 
 def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """A folder's runs, epochs, plan and machine records, each row naming its machine: a folder of one
-    machine that does not (older studies) is named after the folder and described by its first session."""
+    """A folder's runs, epochs, plan and machine records, each row naming its machine (a run that a
+    cluster could not place on any machine is named after the folder)."""
     for name, why in ((RUNS_FILE, ""), (STUDY_FILE, ": cannot check that its plan matches the others'")):
         if not (folder / name).is_file():
             raise StudyError(f"{folder} holds no {name}{why}")
@@ -26,15 +26,11 @@ def _read_folder(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
         runs = read_results(folder / RUNS_FILE, RUN_COLUMNS, {**KEY_KINDS, "status": "status"})
         epochs = read_results(folder / EPOCHS_FILE, EPOCH_COLUMNS, RESUME_EPOCH_COLUMNS)
         study = json.loads((folder / STUDY_FILE).read_text(encoding="utf-8"))
-        sessions = read_sessions(folder / ENVIRONMENT_FILE)
     except (OSError, ValueError) as exc:  # a DamagedTable is a ValueError
         raise StudyError(f"cannot read {folder}: {exc}") from None
     for table in (runs, epochs):
         table["machine"] = text(table["machine"]).replace("", folder.resolve().name)
-    machines = machines_in(folder / ENVIRONMENT_FILE)
-    if not machines and sessions and runs["machine"].nunique() == 1:
-        machines = {runs["machine"].iloc[0]: {k: v for k, v in sessions[0].items() if k not in SESSION_ONLY}}
-    return runs, epochs, study, machines
+    return runs, epochs, study, machines_in(folder / ENVIRONMENT_FILE)
 
 
 def merge(folders: list, into) -> Path:

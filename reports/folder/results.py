@@ -10,8 +10,7 @@ from .files import write_text_atomic
 from .schema import LOST, OK, RUN_KEY, STATUSES
 
 # What a resume needs of each table (to match runs to the plan, to check their epoch rows and to
-# summarize them), with the kind of value each column must hold. Other columns may be missing (a
-# folder of an older harness): they are left empty.
+# summarize them), with the kind of value each column must hold.
 KEY_KINDS = {"framework": "text", "variant": "text", "batch_size": "whole", "threads": "whole",
               "repeat": "whole", "instrumented": "bool"}
 RESUME_RUN_COLUMNS = {
@@ -32,9 +31,9 @@ def write_csv_atomic(path, frame: pd.DataFrame) -> None:
 
 def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataFrame:
     """A table the study wrote, read back for a resume: an empty table when the file does not exist;
-    DamagedTable when it is empty, unreadable, lacks a required column or holds a value of the wrong
-    kind there (the message names the row). Required columns come back typed (whole numbers as int,
-    flags as bool), so that their values compare equal to a plan's."""
+    DamagedTable when it is empty, unreadable, lacks one of ``columns`` or holds a value of the wrong
+    kind in a ``required`` one (the message names the row). Required columns come back typed (whole
+    numbers as int, flags as bool), so that their values compare equal to a plan's."""
     path = Path(path)
     if not path.exists():
         return as_table([], columns)
@@ -44,7 +43,7 @@ def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataF
         raise DamagedTable(f"{path} is empty") from None
     except (OSError, ValueError) as exc:  # ParserError and UnicodeDecodeError are ValueErrors
         raise DamagedTable(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    absent = [c for c in required if c not in frame.columns]
+    absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise DamagedTable(f"{path} lacks the required column(s) {', '.join(absent)}")
     for column, kind in required.items():

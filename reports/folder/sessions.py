@@ -12,17 +12,15 @@ SESSION_ONLY = ("date", "command")  # the keys of an environment record that bel
 
 def read_sessions(path) -> list[dict]:
     """The environment records of a study's sessions (the first run and each --resume), oldest
-    first, from its environment.json: ``{"sessions": [...]}``; a file of an older harness holds one
-    record, read as one session; no file, none. ValueError when the file holds neither."""
+    first, from its environment.json: ``{"sessions": [...]}``; none without the file or the key (a
+    merged folder's has machines only). ValueError when the file holds something else."""
     path = Path(path)
     if not path.exists():
         return []
     data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict) and "sessions" not in data:
-        return [data]
-    sessions = data.get("sessions") if isinstance(data, dict) else None
+    sessions = data.get("sessions", []) if isinstance(data, dict) else None
     if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
-        raise ValueError("it holds neither a list of sessions nor one environment record")
+        raise ValueError("it holds no list of sessions")
     return sessions
 
 
