@@ -165,7 +165,7 @@ def test_summary_arithmetic_against_a_hand_made_table():
     assert optimized["cpu_median_s"] == 4.0 and optimized["test_acc_median"] == 0.96
     assert optimized["speedup_vs_best_tensorflow"] == pytest.approx(9.0 / 3.0)
     assert optimized["best_tensorflow_variant"] == "fit-tuned"
-    # steady epochs only: fit is the faster Keras there (its first epoch is what makes it slower overall)
+    # steady epochs only: fit is the faster TensorFlow variant there (its first epoch is what makes it slower overall)
     assert optimized["steady_speedup_vs_best_tensorflow"] == pytest.approx(0.5 / 0.3)
     assert optimized["best_tensorflow_steady_variant"] == "fit"
     assert optimized["speedup_vs_step3"] == pytest.approx(6.0 / 3.0)
