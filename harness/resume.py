@@ -13,16 +13,14 @@ from reports.folder.files import StudyError
 from reports.folder.results import RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, read_results
 from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS
 
-from .plan import StudyPlan
-from .rows import run_key
-from .study_folder import StudyFiles
+from .plan import StudyPlan, run_key
 
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
 
 
-def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
-                  stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
-    """runs.csv and epochs.csv as a resume continues them, and the runs to retry.
+def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+    """runs.csv and epochs.csv (``files``: harness.study_folder.StudyFiles) as a resume continues them,
+    and the runs to retry.
 
     Damaged tables, and rows of runs another plan would make, are a StudyError. A run whose epoch rows
     are not exactly its epochs (an ok run: 1..epochs; one that failed or diverged: 1..k), or that is in
@@ -77,9 +75,9 @@ def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
 
 
 def placed_key(row) -> tuple:
-    """A run's key and the machine it ran on (empty for rows of an older harness): in a study placed
-    on every machine of a cluster, each machine makes its own run of every key."""
-    machine = row.get("machine")
+    """A run's key and the machine it ran on (empty for a run lost before a machine took it): in a study
+    placed on every machine of a cluster, each machine makes its own run of every key."""
+    machine = row["machine"]
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 
