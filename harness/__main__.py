@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
 import pandas as pd
@@ -20,15 +19,11 @@ from reports.stats.parity import (
     ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_table, verdict,
 )
 
-from .interrupts import Interrupted, interrupted
+from .interrupts import interrupted, stop_like_ctrl_c
 from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
 from .plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
 
 PARITY_NUMPY_VARIANT = "optimized"  # the numpy variant parity judges unless --variants names numpy variants
-
-
-def _interrupt(signum, frame):
-    raise Interrupted(signum)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,10 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="BLAS and TensorFlow threads, one study per value (default: all cores)")
     run.add_argument("--seed", type=non_negative_int, metavar="S",
                      help="seed of repeat 0 (repeat r uses S + r): initial weights and shuffling (default 0)")
-    run.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
     run.add_argument("--phase-epochs", type=non_negative_int, metavar="N",
                      help="epochs of the extra per-phase-timed numpy runs (0: none)")
-    run.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     run.add_argument("--out", metavar="DIR", help="results folder (default: results/<timestamp>-<pid>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the study in --out with the plan in its study.json, skipping finished runs and "
@@ -78,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=timeout_seconds, default=1800, metavar="SECONDS",
                      help="time limit of one run; a run over it is recorded as 'timeout' (default 1800)")
     run.add_argument("--no-report", action="store_true", help="do not build the report at the end")
-    _add_machine_options(run)
+    _add_shared_options(run)
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run on the workers of this Dask scheduler (one worker per machine, one thread each; "
                      "see the README) instead of one run after the other here")
@@ -109,16 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="peer variants to check, in every peer framework that has them (default: all), and "
                         f"numpy variants to judge (default: {PARITY_NUMPY_VARIANT})")
     parity.add_argument("--threads", type=positive_int, metavar="N", help="threads (default: all cores)")
-    parity.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
-    parity.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     parity.add_argument("--out", metavar="DIR",
                         help="where the runs and parity.csv go (default: results/parity-<timestamp>-<pid>)")
-    _add_machine_options(parity)
+    _add_shared_options(parity)
     return parser
 
 
-def _add_machine_options(command) -> None:
-    """One timing study per machine (harness.locks): wait for the one running, or run beside it knowingly."""
+def _add_shared_options(command) -> None:
+    """The data, and one timing study per machine (harness.locks): wait for the one running, or run beside it."""
+    command.add_argument("--train-limit", type=positive_int, metavar="N", help="use only the first N training samples")
+    command.add_argument("--data-dir", metavar="DIR", help="folder with MNIST (default: $MNIST_DIR, then the caches)")
     command.add_argument("--wait", action="store_true",
                          help="when another study is measuring this machine, wait for it to end instead of stopping")
     command.add_argument("--share-machine", action="store_true",
@@ -147,17 +140,13 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     _check_frameworks(frameworks, list(FRAMEWORKS), "framework")
     known = variant_descriptions()
     wanted = args.variants or preset.variants
-    variants = {}
-    for framework in frameworks:
-        if base is not None and not args.variants and framework in base.variants:
-            variants[framework] = base.variants[framework]
-        else:
-            variants[framework] = tuple(v for v in (wanted or known[framework]) if v in known[framework])
+    variants = {f: base.variants[f] if base is not None and not args.variants and f in base.variants
+                else tuple(v for v in (wanted or known[f]) if v in known[f]) for f in frameworks}
     for name in args.variants or ():  # a preset's names that no framework here has are skipped
         if not any(name in known[f] for f in FRAMEWORKS):
             choices = ", ".join(dict.fromkeys(v for f in FRAMEWORKS for v in known[f]))
             raise UsageError(f"unknown variant {name!r}; choose from {choices}")
-        if args.variants and not any(name in known[f] for f in frameworks):  # a preset's may be of one not installed
+        if not any(name in known[f] for f in frameworks):
             raise UsageError(f"variant {name!r} belongs to a framework not selected ({', '.join(frameworks)})")
     frameworks = tuple(f for f in frameworks if variants[f])
     defaults = base or preset
@@ -173,19 +162,12 @@ def plan_from_args(args, stored: StudyPlan | None = None) -> StudyPlan:
     n_train = train_limit or MNIST_TRAIN_SAMPLES  # a limit out of range is refused by StudyPlan.validate
     extras = base.extras if base else () if regridded else _extras(preset, frameworks, known, n_train)
     return StudyPlan(
-        frameworks=frameworks,
-        variants=variants,
-        batch_sizes=batch_sizes,
-        epochs=args.epochs or defaults.epochs,
-        repeats=args.repeats or defaults.repeats,
-        threads=tuple(dict.fromkeys(threads)),
-        seed=args.seed if args.seed is not None else base.seed if base else 0,
-        train_limit=train_limit,
+        frameworks=frameworks, variants=variants, batch_sizes=batch_sizes, epochs=args.epochs or defaults.epochs,
+        repeats=args.repeats or defaults.repeats, threads=tuple(dict.fromkeys(threads)),
+        seed=args.seed if args.seed is not None else base.seed if base else 0, train_limit=train_limit,
         phase_epochs=args.phase_epochs if args.phase_epochs is not None else defaults.phase_epochs,
-        eval_every_epoch=defaults.eval_every_epoch,
-        once=tuple(defaults.once if args.once is None else args.once),
-        preset=base.preset if base else f"{preset_name} (modified)" if modified else preset_name,
-        extras=extras,
+        eval_every_epoch=defaults.eval_every_epoch, once=tuple(defaults.once if args.once is None else args.once),
+        preset=base.preset if base else f"{preset_name} (modified)" if modified else preset_name, extras=extras,
         **({"config": base.config} if base else {}),
     )
 
@@ -221,7 +203,7 @@ def cmd_run(args) -> int:
         executor = DaskExecutor(args.scheduler, args.placement or "spread")
     try:
         files = run_study(plan, out, data_dir, executor=executor, resume=args.resume, retry_failed=args.retry_failed,
-                          timeout=args.timeout, command=args.typed, wait_machine=args.wait,
+                          timeout=args.timeout, command=_as_typed(), wait_machine=args.wait,
                           share_machine=args.share_machine)
         print(f"results: {files.out}")
         if not args.no_report:
@@ -238,10 +220,20 @@ def cmd_run(args) -> int:
         for line in noisy_cell_lines(files.summary):  # last, where a reader looks
             print(line)
     except KeyboardInterrupt as exc:
-        kept = (out / STUDY_FILE).exists()
-        return interrupted(exc, f": finished runs are kept in {out}; continue with --resume --out {out}" if kept else
-                           ": no run had started; nothing was kept")
+        return _stopped(exc, out, f"; continue with --resume --out {out}")
     return 0
+
+
+def _as_typed() -> list[str]:
+    """This command as the user typed it (sys.argv[0] is the path of this file): the locks' holders and
+    environment.json name it."""
+    return ["python", "-m", "harness", *sys.argv[1:]]
+
+
+def _stopped(exc: KeyboardInterrupt, out, hint: str = "") -> int:
+    """Say that the study in ``out`` was interrupted and what it kept (with ``hint`` when it kept runs)."""
+    kept = (out / STUDY_FILE).exists()
+    return interrupted(exc, f": finished runs are kept in {out}{hint}" if kept else ": no run had started; nothing was kept")
 
 
 def cmd_list(args) -> int:
@@ -298,17 +290,10 @@ def _parity_plan(args) -> StudyPlan:
     variants = {f: tuple(v for v in known[f] if not named_peers or v in named_peers) for f in peers}
     peers = tuple(f for f in peers if variants[f])
     return StudyPlan(
-        frameworks=("numpy", *peers),
-        variants={"numpy": judged, **{f: variants[f] for f in peers}},
-        batch_sizes=tuple(dict.fromkeys(args.batch_sizes)),
-        epochs=args.epochs,
-        repeats=args.seeds,
-        threads=(args.threads or all_cores(),),
-        seed=0,
-        train_limit=args.train_limit,
-        phase_epochs=0,
-        eval_every_epoch=False,
-        preset="parity",
+        frameworks=("numpy", *peers), variants={"numpy": judged, **{f: variants[f] for f in peers}},
+        batch_sizes=tuple(dict.fromkeys(args.batch_sizes)), epochs=args.epochs, repeats=args.seeds,
+        threads=(args.threads or all_cores(),), seed=0, train_limit=args.train_limit, phase_epochs=0,
+        eval_every_epoch=False, preset="parity",
     )
 
 
@@ -320,11 +305,10 @@ def cmd_parity(args) -> int:
     out = check_out_dir(args.out, resume=False, prefix="parity-")
     data_dir = check_data_dir(args.data_dir)
     try:
-        files = run_study(plan, out, data_dir, command=args.typed, wait_machine=args.wait,
+        files = run_study(plan, out, data_dir, command=_as_typed(), wait_machine=args.wait,
                           share_machine=args.share_machine, resumable=False)
     except KeyboardInterrupt as exc:
-        return interrupted(exc, f": finished runs are kept in {out}" if (out / STUDY_FILE).exists() else
-                           ": no run had started; nothing was kept")
+        return _stopped(exc, out)
     spread = measured_spread()
     accuracies = accuracy_table(pd.read_csv(files.runs))
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
@@ -353,14 +337,10 @@ def cmd_parity(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    args.typed = ["python", "-m", "harness", *argv]  # the command as typed: for the locks' holders and environment.json
     from .data import MnistError
 
-    for name in ("SIGTERM", "SIGHUP"):  # like Ctrl-C: see Interrupted
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupt)
+    stop_like_ctrl_c()
     try:
         return {"run": cmd_run, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}[args.command](args)
     except (UsageError, MnistError) as exc:

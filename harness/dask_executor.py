@@ -1,12 +1,9 @@
-"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``
-(the interface: harness.study.Executor).
+"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``.
 
-The client (the study's process) connects to a Dask scheduler, sends the study's data file to every
-Dask worker once and submits each run as a task. On a Dask worker the run still happens in a fresh
-worker process, exactly as without a cluster (``harness.one_run.execute``); a Dask worker must
-have one thread, so that it runs one run at a time, and a machine should have one Dask worker. Results
-come back to the client, which hands them to the study as they arrive, so runs.csv, epochs.csv and
---resume work as they do locally.
+The client (the study's process) sends the study's data file to every Dask worker once and submits
+each run as a task; on a Dask worker (one thread, one per machine) the run happens in a fresh worker
+process as it does here (harness.one_run). Results come back to the client as they arrive, so
+runs.csv, epochs.csv and --resume work as they do locally.
 
 Placements:
 
@@ -262,14 +259,14 @@ class DaskExecutor:
             exc = future.exception()
             if isinstance(exc, KilledWorker):
                 return _lost(task, f"{exc.allowed_failures + 1} workers died while running it "
-                             f"(the last: {exc.last_worker.address})", task.machine)
+                             f"(the last: {exc.last_worker.address})")
             return run_result(task.spec, {"status": "failed", "error": f"the task failed on the cluster: "
                                           f"{_one_line(exc)}"}, machine=task.machine)
-        return _lost(task, f"the scheduler dropped the task ({future.status})", task.machine)
+        return _lost(task, f"the scheduler dropped the task ({future.status})")
 
 
-def _lost(task: Task, why: str, machine: str | None = None) -> dict:
-    return run_result(task.spec, {"status": LOST, "error": why}, machine=machine)
+def _lost(task: Task, why: str) -> dict:
+    return run_result(task.spec, {"status": LOST, "error": why}, machine=task.machine)
 
 
 class _Batch:
@@ -365,9 +362,9 @@ class _Batch:
                             self.submit(task, attempts)
                         else:
                             why = f"its machine's worker died {attempts} times before it finished"
-                            lost.append((task, _lost(task, why, machine)))
+                            lost.append((task, _lost(task, why)))
         if not self.pending:
             for machine in [m for m in self.waiting if now - self.left_at[m] > REJOIN_GRACE_S]:
                 why = f"its machine left the cluster and was not back within {REJOIN_GRACE_S:.0f} s"
-                lost += [(task, _lost(task, why, machine)) for task, _ in self.waiting.pop(machine)]
+                lost += [(task, _lost(task, why)) for task, _ in self.waiting.pop(machine)]
         return lost

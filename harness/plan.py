@@ -281,44 +281,21 @@ class StudyPlan:
         return runs
 
     def to_dict(self) -> dict:
-        return {
-            "preset": self.preset,
-            "frameworks": list(self.frameworks),
-            "variants": {k: list(v) for k, v in self.variants.items()},
-            "batch_sizes": list(self.batch_sizes),
-            "epochs": self.epochs,
-            "repeats": self.repeats,
-            "threads": list(self.threads),
-            "seed": self.seed,
-            "train_limit": self.train_limit,
-            "phase_epochs": self.phase_epochs,
-            "eval_every_epoch": self.eval_every_epoch,
-            "once": list(self.once),
-            "extras": [extra.to_dict() for extra in self.extras],
-            "config": self.config.to_dict(),
-        }
+        """The plan as study.json holds it (the preset's name first, the network's configuration last)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("preset", "config")}
+        return {"preset": self.preset, **fields, "variants": {k: list(v) for k, v in self.variants.items()},
+                "extras": [extra.to_dict() for extra in self.extras], "config": self.config.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StudyPlan":
+    def from_dict(cls, data: dict) -> StudyPlan:
         """The plan of ``to_dict`` (study.json): KeyError, TypeError, ValueError or AttributeError when
         ``data`` is not one, UsageError when a value is out of its range (validate)."""
-        config = dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))
-        return cls(
-            frameworks=tuple(data["frameworks"]),
-            variants={framework: tuple(names) for framework, names in data["variants"].items()},
-            batch_sizes=tuple(data["batch_sizes"]),
-            epochs=data["epochs"],
-            repeats=data["repeats"],
-            threads=tuple(data["threads"]),
-            seed=data["seed"],
-            train_limit=data["train_limit"],
-            phase_epochs=data["phase_epochs"],
-            eval_every_epoch=data["eval_every_epoch"],
-            config=MLPConfig.from_dict(config),
-            preset=data.get("preset"),
-            once=tuple(data.get("once", ())),
-            extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())),
-        )
+        lists = {k: tuple(data[k]) for k in ("frameworks", "batch_sizes", "threads")}
+        values = {k: data[k] for k in ("epochs", "repeats", "seed", "train_limit", "phase_epochs", "eval_every_epoch")}
+        return cls(**lists, **values, variants={framework: tuple(names) for framework, names in data["variants"].items()},
+                   config=MLPConfig.from_dict(dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))),
+                   preset=data.get("preset"), once=tuple(data.get("once", ())),
+                   extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())))
 
 
 def read_plan(path: Path) -> StudyPlan:

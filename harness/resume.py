@@ -6,6 +6,8 @@ of a cluster, each machine makes its own run of every key.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -44,9 +46,7 @@ def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[p
     for key, epoch in zip(epoch_keys, epochs["epoch"]):
         numbers.setdefault(key, []).append(int(epoch))
     placed = [(placed_key(row), row) for _, row in runs.iterrows()]
-    times = {}
-    for key, _ in placed:
-        times[key] = times.get(key, 0) + 1
+    times = Counter(key for key, _ in placed)
 
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
@@ -60,14 +60,12 @@ def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[p
     kept = [key not in redone for key, _ in placed]
     kept_keys = {key for key, _ in placed} - redone
     orphans = sum(key not in kept_keys and key not in redone for key in epoch_keys)
-    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete",
-                               {k[:-1] for k in incomplete}),
-                              (len(twice), "redoing {} run(s) that runs.csv holds more than once",
-                               {k[:-1] for k in twice}),
-                              (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
-        if count:
-            labels = ", ".join(specs[k].label for k in sorted(keys))
-            print(f"resume: {what.format(count)}: {labels}", file=stream, flush=True)
+    for keys, what in ((incomplete, "redoing {} run(s) whose epoch rows are incomplete"),
+                       (twice, "redoing {} run(s) that runs.csv holds more than once"),
+                       (retried, "retrying {} failed or timed-out run(s)")):
+        if keys:
+            labels = ", ".join(specs[k].label for k in sorted({k[:-1] for k in keys}))
+            print(f"resume: {what.format(len(keys))}: {labels}", file=stream, flush=True)
     if orphans:
         print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
     epochs = _rows(epochs, [key in kept_keys for key in epoch_keys])

@@ -1,16 +1,14 @@
-"""A study: a plan's runs done through an executor it is given (``Executor``: here, harness.local_executor,
-the default; or on a Dask cluster, harness.dask_executor), each run's rows committed to the results
-folder as it finishes, then the summary.
+"""A study: a plan's runs done through the executor it is given (``Executor``: here, harness.local_executor,
+the default, or on a Dask cluster, harness.dask_executor), each run committed to the results folder as
+it finishes, then the summary.
 
     plan (new, or the stored one on --resume) -> the runs still to do (the executor's answer)
     -> the executor -> each finished run committed -> summary.csv and the tables computed with it
 
-The study loads MNIST once, fits the input scaler once and hands every run the same arrays through
-one .npz file in a scratch folder. A results folder holds one study: one plan (study.json), worked on
-by one process at a time (harness.study_folder), over one or more sessions (environment.json, one
-record each). A finished run lands whole: its epoch rows first, then its row in runs.csv, which is
-the commit record; a resume redoes any run whose rows are incomplete (harness.resume). Every problem
-with the folder is a StudyError (one line).
+MNIST is loaded and the input scaler fitted once; every run gets the same arrays through one .npz file
+in a scratch folder. A results folder holds one plan (study.json), worked on by one process at a time
+(harness.study_folder) over one or more sessions (environment.json). A run lands whole: its epoch rows
+first, then its row in runs.csv, the commit record (harness.resume repairs the rest).
 """
 from __future__ import annotations
 
@@ -39,8 +37,7 @@ from .study_folder import StudyFiles, claim_folder, scratch_folder, write_text
 
 
 class Executor(Protocol):
-    """Where a study's runs happen. Opened as a context, it holds what it needs meanwhile (this machine's
-    lock, or a connection to a cluster)."""
+    """Where a study's runs happen; opened as a context, it holds this machine's lock or a connection."""
 
     def __enter__(self) -> Executor: ...
 
@@ -51,15 +48,14 @@ class Executor(Protocol):
         machines that will run them: the study counts them and hands them back to ``results``."""
 
     def machines(self) -> dict:
-        """The records (machine name -> harness.environment.machine_record) of the machines known before
-        any run; a machine not known then sends its record with its first result."""
+        """machine name -> harness.environment.machine_record of the machines known before any run (the
+        others send theirs with their first result)."""
 
     def results(self, todo: list, plan: StudyPlan, data_path: Path, scratch: Path, timeout: float,
                 progress: Progress) -> Iterator[tuple[RunSpec, dict]]:
-        """Do the runs ``todo`` on the study's data (``data_path``, in the study's ``scratch`` folder) and
-        yield each one's spec and rows (harness.rows.run_result, and "record": its machine's record) as
-        it finishes, having told ``progress`` it started; what is still running when the iterator is
-        closed is stopped."""
+        """Do the runs ``todo`` on the study's data (``data_path``, in its ``scratch`` folder); yield each
+        one's spec and rows (harness.one_run.run_result, and "record": its machine's) as it finishes,
+        having told ``progress`` it started. Closing the iterator stops what is still running."""
 
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
