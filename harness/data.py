@@ -2,21 +2,18 @@
 
 ``load_mnist`` uses the first of these sources:
 
-1. ``data_dir`` if given, else ``$MNIST_DIR``: a folder with the four IDX files (each raw or
-   ``.gz``) or Keras' ``mnist.npz``, or the path of an ``mnist.npz``. A folder named this way is
-   the only source tried: missing or bad files raise ``MnistError``, never fall back.
-2. The project's cache (``pooch.os_cache``, ``~/.cache/mlp-numpy-tf2/mnist`` on Linux), then
-   Keras' ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras``). A cached file that fails
-   verification is never used nor replaced: the error names it and asks the user to delete it.
-3. A download of each missing ``<name>.gz`` with ``pooch.retrieve``, mirror after mirror: pooch
-   checks the archive's SHA-256 before renaming it into the cache, so no bad file lands there.
+1. ``data_dir`` if given, else ``$MNIST_DIR``: a folder with the four IDX files (raw or ``.gz``) or
+   Keras' ``mnist.npz``, or the path of an ``mnist.npz``; the only source tried (no fallback).
+2. The project's cache (``pooch.os_cache``, ``~/.cache/mlp-numpy-tf2/mnist`` on Linux), then Keras'
+   ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras``); a cached file that fails verification is
+   never used nor replaced: the error asks the user to delete it.
+3. A download of each missing ``<name>.gz`` with ``pooch.retrieve``, mirror after mirror (pooch checks
+   the archive's SHA-256 before it lands in the cache).
 
-Every file is verified the same way wherever it comes from: IDX magic number, dimensions and
-length, then the SHA-256 of the IDX bytes (``mnist.npz`` arrays are re-serialized as IDX bytes
-for it), so a copy compressed differently is accepted. Every problem raises ``MnistError``: one
-line that names the file.
+Every file is verified alike: IDX magic number, dimensions and length, then the SHA-256 of the IDX bytes
+(``mnist.npz`` arrays re-serialized as IDX), so a copy compressed differently is accepted. Every problem
+is a ``MnistError``: one line that names the file.
 """
-
 from __future__ import annotations
 
 import gzip
