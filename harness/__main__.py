@@ -233,7 +233,8 @@ def _as_typed() -> list[str]:
 def _stopped(exc: KeyboardInterrupt, out, hint: str = "") -> int:
     """Say that the study in ``out`` was interrupted and what it kept (with ``hint`` when it kept runs)."""
     kept = (out / STUDY_FILE).exists()
-    return interrupted(exc, f": finished runs are kept in {out}{hint}" if kept else ": no run had started; nothing was kept")
+    return interrupted(exc, f": finished runs are kept in {out}{hint}" if kept else
+                       ": no run had started; nothing was kept")
 
 
 def cmd_list(args) -> int:

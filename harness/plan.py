@@ -292,7 +292,7 @@ class StudyPlan:
         ``data`` is not one, UsageError when a value is out of its range (validate)."""
         lists = {k: tuple(data[k]) for k in ("frameworks", "batch_sizes", "threads")}
         values = {k: data[k] for k in ("epochs", "repeats", "seed", "train_limit", "phase_epochs", "eval_every_epoch")}
-        return cls(**lists, **values, variants={framework: tuple(names) for framework, names in data["variants"].items()},
+        return cls(**lists, **values, variants={framework: tuple(v) for framework, v in data["variants"].items()},
                    config=MLPConfig.from_dict(dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))),
                    preset=data.get("preset"), once=tuple(data.get("once", ())),
                    extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())))
