@@ -1,12 +1,9 @@
-"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``
-(the interface: harness.executors).
+"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``.
 
-The client (the study's process) connects to a Dask scheduler, sends the study's data file to every
-Dask worker once and submits each run as a task. On a Dask worker the run still happens in a fresh
-worker process, exactly as without a cluster (``harness.local_executor.execute``); a Dask worker must
-have one thread, so that it runs one run at a time, and a machine should have one Dask worker. Results
-come back to the client, which hands them to the study as they arrive, so runs.csv, epochs.csv and
---resume work as they do locally.
+The client (the study's process) sends the study's data file to every Dask worker once and submits
+each run as a task; on a Dask worker (one thread, one per machine) the run happens in a fresh worker
+process as it does here (harness.one_run). Results come back to the client as they arrive, so
+runs.csv, epochs.csv and --resume work as they do locally.
 
 Placements:
 
@@ -40,16 +37,14 @@ import pandas as pd
 from distributed import Client, KilledWorker, get_worker
 from distributed.core import rpc
 
-
 from reports.folder.files import UsageError, write_atomic
 from reports.folder.schema import LOST
 
 from .environment import environment_record, machine_name, machine_record
-from .local_executor import execute
 from .locks import machine_lock
-from .plan import RunSpec, StudyPlan
+from .one_run import execute, run_result
+from .plan import RunSpec, StudyPlan, runs_to_do
 from .progress import Progress
-from .rows import run_result, runs_to_do
 
 PLACEMENTS = ("spread", "every-machine")
 CONNECT_TIMEOUT_S = 5.0
@@ -117,40 +112,36 @@ async def _identity(address: str) -> dict:
         return await asyncio.wait_for(scheduler.identity(), CONNECT_TIMEOUT_S)
 
 
-def connect(scheduler: str, placement: str, stream=sys.stderr) -> "DaskExecutor":
-    """Connect to the scheduler and check its Dask workers; a ClusterError (one line) when it cannot be used."""
-    if placement not in PLACEMENTS:
-        raise ClusterError(f"unknown placement {placement!r}; choose from {', '.join(PLACEMENTS)}")
-    try:  # a plain check first: a Client that cannot connect leaves tracebacks behind when collected
-        identity = asyncio.run(_identity(scheduler))
-    except Exception as exc:  # noqa: BLE001 - any failure to talk to it means: no scheduler there
-        raise ClusterError(f"cannot reach a Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S:.0f} s "
-                           f"({_one_line(exc)})") from None
-    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
-        raise ClusterError(f"{scheduler} answers but is not a Dask scheduler")
-    client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
-    try:
-        executor = DaskExecutor(client, placement, stream)
-        executor.check()
-    except BaseException:
-        client.close()
-        raise
-    return executor
-
-
 @dataclass
 class DaskExecutor:
-    """A connected Dask client, the placement, and the machines of the study (every-machine). The
-    interface: harness.executors; its machines are recorded as their first results come back."""
+    """The study's runs on the Dask workers of the scheduler at ``scheduler``, placed by ``placement``;
+    connected and checked on entering (a ClusterError, one line, when the cluster cannot be used). The
+    interface: harness.study.Executor; its machines are recorded as their first results come back."""
 
-    client: Client
-    placement: str
+    scheduler: str
+    placement: str = "spread"
     stream: object = sys.stderr
+    client: Client | None = None
     addresses: dict[str, str | None] = field(default_factory=dict)  # machine -> its Dask worker's address now
     hosts_shared: set[str] = field(default_factory=set)  # hosts with several Dask workers at the start
     facts: dict[str, dict] = field(default_factory=dict)  # Dask worker address -> probe()
 
-    def __enter__(self) -> "DaskExecutor":
+    def __enter__(self) -> DaskExecutor:
+        if self.placement not in PLACEMENTS:
+            raise ClusterError(f"unknown placement {self.placement!r}; choose from {', '.join(PLACEMENTS)}")
+        try:  # a plain check first: a Client that cannot connect leaves tracebacks behind when collected
+            identity = asyncio.run(_identity(self.scheduler))
+        except Exception as exc:  # noqa: BLE001 - any failure to talk to it means: no scheduler there
+            raise ClusterError(f"cannot reach a Dask scheduler at {self.scheduler} within {CONNECT_TIMEOUT_S:.0f} s "
+                               f"({_one_line(exc)})") from None
+        if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+            raise ClusterError(f"{self.scheduler} answers but is not a Dask scheduler")
+        self.client = Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        try:
+            self.check()
+        except BaseException:
+            self.client.close()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -268,14 +259,14 @@ class DaskExecutor:
             exc = future.exception()
             if isinstance(exc, KilledWorker):
                 return _lost(task, f"{exc.allowed_failures + 1} workers died while running it "
-                             f"(the last: {exc.last_worker.address})", task.machine)
+                             f"(the last: {exc.last_worker.address})")
             return run_result(task.spec, {"status": "failed", "error": f"the task failed on the cluster: "
                                           f"{_one_line(exc)}"}, machine=task.machine)
-        return _lost(task, f"the scheduler dropped the task ({future.status})", task.machine)
+        return _lost(task, f"the scheduler dropped the task ({future.status})")
 
 
-def _lost(task: Task, why: str, machine: str | None = None) -> dict:
-    return run_result(task.spec, {"status": LOST, "error": why}, machine=machine)
+def _lost(task: Task, why: str) -> dict:
+    return run_result(task.spec, {"status": LOST, "error": why}, machine=task.machine)
 
 
 class _Batch:
@@ -371,9 +362,9 @@ class _Batch:
                             self.submit(task, attempts)
                         else:
                             why = f"its machine's worker died {attempts} times before it finished"
-                            lost.append((task, _lost(task, why, machine)))
+                            lost.append((task, _lost(task, why)))
         if not self.pending:
             for machine in [m for m in self.waiting if now - self.left_at[m] > REJOIN_GRACE_S]:
                 why = f"its machine left the cluster and was not back within {REJOIN_GRACE_S:.0f} s"
-                lost += [(task, _lost(task, why, machine)) for task, _ in self.waiting.pop(machine)]
+                lost += [(task, _lost(task, why)) for task, _ in self.waiting.pop(machine)]
         return lost

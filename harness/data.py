@@ -2,21 +2,18 @@
 
 ``load_mnist`` uses the first of these sources:
 
-1. ``data_dir`` if given, else ``$MNIST_DIR``: a folder with the four IDX files (each raw or
-   ``.gz``) or Keras' ``mnist.npz``, or the path of an ``mnist.npz``. A folder named this way is
-   the only source tried: missing or bad files raise ``MnistError``, never fall back.
-2. The project's cache (``pooch.os_cache``, ``~/.cache/mlp-numpy-tf2/mnist`` on Linux), then
-   Keras' ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras``). A cached file that fails
-   verification is never used nor replaced: the error names it and asks the user to delete it.
-3. A download of each missing ``<name>.gz`` with ``pooch.retrieve``, mirror after mirror: pooch
-   checks the archive's SHA-256 before renaming it into the cache, so no bad file lands there.
+1. ``data_dir`` if given, else ``$MNIST_DIR``: a folder with the four IDX files (raw or ``.gz``) or
+   Keras' ``mnist.npz``, or the path of an ``mnist.npz``; the only source tried (no fallback).
+2. The project's cache (``pooch.os_cache``, ``~/.cache/mlp-numpy-tf2/mnist`` on Linux), then Keras'
+   ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras``); a cached file that fails verification is
+   never used nor replaced: the error asks the user to delete it.
+3. A download of each missing ``<name>.gz`` with ``pooch.retrieve``, mirror after mirror (pooch checks
+   the archive's SHA-256 before it lands in the cache).
 
-Every file is verified the same way wherever it comes from: IDX magic number, dimensions and
-length, then the SHA-256 of the IDX bytes (``mnist.npz`` arrays are re-serialized as IDX bytes
-for it), so a copy compressed differently is accepted. Every problem raises ``MnistError``: one
-line that names the file.
+Every file is verified alike: IDX magic number, dimensions and length, then the SHA-256 of the IDX bytes
+(``mnist.npz`` arrays re-serialized as IDX), so a copy compressed differently is accepted. Every problem
+is a ``MnistError``: one line that names the file.
 """
-
 from __future__ import annotations
 
 import gzip
@@ -30,9 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pooch
-
-__all__ = ["DEFAULT_MIRRORS", "MNIST_FILES", "MnistError", "load_mnist"]
-
 
 class MnistFile(NamedTuple):
     """What one MNIST IDX file must contain, and the SHA-256 of the mirrors' ``.gz`` of it."""
@@ -100,10 +94,7 @@ def _check_sha256(digest: str, name: str, source: str) -> None:
 
 
 def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
-    """The verified array (shape ``MNIST_FILES[name].shape``, read-only) in IDX bytes ``data``.
-
-    ``source`` names the file in error messages (its path).
-    """
+    """The verified array (shape ``MNIST_FILES[name].shape``, read-only) in the IDX bytes ``data`` of ``source``."""
     spec = MNIST_FILES[name]
     header = 4 + 4 * len(spec.shape)
     magic = int.from_bytes(data[:4], "big")
@@ -222,27 +213,11 @@ def load_mnist(
     mirrors: Iterable[str] = DEFAULT_MIRRORS,
     timeout: float = 30,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Load the verified MNIST data set (see the module docstring for where it is looked for).
-
-    Parameters
-    ----------
-    data_dir : a folder with the four IDX files (raw or .gz) or ``mnist.npz``, or the path of an
-        ``mnist.npz``; default ``$MNIST_DIR``. When given (either way), it is the only source tried.
-    download : whether to download missing files into the cache.
-    cache_dir : the project's cache folder, default ``default_cache_dir()``.
-    mirrors : base URLs serving ``<name>.gz``, tried in order.
-    timeout : seconds for each network operation (connect, each read).
-
-    Returns
-    -------
-    x_train (60000, 784), y_train (60000,), x_test (10000, 784), y_test (10000,): uint8 (pixels
-    0..255, labels 0..9), C-contiguous and writeable.
-
-    Raises
-    ------
-    MnistError
-        If the data cannot be found, read, downloaded or verified (one line naming the file).
-    """
+    """x_train (60000, 784), y_train (60000,), x_test (10000, 784), y_test (10000,): verified uint8 arrays
+    (pixels 0..255, labels 0..9), C-contiguous and writeable, from the first source of the module's list;
+    missing files are downloaded (``download``) into ``cache_dir`` (default ``default_cache_dir()``) from
+    ``mirrors``, ``timeout`` seconds per network operation. MnistError (one line naming the file) when
+    the data cannot be found, read, downloaded or verified."""
     if data_dir is not None:
         arrays = _load_folder(Path(data_dir), "data_dir")
     elif os.environ.get("MNIST_DIR"):

@@ -25,25 +25,13 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
-def _cpu_model() -> str:
+def _cpuinfo(*keys: str) -> str | None:
+    """The first value of one of ``keys`` in the kernel's /proc/cpuinfo, or None (off Linux)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> str | None:
-    """The CPU's feature flags as the kernel lists them (AVX2, AVX-512, FMA, ...), or None off Linux."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(keys)), None)
 
 
 def _git_commit() -> str | None:
@@ -68,7 +56,7 @@ def environment_record(command: list[str] | None = None) -> dict:
     import numpy
 
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": _cpuinfo("model name") or platform.processor() or platform.machine(),
         "cores": all_cores(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
@@ -103,4 +91,4 @@ def machine_record() -> dict:
     record = environment_record()
     for key in SESSION_ONLY:
         record.pop(key)
-    return {"host": machine_name(), **record, "cpu_flags": _cpu_flags()}
+    return {"host": machine_name(), **record, "cpu_flags": _cpuinfo("flags", "Features")}  # AVX2, FMA, ...

@@ -1,14 +1,11 @@
 """The GEMM floor: how long BLAS alone needs for the matrix products of a training run.
 
-One batch of the network needs, per layer n with inputs i_n and outputs o_n: the forward product
-(b x i_n) @ (i_n x o_n), the kernel gradient (i_n x b) @ (b x o_n) and, above the input layer, the
-backward delta (b x o_n) @ (o_n x i_n). The floor times exactly these, with the operand layouts of
-``numpy_mlp``'s optimized variant, in the same process, dtype and BLAS as the run it belongs to.
-
-There is more than one way to run them on the run's cores, and the floor is the fastest of those
-``optimized`` can choose from (so that a training loop cannot look efficient by picking a slow one):
-whole batches with BLAS on all the run's threads or on one, and batches cut into row shares, one per
-thread, each pushed through in chunks of ``Optimized.chunk_rows`` rows with one BLAS thread.
+Per batch of b rows and layer n (inputs i_n, outputs o_n): the forward product (b x i_n) @ (i_n x o_n),
+the kernel gradient (i_n x b) @ (b x o_n) and, above the input layer, the backward delta
+(b x o_n) @ (o_n x i_n), with the operand layouts of numpy_mlp's optimized variant, in the run's own
+process, dtype and BLAS. The floor is the fastest of the ways ``optimized`` can choose from (so that a
+loop cannot look efficient by picking a slow one): whole batches with BLAS on all the run's threads or
+on one, or row shares, one per thread, in chunks of ``Optimized.chunk_rows`` rows with one BLAS thread.
 """
 from __future__ import annotations
 

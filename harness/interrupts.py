@@ -17,6 +17,16 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+def stop_like_ctrl_c() -> None:
+    """From now on SIGTERM and SIGHUP raise Interrupted in the main thread, as Ctrl-C raises KeyboardInterrupt."""
+    def raise_interrupted(signum, frame):
+        raise Interrupted(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), raise_interrupted)
+
+
 def interrupted(exc: KeyboardInterrupt, what: str) -> int:
     """Say that ``exc`` (Ctrl-C or an Interrupted) stopped the command, then ``what``; the exit status,
     128 + the signal's number."""

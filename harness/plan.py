@@ -1,5 +1,6 @@
-"""What a study runs: frameworks, variants, presets and the list of runs they expand to; a plan as
-stored in a results folder's study.json, read back and compared with the one asked for."""
+"""What a study runs: frameworks, variants, presets and the list of runs they expand to, and which of
+them have no row yet; a plan as stored in a results folder's study.json, read back and compared with
+the one asked for."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,10 +9,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from numpy_mlp import MLPConfig
 
 from reports.folder.files import StudyError, UsageError
-from reports.folder.schema import FRAMEWORKS, MNIST_TRAIN_SAMPLES, variant_descriptions
+from reports.folder.schema import FRAMEWORKS, LOST, MNIST_TRAIN_SAMPLES, RUN_KEY, variant_descriptions
 
 # The range of every value a plan holds (StudyPlan.validate), whether from options or from study.json.
 MAX_SEED = 2**32 - 1  # seeds S..S+repeats-1 must lie in 0..MAX_SEED: the range every framework accepts
@@ -134,6 +137,21 @@ class RunSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def run_key(row) -> tuple:
+    """A run's key from its row in runs.csv or epochs.csv, equal to its RunSpec.key."""
+    framework, variant, batch_size, threads, repeat, instrumented = (row[c] for c in RUN_KEY)
+    return (str(framework), str(variant), int(batch_size), int(threads), int(repeat), bool(instrumented))
+
+
+def runs_to_do(specs: list[RunSpec], runs: pd.DataFrame, machine: str | None = None) -> list[RunSpec]:
+    """The specs with no row in ``runs`` yet ('lost' rows do not count: those runs
+    are done again); with ``machine``, the specs with no row of that machine."""
+    if machine is not None:
+        runs = runs[runs["machine"].astype(str) == machine] if "machine" in runs else runs.iloc[:0]
+    done = {run_key(row) for _, row in runs.iterrows() if row["status"] != LOST}
+    return [spec for spec in specs if spec.key not in done]
 
 
 @dataclass
@@ -263,44 +281,21 @@ class StudyPlan:
         return runs
 
     def to_dict(self) -> dict:
-        return {
-            "preset": self.preset,
-            "frameworks": list(self.frameworks),
-            "variants": {k: list(v) for k, v in self.variants.items()},
-            "batch_sizes": list(self.batch_sizes),
-            "epochs": self.epochs,
-            "repeats": self.repeats,
-            "threads": list(self.threads),
-            "seed": self.seed,
-            "train_limit": self.train_limit,
-            "phase_epochs": self.phase_epochs,
-            "eval_every_epoch": self.eval_every_epoch,
-            "once": list(self.once),
-            "extras": [extra.to_dict() for extra in self.extras],
-            "config": self.config.to_dict(),
-        }
+        """The plan as study.json holds it (the preset's name first, the network's configuration last)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("preset", "config")}
+        return {"preset": self.preset, **fields, "variants": {k: list(v) for k, v in self.variants.items()},
+                "extras": [extra.to_dict() for extra in self.extras], "config": self.config.to_dict()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StudyPlan":
+    def from_dict(cls, data: dict) -> StudyPlan:
         """The plan of ``to_dict`` (study.json): KeyError, TypeError, ValueError or AttributeError when
         ``data`` is not one, UsageError when a value is out of its range (validate)."""
-        config = dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))
-        return cls(
-            frameworks=tuple(data["frameworks"]),
-            variants={framework: tuple(names) for framework, names in data["variants"].items()},
-            batch_sizes=tuple(data["batch_sizes"]),
-            epochs=data["epochs"],
-            repeats=data["repeats"],
-            threads=tuple(data["threads"]),
-            seed=data["seed"],
-            train_limit=data["train_limit"],
-            phase_epochs=data["phase_epochs"],
-            eval_every_epoch=data["eval_every_epoch"],
-            config=MLPConfig.from_dict(config),
-            preset=data.get("preset"),
-            once=tuple(data.get("once", ())),
-            extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())),
-        )
+        lists = {k: tuple(data[k]) for k in ("frameworks", "batch_sizes", "threads")}
+        values = {k: data[k] for k in ("epochs", "repeats", "seed", "train_limit", "phase_epochs", "eval_every_epoch")}
+        return cls(**lists, **values, variants={framework: tuple(v) for framework, v in data["variants"].items()},
+                   config=MLPConfig.from_dict(dict(data["config"], layer_sizes=tuple(data["config"]["layer_sizes"]))),
+                   preset=data.get("preset"), once=tuple(data.get("once", ())),
+                   extras=tuple(Extra.from_dict(extra) for extra in data.get("extras", ())))
 
 
 def read_plan(path: Path) -> StudyPlan:

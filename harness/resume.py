@@ -6,6 +6,8 @@ of a cluster, each machine makes its own run of every key.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -13,16 +15,14 @@ from reports.folder.files import StudyError
 from reports.folder.results import RESUME_EPOCH_COLUMNS, RESUME_RUN_COLUMNS, DamagedTable, read_results
 from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS
 
-from .plan import StudyPlan
-from .rows import run_key
-from .study_folder import StudyFiles
+from .plan import StudyPlan, run_key
 
 RETRIED = ("failed", "timeout")  # what --retry-failed redoes; 'diverged' is a result, not a failure
 
 
-def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
-                  stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
-    """runs.csv and epochs.csv as a resume continues them, and the runs to retry.
+def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[pd.DataFrame, pd.DataFrame, set]:
+    """runs.csv and epochs.csv (``files``: harness.study_folder.StudyFiles) as a resume continues them,
+    and the runs to retry.
 
     Damaged tables, and rows of runs another plan would make, are a StudyError. A run whose epoch rows
     are not exactly its epochs (an ok run: 1..epochs; one that failed or diverged: 1..k), or that is in
@@ -46,9 +46,7 @@ def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
     for key, epoch in zip(epoch_keys, epochs["epoch"]):
         numbers.setdefault(key, []).append(int(epoch))
     placed = [(placed_key(row), row) for _, row in runs.iterrows()]
-    times = {}
-    for key, _ in placed:
-        times[key] = times.get(key, 0) + 1
+    times = Counter(key for key, _ in placed)
 
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
@@ -62,14 +60,12 @@ def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
     kept = [key not in redone for key, _ in placed]
     kept_keys = {key for key, _ in placed} - redone
     orphans = sum(key not in kept_keys and key not in redone for key in epoch_keys)
-    for count, what, keys in ((len(incomplete), "redoing {} run(s) whose epoch rows are incomplete",
-                               {k[:-1] for k in incomplete}),
-                              (len(twice), "redoing {} run(s) that runs.csv holds more than once",
-                               {k[:-1] for k in twice}),
-                              (len(retried), "retrying {} failed or timed-out run(s)", {k[:-1] for k in retried})):
-        if count:
-            labels = ", ".join(specs[k].label for k in sorted(keys))
-            print(f"resume: {what.format(count)}: {labels}", file=stream, flush=True)
+    for keys, what in ((incomplete, "redoing {} run(s) whose epoch rows are incomplete"),
+                       (twice, "redoing {} run(s) that runs.csv holds more than once"),
+                       (retried, "retrying {} failed or timed-out run(s)")):
+        if keys:
+            labels = ", ".join(specs[k].label for k in sorted({k[:-1] for k in keys}))
+            print(f"resume: {what.format(len(keys))}: {labels}", file=stream, flush=True)
     if orphans:
         print(f"resume: dropping {orphans} epoch row(s) of runs that never reached runs.csv", file=stream, flush=True)
     epochs = _rows(epochs, [key in kept_keys for key in epoch_keys])
@@ -77,9 +73,9 @@ def resume_tables(plan: StudyPlan, files: StudyFiles, retry_failed: bool,
 
 
 def placed_key(row) -> tuple:
-    """A run's key and the machine it ran on (empty for rows of an older harness): in a study placed
-    on every machine of a cluster, each machine makes its own run of every key."""
-    machine = row.get("machine")
+    """A run's key and the machine it ran on (empty for a run lost before a machine took it): in a study
+    placed on every machine of a cluster, each machine makes its own run of every key."""
+    machine = row["machine"]
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 

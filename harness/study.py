@@ -1,16 +1,14 @@
-"""A study: a plan's runs done through an executor, each run's rows committed to the results folder as
+"""A study: a plan's runs done through the executor it is given (``Executor``: here, harness.local_executor,
+the default, or on a Dask cluster, harness.dask_executor), each run committed to the results folder as
 it finishes, then the summary.
 
     plan (new, or the stored one on --resume) -> the runs still to do (the executor's answer)
-    -> the executor (harness.executors: here, or on a Dask cluster) -> each finished run committed
-    -> summary.csv and the tables computed with it
+    -> the executor -> each finished run committed -> summary.csv and the tables computed with it
 
-The study loads MNIST once, fits the input scaler once and hands every run the same arrays through
-one .npz file in a scratch folder. A results folder holds one study: one plan (study.json), worked on
-by one process at a time (harness.study_folder), over one or more sessions (environment.json, one
-record each). A finished run lands whole: its epoch rows first, then its row in runs.csv, which is
-the commit record; a resume redoes any run whose rows are incomplete (harness.resume). Every problem
-with the folder is a StudyError (one line).
+MNIST is loaded and the input scaler fitted once; every run gets the same arrays through one .npz file
+in a scratch folder. A results folder holds one plan (study.json), worked on by one process at a time
+(harness.study_folder) over one or more sessions (environment.json). A run lands whole: its epoch rows
+first, then its row in runs.csv, the commit record (harness.resume repairs the rest).
 """
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,12 +28,34 @@ from reports.folder.sessions import machines_in, read_sessions, record_machines
 from reports.stats.tables import write_tables
 
 from .environment import environment_record
-from .executors import Executor, open_executor
 from .interrupts import interrupts_deferred
+from .local_executor import LocalExecutor
 from .plan import RunSpec, StudyPlan, check_same_plan, read_plan
 from .progress import Progress
 from .resume import not_retried, resume_tables, retried_away, without
 from .study_folder import StudyFiles, claim_folder, scratch_folder, write_text
+
+
+class Executor(Protocol):
+    """Where a study's runs happen; opened as a context, it holds this machine's lock or a connection."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def runs_to_do(self, plan: StudyPlan, done: pd.DataFrame) -> list:
+        """The runs of ``plan`` still to do, given the rows that count as done, checked against the
+        machines that will run them: the study counts them and hands them back to ``results``."""
+
+    def machines(self) -> dict:
+        """machine name -> harness.environment.machine_record of the machines known before any run (the
+        others send theirs with their first result)."""
+
+    def results(self, todo: list, plan: StudyPlan, data_path: Path, scratch: Path, timeout: float,
+                progress: Progress) -> Iterator[tuple[RunSpec, dict]]:
+        """Do the runs ``todo`` on the study's data (``data_path``, in its ``scratch`` folder); yield each
+        one's spec and rows (harness.one_run.run_result, and "record": its machine's) as it finishes,
+        having told ``progress`` it started. Closing the iterator stops what is still running."""
 
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
@@ -54,15 +74,15 @@ def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
     return path
 
 
-def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *, resume: bool = False,
-              retry_failed: bool = False, timeout: float = 1800.0, command: list[str] | None = None,
-              progress_stream=sys.stderr, scheduler: str | None = None, placement: str = "spread",
+def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, data_dir=None, *,
+              executor: Executor | None = None, resume: bool = False, retry_failed: bool = False,
+              timeout: float = 1800.0, command: list[str] | None = None, progress_stream=sys.stderr,
               wait_machine: bool = False, share_machine: bool = False, resumable: bool = True) -> StudyFiles:
-    """Execute every run of ``plan`` not yet in ``out``; write each finished run at once. With
-    ``resume``, ``plan`` may be a function of the stored plan that returns the plan asked for (the
-    command line's options over the stored plan), called once the folder is locked. With
-    ``scheduler`` (a Dask scheduler's address) the runs go to its Dask workers, placed by ``placement``;
-    else they happen here, holding the machine (``wait_machine``, ``share_machine``: harness.locks).
+    """Execute every run of ``plan`` not yet in ``out`` through ``executor``, opened once the folder is
+    locked; write each finished run at once. With ``resume``, ``plan`` may be a function of the stored
+    plan that returns the plan asked for (the command line's options over the stored plan), called once
+    the folder is locked. Without ``executor`` the runs happen here, holding the machine (``wait_machine``,
+    ``share_machine``: harness.locks); ``share_machine`` is recorded in study.json.
 
     Before MNIST is loaded, ``out`` is created, written to, locked and checked: a new study needs a
     folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
@@ -72,9 +92,9 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
     """
     files = StudyFiles(Path(out))
     command = list(sys.argv if command is None else command)
-    with claim_folder(files, command) as claim, \
-            open_executor(scheduler, placement, files.out, command, wait_machine=wait_machine,
-                          share_machine=share_machine, stream=progress_stream) as executor:
+    executor = executor or LocalExecutor(files.out, command, wait=wait_machine, share=share_machine,
+                                         stream=progress_stream)
+    with claim_folder(files, command) as claim, executor:
         if resume:
             stored = read_plan(files.study)
             plan = plan(stored) if callable(plan) else plan

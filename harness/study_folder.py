@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,33 +24,14 @@ from .locks import HeldLock, LockBusy
 SCRATCH_PREFIX = "mlp-study-"  # + the owner's pid: a study removes the scratch folders of dead owners
 
 
-@dataclass
 class StudyFiles:
-    out: Path
+    """The paths of a results folder ``out`` and of its files."""
 
-    @property
-    def runs(self) -> Path:
-        return self.out / RUNS_FILE
-
-    @property
-    def epochs(self) -> Path:
-        return self.out / EPOCHS_FILE
-
-    @property
-    def summary(self) -> Path:
-        return self.out / SUMMARY_FILE
-
-    @property
-    def environment(self) -> Path:
-        return self.out / ENVIRONMENT_FILE
-
-    @property
-    def study(self) -> Path:
-        return self.out / STUDY_FILE
-
-    @property
-    def lock(self) -> Path:
-        return self.out / ".study.lock"
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.runs, self.epochs, self.summary = (self.out / name for name in (RUNS_FILE, EPOCHS_FILE, SUMMARY_FILE))
+        self.environment, self.study, self.lock = (self.out / name for name in (ENVIRONMENT_FILE, STUDY_FILE,
+                                                                                ".study.lock"))
 
 
 def write_text(path: Path, text: str) -> None:

@@ -22,11 +22,6 @@ import sys  # noqa: E402
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
-def set_thread_environment(threads: int) -> None:
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-
-
 def pin_cores(threads: int) -> None:
     """Hold this process to the first ``threads`` of the cores it may run on, when it may run on
     more; threads started afterwards inherit it (Linux; elsewhere nothing happens). It reads the cores
@@ -47,7 +42,7 @@ def peak_rss_mb() -> float:
 
 def run(spec: dict, data_path: str) -> dict:
     pin_cores(spec["threads"])  # before any library starts a thread
-    set_thread_environment(spec["threads"])
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, str(spec["threads"])))
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 

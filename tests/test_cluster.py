@@ -23,7 +23,7 @@ from harness.plan import RunSpec, StudyPlan
 from reports.folder.results import as_table, supersede_lost
 from reports.folder.schema import LOST, RUN_COLUMNS, RUN_KEY
 from harness.resume import not_retried, placed_key, retried_away, without
-from harness.rows import runs_to_do
+from harness.plan import runs_to_do
 from harness.study import run_study
 from reports import load, machines
 from markdown_table import parse_markdown_table
@@ -127,7 +127,8 @@ def test_every_machine_runs_the_plan_on_each_and_resume_redoes_what_a_machine_lo
 
         def first_session():
             try:
-                run_study(plan, out, mnist_dir(), scheduler=address, placement="every-machine", progress_stream=log)
+                run_study(plan, out, mnist_dir(), executor=cluster_module.DaskExecutor(address, "every-machine", log),
+                          progress_stream=log)
             except BaseException as exc:  # noqa: BLE001 - handed to the test's thread below
                 failure.append(exc)
 
@@ -156,8 +157,8 @@ def test_every_machine_runs_the_plan_on_each_and_resume_redoes_what_a_machine_lo
     try:
         client.wait_for_workers(3, timeout=60)
         log = io.StringIO()
-        run_study(plan, out, mnist_dir(), resume=True, scheduler=address, placement="every-machine",
-                  progress_stream=log)
+        run_study(plan, out, mnist_dir(), resume=True,
+                  executor=cluster_module.DaskExecutor(address, "every-machine", log), progress_stream=log)
     finally:
         third.kill()
         third.wait()

@@ -14,7 +14,7 @@ import pytest
 from harness.plan import StudyPlan
 from reports.folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE, EPOCH_COLUMNS,
                             RUN_COLUMNS, WINNER_COLUMNS, WINNERS_FILE)
-from harness.local_executor import execute
+from harness.one_run import execute
 from harness.progress import Progress
 from harness.study import prepare_data, run_study
 from reports.stats.summary import summarize
@@ -191,7 +191,7 @@ BAD_OPTIONS = {
 
 
 def test_the_article_preset_runs_original_once():
-    from harness.cli import build_parser, plan_from_args
+    from harness.__main__ import build_parser, plan_from_args
 
     def variants_per_repeat(*options):
         runs = plan_from_args(build_parser().parse_args(["run", *options])).runs()

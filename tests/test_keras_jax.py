@@ -308,7 +308,7 @@ def test_optimizer_holds_the_article_rates(jax_trajectories, variant):
 # -- the study --------------------------------------------------------------------------------------
 
 def test_jax_is_a_peer_in_the_presets_and_the_listing():
-    from harness.cli import build_parser, plan_from_args
+    from harness.__main__ import build_parser, plan_from_args
     from keras_baseline import BACKEND_VARIANTS
     from reports.folder.schema import FRAMEWORKS
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import mnist_dir
 from reports.stats.parity import (ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table,
                                   verdict)
-from harness.cli import main
+from harness.__main__ import main
 from reports.folder.schema import available_frameworks, variant_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from harness.cli import build_parser, plan_from_args
+from harness.__main__ import build_parser, plan_from_args
 from harness.plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
 from keras_baseline.runtime import all_cores
 from harness.plan import read_plan

@@ -20,7 +20,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from harness.cli import UsageError
+from reports.folder.files import UsageError
 from harness.plan import StudyPlan
 from harness.study import run_study
 

@@ -317,7 +317,7 @@ def without_torch(monkeypatch):
 
 
 def test_the_default_study_takes_pytorch_only_where_installed(without_torch, monkeypatch):
-    from harness.cli import build_parser, plan_from_args
+    from harness.__main__ import build_parser, plan_from_args
     from reports.folder.schema import available_frameworks
 
     assert "torch" not in available_frameworks()
@@ -335,7 +335,7 @@ def test_the_default_study_takes_pytorch_only_where_installed(without_torch, mon
 @pytest.mark.parametrize("command", [["run", "--frameworks", "torch"], ["parity", "--frameworks", "torch"],
                                      ["run", "--frameworks", "numpy", "torch", "--variants", "optimized", "loop"]])
 def test_asking_for_pytorch_without_it_stops_with_one_line(without_torch, capsys, tmp_path, command):
-    from harness.cli import main
+    from harness.__main__ import main
 
     assert main([*command, "--out", str(tmp_path / "never")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -344,7 +344,7 @@ def test_asking_for_pytorch_without_it_stops_with_one_line(without_torch, capsys
 
 
 def test_the_listing_says_whether_pytorch_is_installed_and_how_to_add_it(without_torch, capsys, monkeypatch):
-    from harness.cli import main
+    from harness.__main__ import main
 
     assert main(["list"]) == 0
     torch_line = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["torch"])

@@ -14,7 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from harness.cli import build_parser, plan_from_args
+from harness.__main__ import build_parser, plan_from_args
 from harness.options import check_data_dir, check_out_dir
 from reports.folder.files import StudyError, UsageError
 from harness.locks import MACHINE_LOCK_VARIABLE, HeldLock, machine_lock, machine_lock_path
@@ -377,7 +377,7 @@ def test_a_non_zip_mnist_npz_is_named_as_such(tmp_path):
 
 def test_an_interrupt_before_any_run_does_not_suggest_resuming_a_removed_folder(tmp_path, monkeypatch, capsys):
     import harness.study
-    from harness.cli import cmd_run
+    from harness.__main__ import cmd_run
 
     def interrupted_while_loading(*args, **kwargs):
         raise KeyboardInterrupt

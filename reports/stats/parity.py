@@ -1,4 +1,4 @@
-"""The statistics of ``python -m harness parity`` (the command is harness.cli's): does every framework learn
+"""The statistics of ``python -m harness parity`` (the command is harness.__main__'s): does every framework learn
 the same thing?
 
 Parity of results, not of trajectories: each framework shuffles its own way, from the same initial

@@ -1,8 +1,9 @@
 """The search behind the 'fit-tuned' and 'loop' settings: time Keras' execution options on this machine.
+A development tool beside the package (docs/tuning.md); run it from anywhere as a script:
 
-    python -m harness.tune --mnist ../shared/data/mnist --threads 2 --epochs 8 --batch-sizes 500 20000
-    python -m harness.tune --backend jax --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
-    python -m harness.tune --backend torch --variants fit-tuned --threads 1 --batch-sizes 32 500 20000
+    python docs/tools/keras_settings_search.py --mnist ../shared/data/mnist --threads 2 --batch-sizes 500 20000
+    python docs/tools/keras_settings_search.py --backend jax --threads 2 --batch-sizes 500 20000
+    python docs/tools/keras_settings_search.py --backend torch --variants fit-tuned --threads 1 --batch-sizes 32 500
 
 Every candidate trains the reference configuration from the same initial weights on the full MNIST
 training set; reported are the first epoch (tracing/compilation included), the median of the other
@@ -15,6 +16,9 @@ import argparse
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: numpy_mlp, keras_baseline, harness
 
 
 def candidates(variant: str, batch_size: int, n: int, full: bool = True, backend: str = "tensorflow"):
@@ -48,7 +52,7 @@ def time_one(variant, settings, x, labels, epochs, batch_size, seed=0):
     return [r.wall_s for r in records], [r.cpu_s for r in records], records[-1].train_acc
 
 
-def summarize(runs):
+def medians(runs):
     """Median over the repeats of: first epoch, median of the later epochs (wall and CPU)."""
     med = statistics.median
     first = med(w[0] for w, _, _ in runs)
@@ -58,7 +62,7 @@ def summarize(runs):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.tune", description=__doc__,
+    parser = argparse.ArgumentParser(prog="keras_settings_search.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.data.load_mnist's search)")
     parser.add_argument("--threads", type=int, default=2, help="cores the process is held to (default: 2)")
@@ -76,8 +80,8 @@ def main(argv=None) -> None:
     from keras_baseline.runtime import configure_backend
     from numpy_mlp import InputScaler
 
-    from .data import MnistError, load_mnist
-    from .worker import pin_cores
+    from harness.data import MnistError, load_mnist
+    from harness.worker import pin_cores
 
     pin_cores(args.threads)
     try:
@@ -107,7 +111,7 @@ def main(argv=None) -> None:
             for i, (variant, settings) in enumerate(grid):
                 runs[i].append(time_one(variant, settings, x, labels, args.epochs, batch_size))
         for i, (variant, settings) in enumerate(grid):
-            first, steady, steady_cpu, total, acc = summarize(runs[i])
+            first, steady, steady_cpu, total, acc = medians(runs[i])
             print(f"{variant:10} {batch_size:6d} {settings.steps_per_execution!s:>10} {settings.jit_compile!s:>5} "
                   f"{first:7.3f} {steady:7.3f} {steady_cpu:7.3f} {total:7.2f} {acc:6.4f}",
                   flush=True)
