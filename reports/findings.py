@@ -7,18 +7,15 @@ import numbers
 
 import pandas as pd
 
+from .article import ARTICLE_TOTAL_GAIN
 from .data import accuracy_curves, phase_table, rows, select, time_to_accuracy_table
 from .folder.schema import CELL_KEY, FASTER, PHASES, SLOWER, UNCLEAR
-from .style import (and_join, finite, fmt_acc, fmt_epochs, fmt_interval, fmt_pct, fmt_ratio, fmt_s, fmt_verdict, framework_label,
-                    label, label_of, PHASE_LABELS, threads_label, variant_rank)
-from .article import ARTICLE_TOTAL_GAIN
+from .sections import name
+from .style import (PHASE_LABELS, and_join, finite, fmt_acc, fmt_interval, fmt_pct, fmt_ratio, fmt_s, fmt_verdict,
+                    framework_label, label_of, threads_label, variant_rank)
 
 CLAIMS = {FASTER: "{} is faster than {}", SLOWER: "{} is slower than {}",
           UNCLEAR: "there is no clear difference between {} and {}"}
-
-
-def name(cell) -> str:
-    return label(cell["framework"], cell["variant"])
 
 
 def phase_name(phase: str) -> str:
@@ -59,29 +56,32 @@ def claim(row, col: str, subject: str, other: str) -> str:
 
 def against_peers(r, bn, b: int, t: int) -> str:
     peer = r.row(bn["best_peer"], b, t)
-    text = claim(bn, "speedup_vs_best_peer", f"NumPy {bn['variant']} ({fmt_s(bn['wall_median_s'])} s)",
-                 f"the fastest peer, {label_of(bn['best_peer'])}"
-                 + (f" ({fmt_s(peer['wall_median_s'])} s)" if peer is not None else ""))
+    text = claim(bn, "speedup_vs_best_peer", f"NumPy {bn['variant']} ({wall(bn)})",
+                 f"the fastest peer, {label_of(bn['best_peer'])}" + (f" ({wall(peer)})" if peer is not None else ""))
     if isinstance(bn["best_peer_steady"], str):
-        text += "; per steady epoch, " + claim(bn, "steady_speedup_vs_best_peer", "it", label_of(bn["best_peer_steady"]))
+        text += "; per steady epoch, " + claim(bn, "steady_speedup_vs_best_peer", "it",
+                                               label_of(bn["best_peer_steady"]))
     return text
 
 
-def time(r) -> str:
+def wall(cell) -> str:
+    return f"{fmt_s(cell['wall_median_s'])} s"
+
+
+def time_vs_batch(r) -> str:
     lines = []
     for b, t in r.combos():
         cells = r.rows(batch_size=b, threads=t)
         if cells:
             fast, slow = (f(cells, key=lambda c: c["wall_median_s"]) for f in (min, max))
-            lines.append(f"At batch {b:,} the lowest median wall time is {name(fast)}'s ({fmt_s(fast['wall_median_s'])} s)"
-                         + (f" and the highest {name(slow)}'s ({fmt_s(slow['wall_median_s'])} s)" if len(cells) > 1
-                            else "") + ".")
+            lines.append(f"At batch {b:,} the lowest median wall time is {name(fast)}'s ({wall(fast)})"
+                         + (f" and the highest {name(slow)}'s ({wall(slow)})" if len(cells) > 1 else "") + ".")
     bs, trend = r.d.batch_sizes, []
     for fw in r.d.frameworks if len(bs) >= 2 else []:
         a, z = r.best(bs[0], r.main_threads, fw), r.best(bs[-1], r.main_threads, fw)
         if a is not None and z is not None:
-            trend.append(f"the fastest {framework_label(fw)} median goes from {fmt_s(a['wall_median_s'])} s ({a['variant']}) to "
-                         f"{fmt_s(z['wall_median_s'])} s ({z['variant']})")
+            trend.append(f"the fastest {framework_label(fw)} median goes from {wall(a)} ({a['variant']}) to {wall(z)} "
+                         f"({z['variant']})")
     if len(bs) >= 2:
         batches = f"From batch {bs[0]:,} to {bs[-1]:,}, {and_join(trend)}." if trend else ""
     else:
@@ -93,7 +93,7 @@ def time(r) -> str:
     return blocks(items(lines), sentences(batches, cpu, main_threads_note(r)))
 
 
-def speedup(r) -> str:
+def speedup_vs_peer(r) -> str:
     lines = []
     for b, t in r.combos():
         bn = r.best(b, t, "numpy")
@@ -108,9 +108,9 @@ def speedup(r) -> str:
     if lines:
         faster = r.rows(framework="numpy", threads=r.main_threads, speedup_vs_best_peer_verdict=FASTER)
         first = min((c["variant"] for c in faster), key=lambda v: variant_rank("numpy", v)) if faster else None
-        ladder = (f"On the ladder, {first} is the first NumPy step that is faster than the fastest peer (interval above "
-                  "1) at some batch size." if first else
-                  "No NumPy variant is clearly faster than the fastest peer at any batch size (no interval lies above 1).")
+        ladder = (f"On the ladder, {first} is the first NumPy step that is faster than the fastest peer (interval "
+                  "above 1) at some batch size." if first else "No NumPy variant is clearly faster than the fastest "
+                  "peer at any batch size (no interval lies above 1).")
     return blocks(items(lines), sentences(ladder, main_threads_note(r)))
 
 
@@ -131,8 +131,8 @@ def ladder(r) -> str:
         return "Fewer than two steps of the ladder were run, so no gains can be computed."
     return blocks("Each NumPy step against step3 (ratio of median wall times, 95 % interval; above 1 = faster):",
                   items(lines),
-                  sentences("For comparison, the article reports 11 → 9.6 s for Step II, 9.6 → 7.3 s at batch 500 and "
-                            "8.7 → 6.8 s at batch 20,000 for Step III, and more than "
+                  sentences("For comparison, the article reports 11 → 9.6 s for Step II, 9.6 → 7.3 s at batch 500 "
+                            "and 8.7 → 6.8 s at batch 20,000 for Step III, and more than "
                             f"{ARTICLE_TOTAL_GAIN}× from the original code to Step III.", main_threads_note(r)))
 
 
@@ -204,13 +204,13 @@ def accuracy(r) -> str:
             lines.append(f"At batch {a['batch_size']:,}, only {name(lo)} has accuracy data (final test accuracy "
                          f"{fmt_acc(lo['test_acc'])}).")
             continue
-        lines.append(
-            f"At batch {a['batch_size']:,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} ({name(lo)}) "
-            f"and {fmt_acc(hi['test_acc'])} ({name(hi)}), a spread of {a['spread']:.1f} percentage points (the repeats "
-            f"of one variant, which differ only in their seed and shuffling, spread up to {a['noise']:.1f}): " + (
-                "the implementations learn the same model as far as this study can tell, so their times are comparable."
-                if a["alike"] else "more than one point and more than the repeats do, so some implementations do not "
-                "train the same way and their times should be compared with care."))
+        verdict = ("the implementations learn the same model as far as this study can tell, so their times are "
+                   "comparable." if a["alike"] else "more than one point and more than the repeats do, so some "
+                   "implementations do not train the same way and their times should be compared with care.")
+        lines.append(f"At batch {a['batch_size']:,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} "
+                     f"({name(lo)}) and {fmt_acc(hi['test_acc'])} ({name(hi)}), a spread of {a['spread']:.1f} "
+                     "percentage points (the repeats of one variant, which differ only in their seed and shuffling, "
+                     f"spread up to {a['noise']:.1f}): {verdict}")
     return items(lines)
 
 
@@ -224,18 +224,16 @@ def time_to_accuracy(r, threshold: float) -> str:
         line = f"At batch {b:,}"
         if reached:
             f, peers = reached[0], [p for p in reached if p["framework"] != "numpy"]
-            line += (f", {name(f)} has the shortest median time to {threshold:.0%} test accuracy, {fmt_s(f['time_s'])} s "
-                     f"of training (epoch {f['epoch']})")
+            line += (f", {name(f)} has the shortest median time to {threshold:.0%} test accuracy, "
+                     f"{fmt_s(f['time_s'])} s of training (epoch {f['epoch']})")
             if peers and f["framework"] == "numpy":
                 line += f"; the first peer is {name(peers[0])} at {fmt_s(peers[0]['time_s'])} s"
-        elif c["test_acc"].notna().any():
-            best = c.loc[c["test_acc"].idxmax()]
-            line += (f", no variant reaches it within {r.d.epochs_per_run or '?'} epochs (best median test accuracy "
-                     f"{fmt_acc(best['test_acc'])}, {name(best)})")
+            if missed:
+                line += f"; {and_join([name(m) for m in missed])} did not reach it"
         else:
-            line += f", no variant reaches it within {r.d.epochs_per_run or '?'} epochs"
-        if reached and missed:
-            line += f"; {and_join([name(m) for m in missed])} did not reach it"
+            best = c.loc[c["test_acc"].idxmax()] if c["test_acc"].notna().any() else None
+            line += f", no variant reaches it within {r.d.epochs_per_run or '?'} epochs" + (
+                f" (best median test accuracy {fmt_acc(best['test_acc'])}, {name(best)})" if best is not None else "")
         lines.append(line + ".")
     return blocks(items(lines), threads_note(threads, table["threads"].nunique() > 1))
 
@@ -256,7 +254,7 @@ def efficiency(r) -> str:
 
 def texts(r, figures: dict, threshold: float, guard) -> dict[str, str]:
     """The paragraph under each figure drawn (empty for the others), each computed under ``guard``."""
-    writers = dict(time_vs_batch=time, speedup_vs_peer=speedup, ladder=ladder, phases=phases, accuracy=accuracy,
-                   time_to_accuracy=lambda report: time_to_accuracy(report, threshold), efficiency=efficiency)
-    return {name: guard(lambda: writers[name](r)) if name in writers and not o.left_out else ""
-            for name, o in figures.items()}
+    writers = {f.__name__: f for f in (time_vs_batch, speedup_vs_peer, ladder, phases, accuracy, efficiency)}
+    writers["time_to_accuracy"] = lambda report: time_to_accuracy(report, threshold)
+    return {figure: guard(lambda: writers[figure](r)) if figure in writers and not o.left_out else ""
+            for figure, o in figures.items()}

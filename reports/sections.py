@@ -207,7 +207,8 @@ class Report:
         body = []
         for a in article.ARTICLE_TIMES:
             ours = self.row(f"numpy/{a.variant}", a.batch_size, self.main_threads)
-            body.append([label("numpy", a.variant), f"{a.batch_size:,}", f"{a.seconds:g}" + (" (derived)" if a.derived else ""),
+            body.append([label("numpy", a.variant), f"{a.batch_size:,}",
+                         f"{a.seconds:g}" + (" (derived)" if a.derived else ""),
                          fmt_s(a.seconds * factor), "not run" if ours is None else fmt_s(ours["wall_median_s"]),
                          fmt_s(ours["wall_iqr_s"]) if ours is not None and ours["n_ok"] >= 2 else "–"])
         return markdown_table(["Variant", "Batch", "Article, 35 epochs (s)", "Article, scaled to this study (s)",
@@ -247,9 +248,9 @@ class Report:
                 out.append(f"{framework_label(fw)} variant(s) not run: {', '.join(absent)}.")
         most = max((c["n_ok"] for c in self.rows()), default=3)
         if most < 3:
-            out.append(f"At most {most} successful run(s) per configuration: medians are close to single measurements "
-                       "and the IQR (shown as – for a single run) says little about the spread; three or more repeats "
-                       "are better.")
+            out.append(f"At most {most} successful run(s) per configuration: medians are close to single "
+                       "measurements and the IQR (shown as – for a single run) says little about the spread; three or "
+                       "more repeats are better.")
         if len(d.batch_sizes) == 1:
             out.append(f"Only one batch size ({d.batch_sizes[0]:,}) was run: the dependence on batch size is unknown.")
         if len(d.threads_values) == 1:
