@@ -26,10 +26,10 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     threshold = accuracy_threshold if accuracy_threshold is not None else reached_threshold(data.counted_epochs)
     figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
     machines.draw(data, out / "figures")
-    report = Report(data)
+    report = Report(data, threshold)
     facts = dict(
         d=data, r=report, answer=answer.build(data, report.main_threads), figures=figures, guard=guard,
-        findings=findings.texts(report, figures, threshold, guard), table=markdown_table,
+        findings=findings.texts(report, figures, guard), table=markdown_table,
         machines_described=machines.described(data) if machines.several(data) else None,
         machine_sections=machines.sections(data, sum(not o.left_out for o in figures.values()) + 1),
         NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),

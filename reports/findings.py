@@ -136,33 +136,24 @@ def ladder(r) -> str:
                             f"{ARTICLE_TOTAL_GAIN}× from the original code to Step III.", main_threads_note(r)))
 
 
-def phase_cells(r) -> tuple[int, list[dict], bool, tuple | None]:
-    """Each instrumented NumPy variant's phases, epoch total, largest phase and its share, at the threads
-    returned; whether thread settings differ; the batch sizes and variants that ran in row shares."""
+def phases(r) -> str:
+    """Per batch size, the largest phase of each instrumented NumPy variant (its share of the epoch) and how the
+    epoch shrinks along the ladder; a note on the variants that ran in row shares (their bars add up threads)."""
     table, runs = phase_table(r.d), r.d.runs
-    threads = threads_of(r, table)
+    threads, lines = threads_of(r, table), []
     cells = [dict(c, total=sum(c[p] for p in (*PHASES, "other")), top=max(PHASES, key=c.get))
              for c in select(table, threads=threads).to_dict("records")]
-    cells = [dict(c, share=c[c["top"]] / c["total"] if c["total"] > 0 else None) for c in cells]
-    sel = runs[runs["instrumented"] & (runs["row_threads"] > 1)]
-    shared = (sorted(sel["batch_size"].unique()), sorted(sel["variant"].unique())) if len(sel) else None
-    return threads, cells, table["threads"].nunique() > 1, shared
-
-
-def phases(r) -> str:
-    threads, cells, vary, shared = phase_cells(r)
-    lines = []
     for b in sorted({c["batch_size"] for c in cells}):
-        group = [c for c in cells if c["batch_size"] == b]
-        shares = [c["share"] for c in group if isinstance(c["share"], numbers.Number)]
+        group = [dict(c, share=c[c["top"]] / c["total"] if c["total"] > 0 else None) for c in cells
+                 if c["batch_size"] == b]
+        shares = [c for c in group if isinstance(c["share"], numbers.Number)]
         if len({c["top"] for c in group}) == 1 and len(group) > 1:
-            low, high = fmt_pct(min(shares)), fmt_pct(max(shares))
+            low, high = (fmt_pct(f(c["share"] for c in shares)) for f in (min, max))
             line = (f"At batch {b:,}, {phase_name(group[0]['top'])} is the largest phase in every variant "
                     f"({low}{'' if low == high else f'–{high}'} of the epoch)")
         else:
             line = f"At batch {b:,}, the largest phase is " + "; ".join(
-                f"{c['variant']}: {phase_name(c['top'])} ({fmt_pct(c['share'])})" for c in group
-                if isinstance(c["share"], numbers.Number))
+                f"{c['variant']}: {phase_name(c['top'])} ({fmt_pct(c['share'])})" for c in shares)
         if len(group) > 1:
             a, z = group[0], group[-1]
             steps = ", ".join(f"{p} {fmt_s(a[p])} → {fmt_s(z[p])} s" for p in ("forward", "backward", "update")
@@ -170,51 +161,45 @@ def phases(r) -> str:
             line += (f". From {a['variant']} to {z['variant']} an epoch shrinks from {fmt_s(a['total'])} s to "
                      f"{fmt_s(z['total'])} s ({steps})")
         lines.append(line + ".")
-    rows_note = (f"At batch {', '.join(f'{b:,}' for b in shared[0])}, {' and '.join(shared[1])} trains each batch's "
-                 "rows in shares on several threads; when its phases are timed it runs those shares one after the "
-                 "other (the same arithmetic), so its bars add up the work of all its threads, not the wall time of "
-                 "an untimed epoch.") if shared else ""
-    return blocks(items(lines), sentences(threads_note(threads, vary), rows_note))
+    shared = runs[runs["instrumented"] & (runs["row_threads"] > 1)]
+    rows_note = (f"At batch {', '.join(f'{b:,}' for b in sorted(shared['batch_size'].unique()))}, "
+                 f"{' and '.join(sorted(shared['variant'].unique()))} trains each batch's rows in shares on several "
+                 "threads; when its phases are timed it runs those shares one after the other (the same arithmetic), "
+                 "so its bars add up the work of all its threads, not the wall time of an untimed epoch."
+                 ) if len(shared) else ""
+    return blocks(items(lines), sentences(threads_note(threads, table["threads"].nunique() > 1), rows_note))
 
 
-def final_accuracies(r) -> list[dict]:
-    """Per batch size: the variants with the lowest and highest final test accuracy (median over repeats),
-    their spread and the largest spread among the repeats of one variant (what the seed and the shuffling
-    alone make), in percentage points; ``alike``: the variants differ by no more than 1 point or than their
-    repeats do, so that they train the same way as far as this study can tell."""
-    out = []
+def accuracy(r) -> str:
+    """Per batch size, the lowest and highest final test accuracy (median over repeats) of the variants, against
+    the largest spread among the repeats of one variant (what the seed and the shuffling alone make): the
+    variants train alike when they differ by no more than 1 point or than their repeats do."""
+    lines = []
     for b, g in accuracy_curves(r.d).groupby("batch_size"):
         last = g.sort_values("epoch").groupby(["framework", "variant"]).tail(1).dropna(subset="test_acc")
         if last.empty:
             continue
         lo, hi = last.loc[last["test_acc"].idxmin()], last.loc[last["test_acc"].idxmax()]
+        if len(last) == 1:
+            lines.append(f"At batch {b:,}, only {name(lo)} has accuracy data (final test accuracy "
+                         f"{fmt_acc(lo['test_acc'])}).")
+            continue
         runs = r.d.timing_runs[r.d.timing_runs["batch_size"] == b]
         repeats = runs.groupby(CELL_KEY)["test_acc"].agg(lambda a: a.max() - a.min()).max() * 100
         spread, noise = (hi["test_acc"] - lo["test_acc"]) * 100, float(repeats) if repeats == repeats else 0.0
-        out.append(dict(batch_size=b, n=len(last), lo=lo, hi=hi, spread=spread, noise=noise,
-                        alike=spread <= max(1.0, noise)))
-    return out
-
-
-def accuracy(r) -> str:
-    lines = []
-    for a in final_accuracies(r):
-        lo, hi = a["lo"], a["hi"]
-        if a["n"] == 1:
-            lines.append(f"At batch {a['batch_size']:,}, only {name(lo)} has accuracy data (final test accuracy "
-                         f"{fmt_acc(lo['test_acc'])}).")
-            continue
         verdict = ("the implementations learn the same model as far as this study can tell, so their times are "
-                   "comparable." if a["alike"] else "more than one point and more than the repeats do, so some "
-                   "implementations do not train the same way and their times should be compared with care.")
-        lines.append(f"At batch {a['batch_size']:,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} "
-                     f"({name(lo)}) and {fmt_acc(hi['test_acc'])} ({name(hi)}), a spread of {a['spread']:.1f} "
-                     "percentage points (the repeats of one variant, which differ only in their seed and shuffling, "
-                     f"spread up to {a['noise']:.1f}): {verdict}")
+                   "comparable." if spread <= max(1.0, noise) else "more than one point and more than the repeats "
+                   "do, so some implementations do not train the same way and their times should be compared with "
+                   "care.")
+        lines.append(f"At batch {b:,}, the final test accuracy lies between {fmt_acc(lo['test_acc'])} ({name(lo)}) "
+                     f"and {fmt_acc(hi['test_acc'])} ({name(hi)}), a spread of {spread:.1f} percentage points (the "
+                     "repeats of one variant, which differ only in their seed and shuffling, spread up to "
+                     f"{noise:.1f}): {verdict}")
     return items(lines)
 
 
-def time_to_accuracy(r, threshold: float) -> str:
+def time_to_accuracy(r) -> str:
+    threshold = r.threshold
     table, curves = time_to_accuracy_table(r.d, threshold), accuracy_curves(r.d)
     threads, lines = threads_of(r, table), []
     for b, g in select(table, threads=threads).groupby("batch_size", sort=True):
@@ -252,9 +237,11 @@ def efficiency(r) -> str:
     return blocks(items(lines), threads_note(threads, len({c["threads"] for c in cells}) > 1))
 
 
-def texts(r, figures: dict, threshold: float, guard) -> dict[str, str]:
+WRITERS = {f.__name__: f for f in (time_vs_batch, speedup_vs_peer, ladder, phases, accuracy, time_to_accuracy,
+                                   efficiency)}
+
+
+def texts(r, figures: dict, guard) -> dict[str, str]:
     """The paragraph under each figure drawn (empty for the others), each computed under ``guard``."""
-    writers = {f.__name__: f for f in (time_vs_batch, speedup_vs_peer, ladder, phases, accuracy, efficiency)}
-    writers["time_to_accuracy"] = lambda report: time_to_accuracy(report, threshold)
-    return {figure: guard(lambda: writers[figure](r)) if figure in writers and not o.left_out else ""
+    return {figure: guard(lambda: WRITERS[figure](r)) if figure in WRITERS and not o.left_out else ""
             for figure, o in figures.items()}

@@ -36,8 +36,8 @@ def guard(part) -> str:
 class Report:
     """The views of the data the template shows: cells of summary.csv (``ok``: those with a time)."""
 
-    def __init__(self, data: StudyData):
-        self.d = data
+    def __init__(self, data: StudyData, threshold: float):
+        self.d, self.threshold = data, threshold  # the time-to-accuracy threshold
         self.ok = data.stats[data.stats["n_ok"] > 0]
         self.several = len(data.threads_values) > 1
         self.main_threads = data.threads_values[0]
