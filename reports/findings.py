@@ -16,10 +16,7 @@ from .style import (PHASE_LABELS, and_join, finite, fmt_acc, fmt_interval, fmt_p
 
 CLAIMS = {FASTER: "{} is faster than {}", SLOWER: "{} is slower than {}",
           UNCLEAR: "there is no clear difference between {} and {}"}
-
-
-def phase_name(phase: str) -> str:
-    return PHASE_LABELS[phase].split(" (")[0]
+PHASE_NAMES = {phase: text.split(" (")[0] for phase, text in PHASE_LABELS.items()}  # 'forward propagation'
 
 
 def blocks(*parts: str) -> str:
@@ -52,16 +49,6 @@ def threads_of(r, frame: pd.DataFrame) -> int:
 def claim(row, col: str, subject: str, other: str) -> str:
     verdict = row.get(f"{col}_verdict")
     return CLAIMS.get(verdict, "{} against {}").format(subject, other) + f": {fmt_ratio(row, col)}"
-
-
-def against_peers(r, bn, b: int, t: int) -> str:
-    peer = r.row(bn["best_peer"], b, t)
-    text = claim(bn, "speedup_vs_best_peer", f"NumPy {bn['variant']} ({wall(bn)})",
-                 f"the fastest peer, {label_of(bn['best_peer'])}" + (f" ({wall(peer)})" if peer is not None else ""))
-    if isinstance(bn["best_peer_steady"], str):
-        text += "; per steady epoch, " + claim(bn, "steady_speedup_vs_best_peer", "it",
-                                               label_of(bn["best_peer_steady"]))
-    return text
 
 
 def wall(cell) -> str:
@@ -102,8 +89,13 @@ def speedup_vs_peer(r) -> str:
         others = [o for o in r.rows(batch_size=b, threads=t, framework="numpy") if o["variant"] != bn["variant"]]
         listed = "; ".join(f"{o['variant']} {fmt_ratio(o, 'speedup_vs_best_peer')}, "
                            f"{fmt_verdict(o, 'speedup_vs_best_peer')}" for o in others)
-        lines.append(f"At batch {b:,}, {against_peers(r, bn, b, t)}"
-                     + (f". The other NumPy variants: {listed}" if others else "") + ".")
+        peer, steady = r.row(bn["best_peer"], b, t), bn["best_peer_steady"]
+        line = f"At batch {b:,}, " + claim(bn, "speedup_vs_best_peer", f"NumPy {bn['variant']} ({wall(bn)})",
+                                           f"the fastest peer, {label_of(bn['best_peer'])}"
+                                           + (f" ({wall(peer)})" if peer is not None else ""))
+        if isinstance(steady, str):
+            line += "; per steady epoch, " + claim(bn, "steady_speedup_vs_best_peer", "it", label_of(steady))
+        lines.append(line + (f". The other NumPy variants: {listed}" if others else "") + ".")
     ladder = ""
     if lines:
         faster = r.rows(framework="numpy", threads=r.main_threads, speedup_vs_best_peer_verdict=FASTER)
@@ -149,11 +141,11 @@ def phases(r) -> str:
         shares = [c for c in group if isinstance(c["share"], numbers.Number)]
         if len({c["top"] for c in group}) == 1 and len(group) > 1:
             low, high = (fmt_pct(f(c["share"] for c in shares)) for f in (min, max))
-            line = (f"At batch {b:,}, {phase_name(group[0]['top'])} is the largest phase in every variant "
+            line = (f"At batch {b:,}, {PHASE_NAMES[group[0]['top']]} is the largest phase in every variant "
                     f"({low}{'' if low == high else f'–{high}'} of the epoch)")
         else:
             line = f"At batch {b:,}, the largest phase is " + "; ".join(
-                f"{c['variant']}: {phase_name(c['top'])} ({fmt_pct(c['share'])})" for c in shares)
+                f"{c['variant']}: {PHASE_NAMES[c['top']]} ({fmt_pct(c['share'])})" for c in shares)
         if len(group) > 1:
             a, z = group[0], group[-1]
             steps = ", ".join(f"{p} {fmt_s(a[p])} → {fmt_s(z[p])} s" for p in ("forward", "backward", "update")
@@ -199,8 +191,7 @@ def accuracy(r) -> str:
 
 
 def time_to_accuracy(r) -> str:
-    threshold = r.threshold
-    table, curves = time_to_accuracy_table(r.d, threshold), accuracy_curves(r.d)
+    table, curves = time_to_accuracy_table(r.d, r.threshold), accuracy_curves(r.d)
     threads, lines = threads_of(r, table), []
     for b, g in select(table, threads=threads).groupby("batch_size", sort=True):
         g, c = g.sort_values("time_s", ascending=True), curves[curves["batch_size"] == b]
@@ -209,7 +200,7 @@ def time_to_accuracy(r) -> str:
         line = f"At batch {b:,}"
         if reached:
             f, peers = reached[0], [p for p in reached if p["framework"] != "numpy"]
-            line += (f", {name(f)} has the shortest median time to {threshold:.0%} test accuracy, "
+            line += (f", {name(f)} has the shortest median time to {r.threshold:.0%} test accuracy, "
                      f"{fmt_s(f['time_s'])} s of training (epoch {f['epoch']})")
             if peers and f["framework"] == "numpy":
                 line += f"; the first peer is {name(peers[0])} at {fmt_s(peers[0]['time_s'])} s"

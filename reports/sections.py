@@ -3,6 +3,7 @@ that the template only places them. Texts speak of the most threads (``main_thre
 from __future__ import annotations
 
 import numbers
+from collections import defaultdict
 
 import pandas as pd
 
@@ -15,8 +16,6 @@ from .style import fmt_acc, fmt_epochs, fmt_pct, fmt_ratio, fmt_s, fmt_verdict, 
 LOSSES = {"logloss": "LogLoss: binary cross-entropy of each output node, summed over the 10 nodes and the samples of "
                      "a mini-batch (not averaged)", "mse": "half squared error, summed over nodes and samples"}
 ARTICLE_LR = "the article's rule min(0.001, 2 / batch size): 0.001 at batch 500, 0.0001 at batch 20,000"
-CONFIG_KEYS = ("hidden_activation", "output_activation", "l2", "l1", "lr_decay", "momentum", "init_scale",
-               "input_scaling", "dtype")
 MAX_ERROR = 180  # characters of a failed run's error shown in the table
 DEFAULT_FRAMEWORKS = ("numpy", "keras")  # expected when study.json does not list its frameworks
 
@@ -51,7 +50,6 @@ class Report:
         self.threads = (style.threads_label(0) if data.threads_values == [0]
                         else style.and_join([str(t) for t in data.threads_values]))
 
-    # -- the cells, by what they hold ---------------------------------------------------------------
     def rows(self, frame: pd.DataFrame | None = None, **equal) -> list[pd.Series]:
         return rows(select(self.ok if frame is None else frame, **equal))
 
@@ -83,8 +81,8 @@ class Report:
         body = [[f"{b:,}"] + ([str(t)] if self.several else []) + rest for b, t, *rest in body]
         return markdown_table(lead + headers, body, "r" * len(lead) + align)
 
-    # -- the sections -------------------------------------------------------------------------------
-    def headline(self) -> str:
+    def headline(self) -> tuple[str, str]:
+        """The headline table; the cells without a successful run."""
         body = []
         for c in self.rows(self.d.stats):
             repeated = c["n_ok"] >= 2
@@ -95,22 +93,20 @@ class Report:
                          fmt_s(c["wall_iqr_s"]) if repeated else "–", spread, fmt_acc(c["test_acc_median"])]
                         + [f(c, col) for col in ("speedup_vs_best_peer", "steady_speedup_vs_best_peer")
                            for f in (fmt_ratio, fmt_verdict)])
-        return self.table(["Framework", "Variant", "Runs ok", "Wall median (s)", "Wall IQR (s)", "Spread",
-                           "Test accuracy", "Speed-up vs fastest peer", "Verdict",
-                           "Steady-epoch speed-up vs fastest peer", "Steady verdict"], body, "llrrrrrrrrl")
+        table = self.table(["Framework", "Variant", "Runs ok", "Wall median (s)", "Wall IQR (s)", "Spread",
+                            "Test accuracy", "Speed-up vs fastest peer", "Verdict",
+                            "Steady-epoch speed-up vs fastest peer", "Steady verdict"], body, "llrrrrrrrrl")
+        return table, self.names_at(self.rows(self.d.stats, n_ok=0))
 
-    def none_ok(self) -> str:
-        return self.names_at(self.rows(self.d.stats, n_ok=0))
-
-    def config(self) -> dict | None:
+    def config(self) -> defaultdict | None:
         """study.json's network and training settings, written out ('?' where one is not recorded)."""
         cfg = self.d.study.get("config")
-        if not isinstance(cfg, dict):
+        if not cfg or not isinstance(cfg, dict):
             return None
         sizes, lr, loss = cfg.get("layer_sizes"), cfg.get("learning_rate"), cfg.get("loss", "?")
-        return {**dict.fromkeys(CONFIG_KEYS, "?"), **cfg, "loss": LOSSES.get(loss, loss),
-                "layers": "-".join(map(str, sizes)) if isinstance(sizes, list) else "?",
-                "learning_rate": "%g" % lr if isinstance(lr, numbers.Number) else ARTICLE_LR}
+        return defaultdict(lambda: "?", cfg, loss=LOSSES.get(loss, loss),
+                           layers="-".join(map(str, sizes)) if isinstance(sizes, list) else "?",
+                           learning_rate="%g" % lr if isinstance(lr, numbers.Number) else ARTICLE_LR)
 
     def environment(self) -> dict:
         """environment.json's BLAS libraries and command, written out."""
@@ -156,15 +152,13 @@ class Report:
         """The noisy cells' table, whether any cell has repeats, the cells of one run (and whether that is all)."""
         timed = self.rows()
         single, noisy = [c for c in timed if c["n_ok"] == 1], [c for c in timed if c["noisy"]]
-        body = [[c["batch_size"], c["threads"], name(c), str(c["n_ok"]), self.walls(c), fmt_s(c["wall_median_s"]),
-                 fmt_pct(c["wall_rel_iqr"])] for c in noisy]
+        body = [[c["batch_size"], c["threads"], name(c), str(c["n_ok"]),
+                 ", ".join(fmt_s(w) for w in sorted(select(self.d.timing_runs, **c[CELL_KEY])["wall_s"])),
+                 fmt_s(c["wall_median_s"]), fmt_pct(c["wall_rel_iqr"])] for c in noisy]
         table = self.table(["Variant", "Runs ok", "Wall times of the runs (s)", "Median (s)", "Spread (IQR / median)"],
                            body, "lrrrr") if noisy else ""
         return dict(noisy=table, repeated=any(c["n_ok"] >= 2 for c in timed), single=self.names_at(single),
                     all_single=bool(single) and len(single) == len(timed))
-
-    def walls(self, cell) -> str:
-        return ", ".join(fmt_s(w) for w in sorted(select(self.d.timing_runs, **cell[CELL_KEY])["wall_s"]))
 
     def epochs(self) -> str:
         body = [[c["batch_size"], c["threads"], name(c), fmt_s(c["first_epoch_median_s"]),
