@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-
 from . import answer, findings, machines
 from .data import load
 from .document import markdown_table, templates, to_html, unwrap
