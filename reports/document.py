@@ -23,17 +23,12 @@ def markdown_table(headers: list[str], rows: list[list[str]], align: str = "") -
 
 
 def templates() -> jinja2.Environment:
-    """The templates of reports/templates, with the formats of reports.style as filters. Block tags on a
-    line of their own leave no trace; each line of the output is what reports.document.unwrap joins."""
+    """The templates of reports/templates, with the number formats they use as filters (their facts come prepared:
+    reports.sections, reports.findings). Block tags on a line of their own leave no trace; each line of the
+    output is what reports.document.unwrap joins."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("reports"), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-                             extensions=["jinja2.ext.do"])
-    env.filters.update(s=style.fmt_s, acc=style.fmt_acc, pct=style.fmt_pct, ratio=style.fmt_ratio, n="{:,}".format,
-                       verdict=style.fmt_verdict, label_of=style.label_of, fwl=style.framework_label,
-                       threads=style.threads_label, epochs=style.fmt_epochs, code="`{}`".format,
-                       name=lambda row: style.label(row["framework"], row["variant"]),
-                       phase_name=lambda phase: style.PHASE_LABELS[phase].split(" (")[0])
-    env.tests.update(finite=style.finite, list=lambda x: isinstance(x, list))
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(n="{:,}".format, threads=style.threads_label)
     return env
 
 

@@ -302,6 +302,9 @@ def fig_cost_model(data: StudyData):
     return fig, dict(original=(data.answer[COST_MODEL_FILE]["variant"] == "original").any(), bad_fit=f"{BAD_FIT:.0%}")
 
 
+LINE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}  # style.THREAD_LINESTYLES in words
+
+
 def fig_time_vs_batch(data: StudyData):
     stats = need(data.stats[data.stats["n_ok"] > 0], "no run finished with status ok, so there is no time to draw.")
     batch_sizes, series, threads = sorted(stats["batch_size"].unique()), series_of(stats), style.order_threads(
@@ -337,7 +340,7 @@ def fig_time_vs_batch(data: StudyData):
     legend(fig, series_rows(series) + [[Line2D([], [], color="#444444", ls=ls[t], lw=1.7, marker="o", ms=5.5, mew=1.3,
                                                mfc="#444444" if t == threads[0] else "white",
                                                label=style.threads_label(t)) for t in shown]])
-    return fig, dict(thread_styles=[(ls[t], t) for t in shown],
+    return fig, dict(line_styles=", ".join(f"{LINE_NAMES[ls[t]]} = {style.threads_label(t)}" for t in shown),
                      one_batch=batch_sizes[0] if len(batch_sizes) == 1 else None)
 
 
@@ -389,7 +392,7 @@ def fig_speedup(data: StudyData, steady: bool = False):
     legend(fig, series_rows(series, patches=True) + [[
         Line2D([], [], color="black", ls="--", lw=1.1, label="1× = as fast as the fastest peer variant"),
         Line2D([], [], color="black", marker="_", ms=8, lw=0.9, label="95 % bootstrap interval")]])
-    return fig, dict(log=log, many=many, steady=steady, original=left_out)
+    return fig, dict(log=log, many=many, steady=steady, original=", ".join(f"{x}×" for x in left_out))
 
 
 def fig_ladder(data: StudyData):
@@ -510,7 +513,7 @@ def fig_accuracy(data: StudyData):
     legend(fig, series_rows(series) + [[
         Line2D([], [], color="#444444", lw=1.8, label="test accuracy (after the epoch)"),
         Line2D([], [], color="#444444", lw=1.3, ls="--", label="training accuracy (running, during the epoch)")]])
-    return fig, dict(clipped=clipped)
+    return fig, dict(clipped=", ".join(f"{b:,}" for b in clipped))
 
 
 def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool):

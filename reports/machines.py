@@ -11,6 +11,7 @@ from matplotlib.lines import Line2D
 
 from . import style
 from .data import StudyData, select
+from .document import markdown_table
 from .figures import batch_axis, caption, legend, new_figure, save
 from .folder.schema import speedup_column
 from .stats.summary import summarize
@@ -83,10 +84,34 @@ def draw(data: StudyData, fig_dir: Path) -> None:
     save(fig, fig_dir, FIGURE, caption("machines"))
 
 
+def described(data: StudyData) -> tuple[str, str]:
+    """Each machine's CPU, cores, SIMD flags, BLAS, versions and code version as a table; the machines
+    environment.json does not describe."""
+    body = []
+    for host in machines(data):
+        m = data.machines.get(host, {})
+        commit = str(m.get("git_commit") or "?")
+        flags = str(m.get("cpu_flags") or "").split()
+        blas = [f"{b.get('internal_api', '?')} {b.get('version', '')}, kernel {b.get('architecture') or '?'}"
+                for b in m.get("blas") or [] if isinstance(b, dict)]
+        body.append([host, m.get("cpu_model", "unknown"), str(m.get("cores", "?")),
+                     ", ".join(f for f in SIMD_FLAGS if f in flags) or "–", "; ".join(blas) or "–",
+                     ", ".join(f"{name} {m[key]}" for key, name in VERSIONS if m.get(key)) or "–",
+                     commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")])
+    table = markdown_table(["Machine", "CPU", "Cores", "SIMD flags", "BLAS", "Versions", "Code version"], body)
+    return table, ", ".join(m for m in machines(data) if m not in data.machines)
+
+
 def sections(data: StudyData, figure_number: int) -> list[dict]:
     """What the report's cross-machine section shows (report.md.j2 writes it); nothing for one machine."""
     if not several(data):
         return []
-    table = comparison(data)
-    return [dict(number=figure_number, names=machines(data), comparison=table, peers=bool((table["peer"] != "").any()),
-                 figure=FIGURE, title=TITLE, caption=caption("machines"))]
+    table, names = comparison(data), machines(data)
+    body = [[f"{c['batch_size']:,}", c["setting"], c["machine"], style.fmt_s(c["optimized_s"]), c["peer"] or "–",
+             style.fmt_s(c["peer_s"])] + [f"{x:.2f}×" if style.finite(x) else "–"
+                                           for x in (c["speedup"], c["steady_speedup"])]
+            for c in table.to_dict("records")]
+    return [dict(number=figure_number, count=len(names), names=", ".join(f"`{n}`" for n in names),
+                 table=markdown_table(["Batch", "Threads", "Machine", "optimized (s)", "Fastest peer", "Peer (s)",
+                                       "Speed-up", "Steady-epoch speed-up"], body, "rllrlrrr"),
+                 peers=bool((table["peer"] != "").any()), figure=FIGURE, title=TITLE, caption=caption("machines"))]

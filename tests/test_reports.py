@@ -316,6 +316,27 @@ def test_no_paragraph_is_longer_than_800_characters(small_report):
     assert len(text.splitlines()) < 350
 
 
+def test_templates_only_display():
+    """The report's logic lives in Python (reports.sections, reports.findings, reports.answer): a template places
+    prepared values, tests whether they are there and formats numbers with the package's own filters; no
+    arithmetic, comparisons, slicing, Jinja tests or Jinja's built-in filters (min, map, selectattr, join...)."""
+    import jinja2
+    from jinja2 import nodes
+
+    from reports.document import templates
+
+    formats = set(templates().filters) - set(jinja2.defaults.DEFAULT_FILTERS)
+    logic = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod, nodes.Pow, nodes.Neg,
+             nodes.Compare, nodes.Test, nodes.Slice, nodes.ExprStmt)
+    parser = jinja2.Environment(extensions=["jinja2.ext.do"])  # so that a {% do %} is found, not a syntax error
+    found = []
+    for path in sorted((REPO / "reports" / "templates").glob("*.j2")):
+        tree = parser.parse(path.read_text(encoding="utf-8"))
+        found += [f"{path.name}:{n.lineno} {type(n).__name__}" for n in tree.find_all(logic)]
+        found += [f"{path.name}:{n.lineno} |{n.name}" for n in tree.find_all(nodes.Filter) if n.name not in formats]
+    assert not found, f"logic in the templates (move it to reports/): {', '.join(found)}"
+
+
 def test_a_third_framework_slots_in(tmp_path, monkeypatch):
     """Keras on JAX beside Keras on TensorFlow: named in tables and legends, compared as a peer, its compile
     time turned into a break-even epoch."""
