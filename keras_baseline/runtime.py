@@ -5,8 +5,8 @@ Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads it
 thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
 CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So
 everything here must happen before that, which is why nothing in ``keras_baseline`` imports Keras,
-TensorFlow, JAX or PyTorch at module level: the harness can
-``import keras_baseline``, set environment variables and then call ``configure_backend``.
+TensorFlow, JAX or PyTorch at module level: the harness can ``import keras_baseline``, set environment
+variables and then call ``configure_backend``.
 
 XLA has no thread-count option for its CPU client: its thread pools take one thread per core the
 process may run on (its CPU affinity). ``configure_jax(threads)`` therefore needs the process held to
@@ -19,9 +19,9 @@ import sys
 import time
 
 from numpy_mlp.checks import positive_int
+from numpy_mlp.config import CHOICES
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DTYPES = ("float32", "float64")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
 XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
 
@@ -55,18 +55,12 @@ def select_backend(backend: str) -> None:
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
         if running != backend:
-            raise RuntimeError(f"Keras already runs on its {running} backend, cannot switch to {backend} in this process")
+            raise RuntimeError(f"Keras already runs on its {running} backend, cannot switch to {backend} in this "
+                               "process")
     os.environ["KERAS_BACKEND"] = backend
     if "tensorflow" not in sys.modules and "jax" not in sys.modules:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def keras_backend() -> str:
-    """The backend Keras runs on, or will run on when imported (the study's default: TensorFlow)."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 
 def import_tensorflow():
@@ -105,8 +99,9 @@ def import_jax():
 
 def import_keras():
     """(backend module, keras): Keras imported on its backend (TensorFlow unless KERAS_BACKEND or
-    ``select_backend`` says otherwise), the backend first, with GPUs hidden."""
-    backend = keras_backend()
+    ``select_backend`` says otherwise, or Keras already runs on another), the backend first, with GPUs hidden."""
+    keras = sys.modules.get("keras")
+    backend = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND") or "tensorflow"
     select_backend(backend)
     engine = {"tensorflow": import_tensorflow, "jax": import_jax, "torch": import_torch}[backend]()
     import keras
@@ -130,12 +125,8 @@ def configure_backend(backend: str, threads: int, dtype: str = "float32") -> dic
 
 
 def configure_tensorflow(threads: int) -> dict:
-    """Make TensorFlow use the CPU only, with ``threads`` intra-op and inter-op threads.
-
-    Must run before TensorFlow executes its first op (thread pools cannot change later: a different
-    count then raises RuntimeError; the same count is accepted). Returns what is in effect, read back
-    from TensorFlow: see ``tensorflow_runtime_info``.
-    """
+    """Make TensorFlow use the CPU only, with ``threads`` intra-op and inter-op threads, before it executes its
+    first op (a different count later raises RuntimeError); returns what is in effect (``tensorflow_runtime_info``)."""
     threads = positive_int("threads", threads)  # ValueError before TensorFlow is imported
     select_backend("tensorflow")
     tf = import_tensorflow()
@@ -197,8 +188,8 @@ def configure_jax(threads: int, dtype: str = "float32") -> dict:
     CPU client; returns what is in effect, read back: see ``jax_runtime_info``.
     """
     threads = positive_int("threads", threads)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype not in CHOICES["dtype"]:
+        raise ValueError(f"dtype must be one of {', '.join(CHOICES['dtype'])}, got {dtype!r}")
     cores = cpu_affinity()
     if cores is not None and cores > threads:
         raise RuntimeError(
@@ -292,13 +283,10 @@ def import_torch():
 
 
 def keep_float64_on_torch() -> None:
-    """Let Keras compute a float64 model in float64 on PyTorch.
-
-    Keras 3.15's type promotion maps float64 to float32 on every backend but TensorFlow (to follow
-    JAX's default), and its PyTorch ``ops.matmul`` casts its inputs to the promoted type: a float64
-    Dense layer then multiplies in float32 (1e-7 relative). PyTorch itself keeps float64, and so does
-    this (Keras' private table, in this process only; the float64 tests fail if it moves).
-    """
+    """Let Keras compute a float64 model in float64 on PyTorch: Keras 3.15's type promotion maps float64 to
+    float32 on every backend but TensorFlow, and its PyTorch ``ops.matmul`` casts its inputs to the promoted
+    type (a float64 Dense layer would multiply in float32). Keras' private table, in this process only; the
+    float64 tests fail if it moves."""
     from keras.src.backend.common import dtypes
 
     dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"

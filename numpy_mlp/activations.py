@@ -77,6 +77,7 @@ class Activation:
     derivative_from_input: Callable[[np.ndarray], np.ndarray] | None
 
 
+# by the names MLPConfig accepts (it refuses the others)
 ACTIVATIONS = {
     "sigmoid": Activation("sigmoid", sigmoid, sigmoid_derivative_from_output, sigmoid_derivative_from_input),
     "tanh": Activation("tanh", tanh, tanh_derivative_from_output, tanh_derivative_from_input),
@@ -84,10 +85,3 @@ ACTIVATIONS = {
     # softmax's Jacobian is not element-wise: its delta is computed together with the loss.
     "softmax": Activation("softmax", softmax, None, None),
 }
-
-
-def get_activation(name: str) -> Activation:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None

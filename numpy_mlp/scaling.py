@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import INPUT_SCALINGS
+from .config import CHOICES
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class InputScaler:
         elif method == "unit":
             shift, scale = np.zeros(n_features), np.full(n_features, 1.0 / 255.0)
         else:
-            raise ValueError(f"unknown input scaling {method!r}; choose one of {', '.join(INPUT_SCALINGS)}")
+            raise ValueError(f"unknown input scaling {method!r}; choose one of {', '.join(CHOICES['input_scaling'])}")
         return cls(shift.astype(dtype), scale.astype(dtype))
 
     @property
