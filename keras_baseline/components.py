@@ -191,20 +191,11 @@ def build_model(config: MLPConfig) -> keras.Sequential:
     not regularized.
     """
     sizes = config.layer_sizes
-    regularizer = None
-    if config.l1 or config.l2:
-        regularizer = KernelL1L2(l1=config.l1, l2=config.l2 / 2)
+    regularizer = KernelL1L2(l1=config.l1, l2=config.l2 / 2) if config.l1 or config.l2 else None
     layers = [keras.Input(shape=(sizes[0],), dtype=config.dtype, name="pixels")]
-    n_layers = len(sizes) - 1
-    for n, width in enumerate(sizes[1:]):
-        last = n == n_layers - 1
-        layers.append(
-            keras.layers.Dense(
-                width,
-                activation=None if last else hidden_activation(config),
-                kernel_regularizer=regularizer,
-                dtype=config.dtype,
-                name="logits" if last else f"hidden_{n + 1}",
-            )
-        )
+    for n, width in enumerate(sizes[1:], start=1):
+        last = n == len(sizes) - 1
+        layers.append(keras.layers.Dense(width, activation=None if last else hidden_activation(config),
+                                         kernel_regularizer=regularizer, dtype=config.dtype,
+                                         name="logits" if last else f"hidden_{n}"))
     return keras.Sequential(layers, name="mlp")

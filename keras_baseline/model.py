@@ -8,6 +8,7 @@ inference, the custom loop) is in ``tensorflow_functions``, ``jax_functions`` an
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import numbers
 import random
@@ -114,18 +115,11 @@ def _check_variant(variant: str, variants) -> str:
 
 
 class KerasMLP(PeerModel):
-    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config,
-    on the backend Keras runs on in this process (``backend``, chosen with ``configure_backend`` before
-    the first KerasMLP; TensorFlow by default).
-
-    Parameters
-    ----------
-    config : the shared ``numpy_mlp.MLPConfig`` (no second set of defaults).
-    variant : how Keras runs the training, see ``VARIANTS``.
-    seed : initial weights ``numpy_mlp.init_weights(config, seed)`` (numpy_mlp.MLP's too), Keras'
-        random state (for fit's shuffling, see ``_seed_random_state``) and the loop's shuffling
-        (``numpy_mlp.shuffle_rng(seed)``, numpy_mlp's batch order).
-    settings : override the variant's execution settings (for the Keras settings search, docs/tuning.md).
+    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config, on the
+    backend Keras runs on in this process (``backend``, chosen with ``configure_backend`` before the first
+    KerasMLP; TensorFlow by default). ``variant``: how Keras runs the training, see ``VARIANTS``; ``seed``:
+    also seeds Keras' random state (fit's shuffling, ``_seed_random_state``); ``settings``: overrides the
+    variant's execution settings (for the Keras settings search, docs/tuning.md).
     """
 
     what = "keras"
@@ -138,7 +132,6 @@ class KerasMLP(PeerModel):
             raise ValueError(f"settings must be a RunSettings, got {type(settings).__name__}")
         self._settings_override = settings
         self._compiled_with = None
-        self.settings = None  # the settings of the last fit()
 
         from .runtime import import_keras
 
@@ -167,13 +160,8 @@ class KerasMLP(PeerModel):
             self.optimizer.build(self.model.trainable_variables)
             self.loss_mean = self._keras.metrics.Mean(name="loss", dtype=config.dtype)
             self.accuracy = components.OutputAccuracy(config.output_activation)
-        if self.backend == "jax":
-            from .jax_functions import Functions
-        elif self.backend == "torch":
-            from .torch_functions import Functions
-        else:
-            from .tensorflow_functions import Functions
-        self._functions = Functions(self)
+        # what differs per backend: tensorflow_functions, jax_functions or torch_functions
+        self._functions = importlib.import_module(f".{self.backend}_functions", __package__).Functions(self)
         self.set_weights(init_weights(config, self.seed))
 
     # -- weights ------------------------------------------------------------------------------------
@@ -193,25 +181,20 @@ class KerasMLP(PeerModel):
             validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             callback: Callable[[EpochRecord], None] | None = None,
             batch_order_rng: np.random.Generator | None = None) -> list[EpochRecord]:
-        """Train with the article's rules; returns one EpochRecord per epoch (epoch 1 includes graph
-        tracing and compilation). Raises TrainingDiverged when the loss stops being finite.
+        """Train with the article's rules as numpy_mlp.MLP.fit does, on x already scaled (e.g.
+        ``InputScaler.transform(x_raw)``); one EpochRecord per epoch (epoch 1 includes tracing and compilation).
 
-        x : (n, inputs) float array, already scaled (e.g. ``InputScaler.transform(x_raw)``).
-        labels : (n,) integer class labels.
-        validation_data : (x_test, labels_test), evaluated after each epoch, timed apart (eval_s).
-        batch_order_rng : a NumPy Generator; if given, each epoch's batches are
-            ``perm = batch_order_rng.permutation(n)`` cut like numpy_mlp (last batch smaller), instead
-            of Keras' shuffling (fit variants) or the model's own generator (loop).
+        batch_order_rng : a NumPy Generator; if given, each epoch's batches are its ``permutation(n)`` cut like
+            numpy_mlp's (last batch smaller), instead of Keras' shuffling (fit variants) or the model's own (loop).
 
-        EpochRecord.loss is Keras' epoch loss: the mean of the batch losses (each summed over its
-        samples, plus regularization) weighted by batch size, numpy_mlp's plain mean whenever all
-        batches have the same size (n % batch_size == 0).
+        EpochRecord.loss is Keras' epoch loss: the mean of the batch losses weighted by batch size, numpy_mlp's
+        plain mean whenever all batches have the same size (n % batch_size == 0).
         """
         x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size,
                                                                          validation_data, batch_order_rng)
         y = self._one_hot(labels)
         rates = self._rates(epochs, batch_size)
-        self.settings = settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
+        settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
         fit = self._fit_loop if self.variant == "loop" else self._fit_keras
         with self._floatx():
             return fit(x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng)
@@ -250,12 +233,8 @@ class KerasMLP(PeerModel):
         key = tuple(sorted(kwargs.items()))
         if self._compiled_with == key:
             return
-        self.model.compile(
-            optimizer=self.optimizer,
-            loss=self.loss_fn,
-            metrics=[self.components.OutputAccuracy(self.config.output_activation)],
-            **kwargs,
-        )
+        self.model.compile(optimizer=self.optimizer, loss=self.loss_fn,
+                           metrics=[self.components.OutputAccuracy(self.config.output_activation)], **kwargs)
         self._compiled_with = key
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):

@@ -173,13 +173,7 @@ class TorchMLP(PeerModel):
                                               validation_data, callback))
         return records
 
-    # -- inference ----------------------------------------------------------------------------------
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Network outputs A (n, outputs) in the model's dtype."""
-        x = self._check_x(x, "x")
-        with self._torch.no_grad():
-            return self._outputs(self.network(self._torch.from_numpy(x))).numpy()
+    # -- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         """(loss summed over the samples plus regularization, accuracy), like numpy_mlp.MLP.evaluate."""

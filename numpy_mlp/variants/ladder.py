@@ -30,7 +30,6 @@ def add_bias_row(a: np.ndarray) -> np.ndarray:
 
 
 class LadderVariant(Variant):
-    always_float64 = False
     delta_to_input_layer = False
     bias_column_in_data = False
     derivative_from_output = False
@@ -41,10 +40,6 @@ class LadderVariant(Variant):
         self.loss_value = loss_function(config.output_activation, config.loss)
         self.fused_output_delta = output_delta_function(config.output_activation, config.loss)
         super().__init__(config, weights)
-
-    @classmethod
-    def compute_dtype(cls, config: MLPConfig) -> np.dtype:
-        return np.dtype(np.float64) if cls.always_float64 else np.dtype(config.dtype)
 
     def set_weights(self, weights: Weights) -> None:
         # W_N = [bias | kernel^T]: (outputs, 1 + inputs)
@@ -113,11 +108,10 @@ class LadderVariant(Variant):
         if self.output.name == "softmax":
             return self.fused_output_delta(a_out.T, y_t.T).T
         # The article's way: dLoss/dA times the output function's derivative D_E.
-        d_out = (
-            self.output.derivative_from_output(a_out)
-            if self.derivative_from_output
-            else self.output.derivative_from_input(z_out)
-        )
+        if self.derivative_from_output:
+            d_out = self.output.derivative_from_output(a_out)
+        else:
+            d_out = self.output.derivative_from_input(z_out)
         return loss_gradient_wrt_output(a_out, y_t, self.config.loss) * d_out
 
     def backward(self, batch, cache):
@@ -158,7 +152,8 @@ class LadderVariant(Variant):
 
 class Original(LadderVariant):
     name = "original"
-    description = "the article's starting point: float64, bias rows inserted per batch, act'(Z) recomputed, deltas down to the input"
+    description = ("the article's starting point: float64, bias rows inserted per batch, act'(Z) recomputed, "
+                   "deltas down to the input")
     always_float64 = True
     delta_to_input_layer = True
 

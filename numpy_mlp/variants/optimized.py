@@ -115,7 +115,7 @@ class Optimized(Variant):
     @contextmanager
     def running(self, row_threads: int):
         self.row_threads = row_threads
-        self.pool = ThreadPoolExecutor(row_threads - 1, thread_name_prefix="numpy_mlp-rows") if row_threads > 1 else None
+        self.pool = ThreadPoolExecutor(row_threads - 1, "numpy_mlp-rows") if row_threads > 1 else None
         try:
             yield
         finally:
