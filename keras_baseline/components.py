@@ -150,10 +150,9 @@ class KernelL1L2(keras.regularizers.L1L2):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Times each epoch of ``fit`` from on_epoch_begin to on_epoch_end (the batches, Keras' data
-    pipeline and callbacks; no validation runs inside fit; CPU time includes a compiler's, see
-    ``runtime.cpu_seconds``) and hands (wall_s, cpu_s, logs) to
-    ``finish``, which runs after the clock stopped (evaluation, records)."""
+    """Times each epoch of ``fit`` from on_epoch_begin to on_epoch_end (the batches, Keras' data pipeline and
+    callbacks; no validation runs inside fit; CPU time includes a compiler's, ``runtime.cpu_seconds``) and hands
+    (wall_s, cpu_s, logs) to ``finish``, which runs after the clock stopped (evaluation, records)."""
 
     def __init__(self, finish):
         super().__init__()

@@ -67,14 +67,12 @@ class RunSettings:
     max_threads: int | None = None
 
     def __post_init__(self):
-        spe = self.steps_per_execution
-        if spe != "epoch" and (isinstance(spe, bool) or not isinstance(spe, numbers.Integral) or spe <= 0):
-            raise ValueError(f"steps_per_execution must be a positive integer or 'epoch', got {spe!r}")
+        for name, other in (("steps_per_execution", "epoch"), ("max_threads", None)):
+            value = getattr(self, name)
+            if value != other and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer or {other!r}, got {value!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
-        mt = self.max_threads
-        if mt is not None and (isinstance(mt, bool) or not isinstance(mt, numbers.Integral) or mt <= 0):
-            raise ValueError(f"max_threads must be a positive integer or None, got {mt!r}")
 
     def steps_for(self, n_batches: int) -> int:
         return n_batches if self.steps_per_execution == "epoch" else min(int(self.steps_per_execution), n_batches)
@@ -133,7 +131,7 @@ class KerasMLP(PeerModel):
         self._settings_override = settings
         self._compiled_with = None
 
-        from .runtime import import_keras
+        from .runtime import import_keras, keep_float64_on_torch
 
         engine, self._keras = import_keras()
         self.backend = self._keras.backend.backend()
@@ -144,8 +142,6 @@ class KerasMLP(PeerModel):
             raise ValueError(f"on PyTorch, Keras runs the variants {', '.join(KERAS_FIT_VARIANTS)}; the loops are "
                              "keras_baseline.TorchMLP's")
         if self.backend == "torch" and self.dtype == np.float64:
-            from .runtime import keep_float64_on_torch
-
             keep_float64_on_torch()
         from . import components
 
@@ -200,9 +196,7 @@ class KerasMLP(PeerModel):
             return fit(x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng)
 
     def _fit_keras(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
-        keras = self._keras
-        n_batches = math.ceil(len(x) / batch_size)
-        self._compile(settings, n_batches)
+        self._compile(settings, math.ceil(len(x) / batch_size))
         records = []
 
         def finish(wall, cpu, logs):
@@ -213,7 +207,7 @@ class KerasMLP(PeerModel):
 
         recorder = self.components.EpochTimer(finish)
         # the epoch's rate, assigned to the optimizer's variable by Keras' own scheduler callback
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
+        schedule = self._keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
         callbacks = [schedule, recorder]  # the rate is set before the epoch's clock starts
         if batch_order_rng is not None:
             # the harness's order: one fit() per epoch on the permuted arrays, Keras cuts the batches
@@ -231,11 +225,10 @@ class KerasMLP(PeerModel):
         if self.variant != "fit" or self._settings_override is not None:
             kwargs = {"steps_per_execution": settings.steps_for(n_batches), "jit_compile": settings.jit_compile}
         key = tuple(sorted(kwargs.items()))
-        if self._compiled_with == key:
-            return
-        self.model.compile(optimizer=self.optimizer, loss=self.loss_fn,
-                           metrics=[self.components.OutputAccuracy(self.config.output_activation)], **kwargs)
-        self._compiled_with = key
+        if self._compiled_with != key:
+            self.model.compile(optimizer=self.optimizer, loss=self.loss_fn,
+                               metrics=[self.components.OutputAccuracy(self.config.output_activation)], **kwargs)
+            self._compiled_with = key
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng

@@ -138,7 +138,7 @@ def configure_tensorflow(threads: int) -> dict:
 def tensorflow_runtime_info() -> dict:
     """Thread counts, visible devices, oneDNN and versions, as TensorFlow reports them."""
     tf, keras = import_keras()
-    try:  # what TensorFlow decided from TF_ENABLE_ONEDNN_OPTS (TF 2.21's default here: off)
+    try:  # what TensorFlow decided from TF_ENABLE_ONEDNN_OPTS (its default depends on the build)
         from tensorflow.python.util import _pywrap_util_port
 
         onednn_enabled = bool(_pywrap_util_port.IsMklEnabled())

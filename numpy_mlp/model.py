@@ -28,7 +28,7 @@ class TrainingDiverged(FloatingPointError):
 
 
 def finish_epoch(record, evaluate, validation_data, callback, what: str):
-    """After an epoch's clock stopped (both frameworks): divergence check, evaluation timed apart, callback."""
+    """After an epoch's clock stopped (every model): divergence check, evaluation timed apart, callback."""
     if not math.isfinite(record.loss):
         raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} ({what})")
     if validation_data is not None:
@@ -98,20 +98,14 @@ class MLP(ModelInputs):
     def __init__(self, config: MLPConfig | None = None, variant: str = "optimized", seed: int = 0,
                  scaler: InputScaler | None = None):
         self.config = config or MLPConfig()
-        self.variant_cls = get_variant(variant)
-        self.seed = seed
+        self.impl = get_variant(variant)(self.config, init_weights(self.config, seed))
+        self.variant, self.seed, self.dtype = self.impl.name, seed, self.impl.dtype
         self.shuffle_rng = shuffle_rng(seed)
-        self.impl = self.variant_cls(self.config, init_weights(self.config, seed))
-        self.dtype = self.impl.dtype
         self.scaler = scaler.astype(self.dtype) if scaler is not None else None
         self.epochs_done = 0
         self._hidden = ACTIVATIONS[self.config.hidden_activation]
         self._output = ACTIVATIONS[self.config.output_activation]
         self._loss_value = loss_function(self.config.output_activation, self.config.loss)
-
-    @property
-    def variant(self) -> str:
-        return self.variant_cls.name
 
     def get_weights(self) -> Weights:
         return self.impl.get_weights()

@@ -2,8 +2,7 @@
 
 The model can take raw (uint8) pixels and a scaler: the article's variants scale the whole training
 set once, ``optimized`` scales each gathered chunk of rows (gathering uint8 moves a quarter of the
-bytes).
-Both use the same float operations, so their inputs are bit-identical, and Keras is given
+bytes). Both use the same float operations, so their inputs are bit-identical, and the peers are given
 ``scaler.transform(x)``, the very same numbers.
 """
 from __future__ import annotations
