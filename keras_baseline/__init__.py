@@ -10,44 +10,21 @@ the harness can set up the environment first (one backend per process: Keras pic
 >>> model.set_weights(numpy_mlp.init_weights(config, seed))
 >>> records = model.fit(x_scaled, y_train, epochs=35, batch_size=500, validation_data=(x_test_scaled, y_test))
 """
-from .model import (
-    BACKEND_VARIANTS, JAX_VARIANTS, TORCH_VARIANTS, VARIANTS, KerasMLP, RunSettings, check_variant, settings_for,
-)
+from .model import JAX_VARIANTS, TORCH_VARIANTS, VARIANTS, KerasMLP, RunSettings, settings_for
 from .runtime import (
-    TORCH_INSTALL_HINT, configure_backend, configure_jax, configure_tensorflow, configure_torch, jax_runtime_info,
-    tensorflow_runtime_info, torch_available, torch_runtime_info, xla_threads,
+    TORCH_INSTALL_HINT, configure_backend, configure_jax, configure_tensorflow, jax_runtime_info,
+    tensorflow_runtime_info, torch_available,
 )
-from .torch_loop import LOOP_VARIANTS as TORCH_LOOP_VARIANTS
-from .torch_loop import TorchMLP
+from .torch_loop import LOOP_VARIANTS, TorchMLP
 
 
 def make_model(backend: str, config, variant: str, seed: int):
     """The peer model of a variant on a backend: PyTorch's own loops are TorchMLP's, the rest KerasMLP's."""
-    if backend == "torch" and variant in TORCH_LOOP_VARIANTS:
+    if backend == "torch" and variant in LOOP_VARIANTS:
         return TorchMLP(config, variant, seed=seed)
     return KerasMLP(config, variant, seed=seed)
 
 
-__all__ = [
-    "BACKEND_VARIANTS",
-    "JAX_VARIANTS",
-    "TORCH_INSTALL_HINT",
-    "TORCH_LOOP_VARIANTS",
-    "TORCH_VARIANTS",
-    "TorchMLP",
-    "KerasMLP",
-    "RunSettings",
-    "VARIANTS",
-    "check_variant",
-    "configure_backend",
-    "configure_jax",
-    "configure_tensorflow",
-    "configure_torch",
-    "jax_runtime_info",
-    "make_model",
-    "settings_for",
-    "tensorflow_runtime_info",
-    "torch_available",
-    "torch_runtime_info",
-    "xla_threads",
-]
+__all__ = ["JAX_VARIANTS", "TORCH_INSTALL_HINT", "TORCH_VARIANTS", "TorchMLP", "KerasMLP", "RunSettings", "VARIANTS",
+           "configure_backend", "configure_jax", "configure_tensorflow", "jax_runtime_info", "make_model",
+           "settings_for", "tensorflow_runtime_info", "torch_available"]

@@ -1,6 +1,6 @@
 """The Keras pieces of the study's network: model, summed loss, the article's optimizer, accuracy.
 
-Everything here is written in ``keras.ops`` and serves both backends, TensorFlow and JAX. This module
+Everything here is written in ``keras.ops`` and serves every backend. This module
 imports Keras (and so its backend) at import time; ``keras_baseline.model`` imports it only once the
 backend has been configured (see ``keras_baseline.runtime``).
 
@@ -32,41 +32,29 @@ def activate(logits, output_activation: str):
     return ops.sigmoid(logits)
 
 
-def _per_node_upstream(upstream):
-    return ops.expand_dims(upstream, -1)
+def _logloss_from_logits(output_activation: str):
+    """Per-sample cross-entropy of the clipped outputs A = f(Z) (binary per sigmoid node, summed over the nodes;
+    categorical with softmax), with the gradient d/dZ = A - Y (for softmax: rows of Y sum to 1)."""
+
+    @ops.custom_gradient
+    def logloss(logits, y):
+        a = activate(logits, output_activation)
+        clipped = ops.clip(a, LOG_EPSILON, 1.0 - LOG_EPSILON)
+        if output_activation == "softmax":
+            value = -ops.sum(y * ops.log(clipped), axis=-1)
+        else:
+            value = -ops.sum(y * ops.log(clipped) + (1.0 - y) * ops.log(1.0 - clipped), axis=-1)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return ops.expand_dims(upstream, -1) * (a - y), ops.zeros_like(y)  # upstream per node
+
+        return value, grad
+
+    return logloss
 
 
-@ops.custom_gradient
-def _sigmoid_logloss(logits, y):
-    """Per-sample binary cross-entropy of sigmoid(Z), summed over the nodes; d/dZ = A - Y."""
-    a = ops.sigmoid(logits)
-    clipped = ops.clip(a, LOG_EPSILON, 1.0 - LOG_EPSILON)
-    value = -ops.sum(y * ops.log(clipped) + (1.0 - y) * ops.log(1.0 - clipped), axis=-1)
-
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        return _per_node_upstream(upstream) * (a - y), ops.zeros_like(y)
-
-    return value, grad
-
-
-@ops.custom_gradient
-def _softmax_logloss(logits, y):
-    """Per-sample categorical cross-entropy of softmax(Z); d/dZ = A - Y (rows of Y sum to 1)."""
-    a = ops.softmax(logits, axis=-1)
-    clipped = ops.clip(a, LOG_EPSILON, 1.0 - LOG_EPSILON)
-    value = -ops.sum(y * ops.log(clipped), axis=-1)
-
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        return _per_node_upstream(upstream) * (a - y), ops.zeros_like(y)
-
-    return value, grad
-
-
-@keras.saving.register_keras_serializable(package="keras_baseline")
 class SummedLoss(keras.losses.Loss):
     """The article's cost of a mini-batch, from the logits: summed over output nodes AND samples.
 
@@ -77,51 +65,33 @@ class SummedLoss(keras.losses.Loss):
     the kernels' L1L2 penalties (``model.losses``) to it.
     """
 
-    def __init__(self, output_activation: str = "sigmoid", loss: str = "logloss", name=None, dtype=None,
-                 reduction="sum"):
-        if reduction != "sum":
-            raise ValueError(f"SummedLoss sums over the batch; reduction must be 'sum', got {reduction!r}")
-        super().__init__(name=name or f"summed_{loss}", reduction="sum", dtype=dtype)
-        if output_activation not in ("sigmoid", "softmax"):
-            raise ValueError(f"unknown output activation {output_activation!r}")
-        if loss not in ("logloss", "mse"):
-            raise ValueError(f"unknown loss {loss!r}")
-        self.output_activation = output_activation
-        self.loss = loss
+    def __init__(self, output_activation: str, loss: str, dtype: str):
+        super().__init__(name=f"summed_{loss}", reduction="sum", dtype=dtype)
+        self.output_activation, self.loss = output_activation, loss
+        self._logloss = _logloss_from_logits(output_activation)
 
     def call(self, y_true, y_pred):
         """y_true (batch, classes) one-hot, y_pred the logits (batch, classes) -> (batch,)."""
         if self.loss == "mse":
             diff = activate(y_pred, self.output_activation) - y_true
             return 0.5 * ops.sum(ops.square(diff), axis=-1)
-        if self.output_activation == "softmax":
-            return _softmax_logloss(y_pred, y_true)
-        return _sigmoid_logloss(y_pred, y_true)
-
-    def get_config(self):
-        return {"output_activation": self.output_activation, "loss": self.loss, "name": self.name,
-                "dtype": self.dtype}
+        return self._logloss(y_pred, y_true)
 
 
-@keras.saving.register_keras_serializable(package="keras_baseline")
 class OutputAccuracy(keras.metrics.CategoricalAccuracy):
     """Categorical accuracy (argmax of the outputs == argmax of the one-hot targets) of a model that
     outputs logits: the output function is applied first, so that ties between saturated outputs are
     broken exactly as numpy_mlp breaks them (first maximum). Keras' plain 'accuracy' would become
     binary accuracy per output node with a sigmoid output."""
 
-    def __init__(self, output_activation: str = "sigmoid", name="categorical_accuracy", dtype=None):
-        super().__init__(name=name, dtype=dtype)
+    def __init__(self, output_activation: str):
+        super().__init__(name="categorical_accuracy")
         self.output_activation = output_activation
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         return super().update_state(y_true, activate(y_pred, self.output_activation), sample_weight)
 
-    def get_config(self):
-        return {**super().get_config(), "output_activation": self.output_activation}
 
-
-@keras.saving.register_keras_serializable(package="keras_baseline")
 class ArticleSGD(keras.optimizers.Optimizer):
     """The article's update for every variable (biases included), with its one-step momentum:
 
@@ -132,10 +102,8 @@ class ArticleSGD(keras.optimizers.Optimizer):
     (keras_baseline makes it in the model's dtype), and is set per epoch from the article's schedule.
     """
 
-    def __init__(self, learning_rate: float = 1e-3, momentum: float = 0.0, name: str = "article_sgd", **kwargs):
-        if not momentum >= 0:
-            raise ValueError(f"momentum must be >= 0, got {momentum}")
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+    def __init__(self, learning_rate: float, momentum: float):
+        super().__init__(learning_rate=learning_rate, name="article_sgd")
         self.momentum = float(momentum)
 
     def build(self, variables):
@@ -162,11 +130,7 @@ class ArticleSGD(keras.optimizers.Optimizer):
         for previous in self.previous_steps:
             previous.assign(ops.zeros(previous.shape, dtype=previous.dtype))
 
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum}
 
-
-@keras.saving.register_keras_serializable(package="keras_baseline")
 class KernelL1L2(keras.regularizers.L1L2):
     """Keras' L1L2 penalty, l1 sum|W| + l2 sum W^2, with the factors taken in the weights' dtype.
 
@@ -186,10 +150,9 @@ class KernelL1L2(keras.regularizers.L1L2):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Times each epoch of ``fit`` from on_epoch_begin to on_epoch_end (the batches, Keras' data
-    pipeline and callbacks; no validation runs inside fit; CPU time includes a compiler's, see
-    ``runtime.cpu_seconds``) and hands (wall_s, cpu_s, logs) to
-    ``finish``, which runs after the clock stopped (evaluation, records)."""
+    """Times each epoch of ``fit`` from on_epoch_begin to on_epoch_end (the batches, Keras' data pipeline and
+    callbacks; no validation runs inside fit; CPU time includes a compiler's, ``runtime.cpu_seconds``) and hands
+    (wall_s, cpu_s, logs) to ``finish``, which runs after the clock stopped (evaluation, records)."""
 
     def __init__(self, finish):
         super().__init__()
@@ -227,20 +190,11 @@ def build_model(config: MLPConfig) -> keras.Sequential:
     not regularized.
     """
     sizes = config.layer_sizes
-    regularizer = None
-    if config.l1 or config.l2:
-        regularizer = KernelL1L2(l1=config.l1, l2=config.l2 / 2)
+    regularizer = KernelL1L2(l1=config.l1, l2=config.l2 / 2) if config.l1 or config.l2 else None
     layers = [keras.Input(shape=(sizes[0],), dtype=config.dtype, name="pixels")]
-    n_layers = len(sizes) - 1
-    for n, width in enumerate(sizes[1:]):
-        last = n == n_layers - 1
-        layers.append(
-            keras.layers.Dense(
-                width,
-                activation=None if last else hidden_activation(config),
-                kernel_regularizer=regularizer,
-                dtype=config.dtype,
-                name="logits" if last else f"hidden_{n + 1}",
-            )
-        )
+    for n, width in enumerate(sizes[1:], start=1):
+        last = n == len(sizes) - 1
+        layers.append(keras.layers.Dense(width, activation=None if last else hidden_activation(config),
+                                         kernel_regularizer=regularizer, dtype=config.dtype,
+                                         name="logits" if last else f"hidden_{n}"))
     return keras.Sequential(layers, name="mlp")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpy_mlp.model import batch_slices
+from .peer import calls_of_epoch
 
 
 class Functions:
@@ -74,16 +74,8 @@ class Functions:
             (_values(mlp.loss_mean.variables), _values(mlp.accuracy.variables)),
         )
         x, y = data
-        if per_call == 1:
-            for idx in batch_slices(order, batch_size):
-                state = self._step(state, x, y, idx)
-        else:
-            n_full = len(order) // batch_size
-            full = order[: n_full * batch_size].reshape(n_full, batch_size)
-            for start in range(0, n_full, per_call):
-                state = self._steps(state, x, y, full[start : start + per_call])
-            if n_full * batch_size < len(order):
-                state = self._step(state, x, y, order[n_full * batch_size :])
+        for idx in calls_of_epoch(order, batch_size, per_call):
+            state = (self._steps if idx.ndim == 2 else self._step)(state, x, y, idx)
         trainable, _, optimizer_variables, (loss_variables, accuracy_variables) = state
         _assign(model.trainable_variables, trainable)
         _assign(optimizer.variables, optimizer_variables)

@@ -1,13 +1,14 @@
-"""KerasMLP: the study's network in Keras 3, on its TensorFlow or JAX backend, trained like numpy_mlp.MLP.
+"""KerasMLP: the study's network in Keras 3, on its TensorFlow, JAX or PyTorch backend, trained like numpy_mlp.MLP.
 
 Keras (and its backend) is imported lazily, on the first KerasMLP: ``import keras_baseline`` stays
 cheap and the harness can call ``keras_baseline.configure_backend(backend, threads)`` first. One model,
-loss, optimizer and set of metrics serve both backends, and so does ``fit``; what differs (compiled
-inference, one step, the custom loop) is in ``tensorflow_functions`` and ``jax_functions``.
+loss, optimizer and set of metrics serve every backend, and so does ``fit``; what differs (compiled
+inference, the custom loop) is in ``tensorflow_functions``, ``jax_functions`` and ``torch_functions``.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import numbers
 import random
@@ -18,10 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from numpy_mlp.config import MLPConfig, lr_schedule
-from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
+from numpy_mlp.config import MLPConfig
+from numpy_mlp.model import EpochRecord, init_weights
+from numpy_mlp.variants import Weights
 
-from .inputs import ModelInputs
+from .peer import PeerModel
 
 VARIANTS: dict[str, str] = {
     "fit": "what a Keras user writes, on TensorFlow: compile() and fit(shuffle=True) with Keras' defaults",
@@ -31,9 +33,11 @@ VARIANTS: dict[str, str] = {
 }
 # the same variants on Keras' JAX backend (every function there is XLA-compiled by jax.jit)
 JAX_VARIANTS: dict[str, str] = {
-    "fit": "what a Keras user writes, on JAX: compile() and fit(shuffle=True) with Keras' defaults (one jitted call per batch)",
+    "fit": "what a Keras user writes, on JAX: compile() and fit(shuffle=True) with Keras' defaults "
+           "(one jitted call per batch)",
     "fit-tuned": "compile() and fit(shuffle=True) on JAX, fastest settings measured: an epoch per call, jitted",
-    "loop": "custom JAX loop: stateless_call, jax.value_and_grad and the update in one jax.jit per epoch, lax.scan over its batches",
+    "loop": "custom JAX loop: stateless_call, jax.value_and_grad and the update in one jax.jit per epoch, "
+            "lax.scan over its batches",
 }
 # the torch framework: Keras on its PyTorch backend (fit variants) and PyTorch's own loop (keras_baseline.torch_loop)
 TORCH_VARIANTS: dict[str, str] = {
@@ -43,21 +47,18 @@ TORCH_VARIANTS: dict[str, str] = {
     "loop": "plain PyTorch loop: nn.Linear layers, autograd, the article's update under torch.no_grad(), eager",
     "loop-compiled": "the plain PyTorch loop with its training step compiled by torch.compile (Inductor)",
 }
-# The variants of each Keras backend (the torch framework's loops are PyTorch's own, not Keras').
 BACKEND_VARIANTS = {"tensorflow": VARIANTS, "jax": JAX_VARIANTS, "torch": TORCH_VARIANTS}
-KERAS_FIT_VARIANTS = ("fit", "fit-tuned")
-
-Weights = list[tuple[np.ndarray, np.ndarray]]
+KERAS_FIT_VARIANTS = ("fit", "fit-tuned")  # what Keras runs on PyTorch: the torch framework's loops are TorchMLP's
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How Keras (on TensorFlow or JAX) executes the training (never what it computes).
+    """How Keras executes the training (never what it computes).
 
     steps_per_execution : batches per call of the compiled train function (``fit``), or 'epoch' for
         all the batches of an epoch in one call.
-    jit_compile : XLA compilation of the train function; 'auto' is Keras' default (on a CPU: off with
-        TensorFlow, jax.jit with JAX; the JAX loop is always jitted).
+    jit_compile : compilation of the train function; 'auto' is Keras' default (on a CPU: off with
+        TensorFlow, jax.jit with JAX, eager on PyTorch; the JAX loop is always jitted).
     max_threads : at most this many intra-op threads (None: as many as the run may use). TensorFlow
         takes its thread counts once per process, so the harness applies this before it starts.
     """
@@ -67,139 +68,86 @@ class RunSettings:
     max_threads: int | None = None
 
     def __post_init__(self):
-        spe = self.steps_per_execution
-        if spe != "epoch" and (isinstance(spe, bool) or not isinstance(spe, numbers.Integral) or spe <= 0):
-            raise ValueError(f"steps_per_execution must be a positive integer or 'epoch', got {spe!r}")
+        for name, other in (("steps_per_execution", "epoch"), ("max_threads", None)):
+            value = getattr(self, name)
+            if value != other and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer or {other!r}, got {value!r}")
         if self.jit_compile not in (True, False, "auto"):
             raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
-        mt = self.max_threads
-        if mt is not None and (isinstance(mt, bool) or not isinstance(mt, numbers.Integral) or mt <= 0):
-            raise ValueError(f"max_threads must be a positive integer or None, got {mt!r}")
 
     def steps_for(self, n_batches: int) -> int:
         return n_batches if self.steps_per_execution == "epoch" else min(int(self.steps_per_execution), n_batches)
 
 
-XLA_FROM_BATCH = 20000  # XLA pays from here on (see settings_for)
-SINGLE_THREAD_BELOW = 256  # 'loop' runs on one thread below this batch size (see settings_for)
+XLA_FROM_BATCH = 20000  # TensorFlow: XLA pays from here on
+SINGLE_THREAD_BELOW = 256  # TensorFlow's 'loop' runs on one thread below this batch size
+TORCH_COMPILE_BELOW_BATCH = 128  # Keras' torch.compile'd train step pays below this batch size
 
 
 def settings_for(variant: str, batch_size: int, backend: str = "tensorflow") -> RunSettings:
-    """The execution settings a variant uses at a batch size on a Keras backend (JAX: ``_jax_settings``).
+    """The execution settings a variant uses at a batch size on a Keras backend.
 
-    'fit' is Keras' defaults. On TensorFlow, 'fit-tuned' and 'loop' are the winners of
-    ``python -m harness.tune`` (the search is in docs/tuning.md): all the
-    batches of an epoch in one call, since Keras' per-call overhead dominates this small network; XLA
-    from batch ``XLA_FROM_BATCH`` up, where fusing the element-wise work over the big (batch, 70)
-    arrays beats its compilation; 'loop' on one thread below ``SINGLE_THREAD_BELOW`` rows, as
-    numpy_mlp's ``optimized`` does (there it was faster on one thread; 'fit-tuned' was not).
+    'fit' is Keras' defaults everywhere; the others are the winners of the searches in docs/tuning.md and
+    docs/pytorch.md. TensorFlow: all the batches of an epoch in one call, since Keras' per-call overhead
+    dominates this small network; XLA from batch ``XLA_FROM_BATCH`` up, where fusing the element-wise work
+    over the big (batch, 70) arrays beats its compilation; 'loop' on one thread below ``SINGLE_THREAD_BELOW``
+    rows, as numpy_mlp's ``optimized`` does. JAX: an epoch per call, jitted (without it every op runs on its
+    own). Keras on PyTorch takes one batch per call and runs eagerly by default: 'fit-tuned' compiles its
+    train step (torch.compile) below ``TORCH_COMPILE_BELOW_BATCH``.
     """
     if backend not in BACKEND_VARIANTS:
         raise ValueError(f"unknown Keras backend {backend!r}; choose one of {', '.join(BACKEND_VARIANTS)}")
-    check_variant(variant, backend)
+    if _check_variant(variant, BACKEND_VARIANTS[backend]) == "fit":
+        return RunSettings()
     if backend == "jax":
-        return _jax_settings(variant)
-    if backend == "torch":
-        return _torch_settings(variant, batch_size)
-    jit = batch_size >= XLA_FROM_BATCH
-    if variant == "fit-tuned":
-        return RunSettings(steps_per_execution="epoch", jit_compile=jit)
-    if variant == "loop":
-        return RunSettings(steps_per_execution="epoch", jit_compile=jit,
-                           max_threads=1 if batch_size < SINGLE_THREAD_BELOW else None)
-    return RunSettings()
-
-
-def _jax_settings(variant: str) -> RunSettings:
-    """The execution settings of a variant on Keras' JAX backend, at every batch size.
-
-    'fit' is Keras' defaults (steps_per_execution=1; jit_compile='auto', which on JAX is jax.jit).
-    'loop' runs an epoch's equal batches in one jitted call. 'fit-tuned' is the winner of
-    ``python -m harness.tune --backend jax`` (the search is in docs/tuning.md):
-    jitted (without it every op runs on its own) and, as on TensorFlow, an epoch per call (on JAX that
-    saves Keras' per-call work around the jitted step, not the calls).
-    """
-    if variant in ("fit-tuned", "loop"):
         return RunSettings(steps_per_execution="epoch", jit_compile=True)
-    return RunSettings()
+    if backend == "torch":  # PyTorch's own loops take no Keras settings
+        return RunSettings(jit_compile=batch_size < TORCH_COMPILE_BELOW_BATCH if variant == "fit-tuned" else "auto")
+    return RunSettings(steps_per_execution="epoch", jit_compile=batch_size >= XLA_FROM_BATCH,
+                       max_threads=1 if variant == "loop" and batch_size < SINGLE_THREAD_BELOW else None)
 
 
-TORCH_COMPILE_BELOW_BATCH = 128  # Keras' torch.compile'd train step pays below this batch size (see _torch_settings)
-
-
-def _torch_settings(variant: str, batch_size: int) -> RunSettings:
-    """The execution settings of a variant of the torch framework at a batch size.
-
-    Keras' PyTorch backend takes one batch per call (steps_per_execution must be 1) and runs eagerly
-    by default (jit_compile='auto'); jit_compile=True wraps its train step in torch.compile. In the
-    search ``python -m harness.tune --backend torch`` (docs/pytorch.md) the compilation paid over the
-    study's 35 epochs at small batches only, so 'fit-tuned' compiles below ``TORCH_COMPILE_BELOW_BATCH``.
-    The loops are PyTorch's own ('loop', 'loop-compiled') and take no Keras settings.
-    """
-    if variant == "fit-tuned":
-        return RunSettings(jit_compile=batch_size < TORCH_COMPILE_BELOW_BATCH)
-    return RunSettings()
-
-
-# -- argument checks (no TensorFlow needed) ---------------------------------------------------------
-
-def check_variant(variant: str, backend: str = "tensorflow") -> str:
-    variants = BACKEND_VARIANTS[backend]
+def _check_variant(variant: str, variants) -> str:
     if variant not in variants:
         raise ValueError(f"unknown keras_baseline variant {variant!r}; choose one of {', '.join(variants)}")
     return variant
 
 
-class KerasMLP(ModelInputs):
-    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config,
-    on the backend Keras runs on in this process (``backend``: 'tensorflow' or 'jax', chosen with
-    ``configure_backend`` before the first KerasMLP; TensorFlow by default).
-
-    Parameters
-    ----------
-    config : the shared ``numpy_mlp.MLPConfig`` (no second set of defaults).
-    variant : how Keras runs the training, see ``VARIANTS``.
-    seed : initial weights ``numpy_mlp.init_weights(config, seed)`` (numpy_mlp.MLP's too), Keras'
-        random state (for fit's shuffling, see ``_seed_random_state``) and the loop's shuffling
-        (``numpy_mlp.shuffle_rng(seed)``, numpy_mlp's batch order).
-    settings : override the variant's execution settings (for the search in ``harness/tune.py``).
+class KerasMLP(PeerModel):
+    """The study's MLP in Keras, mathematically the same as ``numpy_mlp.MLP`` with the same config, on the
+    backend Keras runs on in this process (``backend``, chosen with ``configure_backend`` before the first
+    KerasMLP; TensorFlow by default). ``variant``: how Keras runs the training, see ``VARIANTS``; ``seed``:
+    also seeds Keras' random state (fit's shuffling, ``_seed_random_state``); ``settings``: overrides the
+    variant's execution settings (for the Keras settings search, docs/tuning.md).
     """
+
+    what = "keras"
 
     def __init__(self, config: MLPConfig | None = None, variant: str = "fit-tuned", seed: int = 0, *,
                  settings: RunSettings | None = None):
-        config = MLPConfig() if config is None else config
-        if not isinstance(config, MLPConfig):
-            raise ValueError(f"config must be a numpy_mlp.MLPConfig, got {type(config).__name__}")
-        self.config = config
-        self.variant = check_variant(variant)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
+        super().__init__(config, seed)
+        self.variant = _check_variant(variant, VARIANTS)
         if settings is not None and not isinstance(settings, RunSettings):
             raise ValueError(f"settings must be a RunSettings, got {type(settings).__name__}")
         self._settings_override = settings
-        self.dtype = np.dtype(config.dtype)
-        self.epochs_done = 0
-        self._initial_lr = None
         self._compiled_with = None
-        self.settings = None  # the settings of the last fit()
 
-        from .runtime import import_keras
+        from .runtime import import_keras, keep_float64_on_torch
 
         engine, self._keras = import_keras()
         self.backend = self._keras.backend.backend()
         if self.backend == "jax" and self.dtype == np.float64 and not engine.config.jax_enable_x64:
-            raise ValueError("a float64 model on JAX needs its 64-bit mode: call configure_jax(threads, 'float64') first")
+            raise ValueError("a float64 model on JAX needs its 64-bit mode: call configure_jax(threads, 'float64') "
+                             "first")
         if self.backend == "torch" and self.variant not in KERAS_FIT_VARIANTS:
             raise ValueError(f"on PyTorch, Keras runs the variants {', '.join(KERAS_FIT_VARIANTS)}; the loops are "
                              "keras_baseline.TorchMLP's")
         if self.backend == "torch" and self.dtype == np.float64:
-            from .runtime import keep_float64_on_torch
-
             keep_float64_on_torch()
         from . import components
 
         self.components = components
+        config = self.config
         with self._floatx():
             self._seed_random_state()
             self.model = components.build_model(config)
@@ -209,14 +157,8 @@ class KerasMLP(ModelInputs):
             self.optimizer.build(self.model.trainable_variables)
             self.loss_mean = self._keras.metrics.Mean(name="loss", dtype=config.dtype)
             self.accuracy = components.OutputAccuracy(config.output_activation)
-        self._loop_rng = shuffle_rng(self.seed)
-        if self.backend == "jax":
-            from .jax_functions import Functions
-        elif self.backend == "torch":
-            from .torch_functions import Functions
-        else:
-            from .tensorflow_functions import Functions
-        self._functions = Functions(self)
+        # what differs per backend: tensorflow_functions, jax_functions or torch_functions
+        self._functions = importlib.import_module(f".{self.backend}_functions", __package__).Functions(self)
         self.set_weights(init_weights(config, self.seed))
 
     # -- weights ------------------------------------------------------------------------------------
@@ -230,60 +172,32 @@ class KerasMLP(ModelInputs):
         flat = self.model.get_weights()
         return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
-    @property
-    def learning_rate(self):
-        """The optimizer's learning-rate variable (a Keras variable of the model's dtype)."""
-        return self.optimizer.learning_rate
-
     # -- training -----------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        x: np.ndarray,
-        labels: np.ndarray,
-        epochs: int,
-        batch_size: int,
-        *,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[EpochRecord], None] | None = None,
-        batch_order_rng: np.random.Generator | None = None,
-    ) -> list[EpochRecord]:
-        """Train with the article's rules; returns one EpochRecord per epoch (epoch 1 includes graph
-        tracing and compilation). Raises TrainingDiverged when the loss stops being finite.
+    def fit(self, x: np.ndarray, labels: np.ndarray, epochs: int, batch_size: int, *,
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            callback: Callable[[EpochRecord], None] | None = None,
+            batch_order_rng: np.random.Generator | None = None) -> list[EpochRecord]:
+        """Train with the article's rules as numpy_mlp.MLP.fit does, on x already scaled (e.g.
+        ``InputScaler.transform(x_raw)``); one EpochRecord per epoch (epoch 1 includes tracing and compilation).
 
-        x : (n, inputs) float array, already scaled (e.g. ``InputScaler.transform(x_raw)``).
-        labels : (n,) integer class labels.
-        validation_data : (x_test, labels_test), evaluated after each epoch, timed apart (eval_s).
-        batch_order_rng : a NumPy Generator; if given, each epoch's batches are
-            ``perm = batch_order_rng.permutation(n)`` cut like numpy_mlp (last batch smaller), instead
-            of Keras' shuffling (fit variants) or the model's own generator (loop).
+        batch_order_rng : a NumPy Generator; if given, each epoch's batches are its ``permutation(n)`` cut like
+            numpy_mlp's (last batch smaller), instead of Keras' shuffling (fit variants) or the model's own (loop).
 
-        EpochRecord.loss is Keras' epoch loss: the mean of the batch losses (each summed over its
-        samples, plus regularization) weighted by batch size, numpy_mlp's plain mean whenever all
-        batches have the same size (n % batch_size == 0).
+        EpochRecord.loss is Keras' epoch loss: the mean of the batch losses weighted by batch size, numpy_mlp's
+        plain mean whenever all batches have the same size (n % batch_size == 0).
         """
         x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size,
                                                                          validation_data, batch_order_rng)
-
         y = self._one_hot(labels)
-        if self.epochs_done == 0:
-            self._initial_lr = self.config.lr_for(batch_size)  # a later fit() continues the decay, like numpy_mlp
-        # the rates numpy_mlp computes (its running division is lr_schedule's, bit for bit)
-        rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
-        self.settings = settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
+        rates = self._rates(epochs, batch_size)
+        settings = self._settings_override or settings_for(self.variant, batch_size, self.backend)
+        fit = self._fit_loop if self.variant == "loop" else self._fit_keras
         with self._floatx():
-            if self.variant == "loop":
-                records = self._fit_loop(x, y, rates, batch_size, settings, validation_data, callback,
-                                         batch_order_rng)
-            else:
-                records = self._fit_keras(x, y, rates, batch_size, settings, validation_data, callback,
-                                          batch_order_rng)
-        return records
+            return fit(x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng)
 
     def _fit_keras(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
-        keras = self._keras
-        n_batches = math.ceil(len(x) / batch_size)
-        self._compile(settings, n_batches)
+        self._compile(settings, math.ceil(len(x) / batch_size))
         records = []
 
         def finish(wall, cpu, logs):
@@ -294,7 +208,7 @@ class KerasMLP(ModelInputs):
 
         recorder = self.components.EpochTimer(finish)
         # the epoch's rate, assigned to the optimizer's variable by Keras' own scheduler callback
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
+        schedule = self._keras.callbacks.LearningRateScheduler(lambda epoch, lr: rates[len(records)])
         callbacks = [schedule, recorder]  # the rate is set before the epoch's clock starts
         if batch_order_rng is not None:
             # the harness's order: one fit() per epoch on the permuted arrays, Keras cuts the batches
@@ -312,15 +226,10 @@ class KerasMLP(ModelInputs):
         if self.variant != "fit" or self._settings_override is not None:
             kwargs = {"steps_per_execution": settings.steps_for(n_batches), "jit_compile": settings.jit_compile}
         key = tuple(sorted(kwargs.items()))
-        if self._compiled_with == key:
-            return
-        self.model.compile(
-            optimizer=self.optimizer,
-            loss=self.loss_fn,
-            metrics=[self.components.OutputAccuracy(self.config.output_activation)],
-            **kwargs,
-        )
-        self._compiled_with = key
+        if self._compiled_with != key:
+            self.model.compile(optimizer=self.optimizer, loss=self.loss_fn,
+                               metrics=[self.components.OutputAccuracy(self.config.output_activation)], **kwargs)
+            self._compiled_with = key
 
     def _fit_loop(self, x, y, rates, batch_size, settings, validation_data, callback, batch_order_rng):
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng
@@ -337,11 +246,6 @@ class KerasMLP(ModelInputs):
             records.append(self._finish_epoch(EpochRecord(self.epochs_done + 1, wall, cpu, loss, acc, lr),
                                               validation_data, callback))
         return records
-
-    def _finish_epoch(self, record: EpochRecord, validation_data, callback) -> EpochRecord:
-        """After the epoch's clock stopped: divergence check, evaluation (timed apart), callback."""
-        self.epochs_done += 1
-        return finish_epoch(record, self._evaluate, validation_data, callback, f"keras variant {self.variant}")
 
     def total_loss(self, y, logits, penalties):
         """The summed loss plus the kernels' regularization penalties (the model's losses of the

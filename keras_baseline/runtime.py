@@ -5,8 +5,8 @@ Keras picks its backend once, at import (``KERAS_BACKEND``); TensorFlow reads it
 thread pools when its runtime starts (at the first op), JAX its platforms and XLA's flags when its
 CPU client starts (at the first array), PyTorch its inter-op pool at its first parallel work. So
 everything here must happen before that, which is why nothing in ``keras_baseline`` imports Keras,
-TensorFlow, JAX or PyTorch at module level: the harness can
-``import keras_baseline``, set environment variables and then call ``configure_backend``.
+TensorFlow, JAX or PyTorch at module level: the harness can ``import keras_baseline``, set environment
+variables and then call ``configure_backend``.
 
 XLA has no thread-count option for its CPU client: its thread pools take one thread per core the
 process may run on (its CPU affinity). ``configure_jax(threads)`` therefore needs the process held to
@@ -14,14 +14,15 @@ that many cores beforehand (the harness's worker does it for every framework, be
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
 
 from numpy_mlp.checks import positive_int
+from numpy_mlp.config import CHOICES
 
 BACKENDS = ("tensorflow", "jax", "torch")
-DTYPES = ("float32", "float64")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"  # XLA's own knob: one thread per product
 XLA_POOL_THREAD_NAME = "tf_XLAEigen"  # the threads of XLA's intra-op pool, as the OS names them
 
@@ -55,25 +56,16 @@ def select_backend(backend: str) -> None:
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
         if running != backend:
-            raise RuntimeError(f"Keras already runs on its {running} backend, cannot switch to {backend} in this process")
+            raise RuntimeError(f"Keras already runs on its {running} backend, cannot switch to {backend} in this "
+                               "process")
     os.environ["KERAS_BACKEND"] = backend
     if "tensorflow" not in sys.modules and "jax" not in sys.modules:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def keras_backend() -> str:
-    """The backend Keras runs on, or will run on when imported (the study's default: TensorFlow)."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"].backend.backend()
-    return os.environ.get("KERAS_BACKEND") or "tensorflow"
-
-
 def import_tensorflow():
-    """Import TensorFlow (once) with GPUs hidden; returns the module."""
-    if "tensorflow" not in sys.modules:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow (once, after ``select_backend``) with GPUs hidden; returns the module."""
     import tensorflow as tf
 
     try:
@@ -81,10 +73,8 @@ def import_tensorflow():
     except RuntimeError:  # the runtime is already initialized: only check below
         pass
     if tf.config.get_visible_devices("GPU"):
-        raise RuntimeError(
-            "a GPU is visible to TensorFlow; import keras_baseline and call configure_tensorflow() "
-            "before anything else starts TensorFlow"
-        )
+        raise RuntimeError("a GPU is visible to TensorFlow; import keras_baseline and call configure_tensorflow() "
+                           "before anything else starts TensorFlow")
     return tf
 
 
@@ -96,17 +86,16 @@ def import_jax():
 
     platforms = {device.platform for device in jax.devices()}
     if platforms != {"cpu"}:
-        raise RuntimeError(
-            f"JAX runs on {', '.join(sorted(platforms))}; import keras_baseline and call configure_jax() "
-            "before anything else starts JAX"
-        )
+        raise RuntimeError(f"JAX runs on {', '.join(sorted(platforms))}; import keras_baseline and call "
+                           "configure_jax() before anything else starts JAX")
     return jax
 
 
 def import_keras():
     """(backend module, keras): Keras imported on its backend (TensorFlow unless KERAS_BACKEND or
-    ``select_backend`` says otherwise), the backend first, with GPUs hidden."""
-    backend = keras_backend()
+    ``select_backend`` says otherwise, or Keras already runs on another), the backend first, with GPUs hidden."""
+    keras = sys.modules.get("keras")
+    backend = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND") or "tensorflow"
     select_backend(backend)
     engine = {"tensorflow": import_tensorflow, "jax": import_jax, "torch": import_torch}[backend]()
     import keras
@@ -130,12 +119,8 @@ def configure_backend(backend: str, threads: int, dtype: str = "float32") -> dic
 
 
 def configure_tensorflow(threads: int) -> dict:
-    """Make TensorFlow use the CPU only, with ``threads`` intra-op and inter-op threads.
-
-    Must run before TensorFlow executes its first op (thread pools cannot change later: a different
-    count then raises RuntimeError; the same count is accepted). Returns what is in effect, read back
-    from TensorFlow: see ``tensorflow_runtime_info``.
-    """
+    """Make TensorFlow use the CPU only, with ``threads`` intra-op and inter-op threads, before it executes its
+    first op (a different count later raises RuntimeError); returns what is in effect (``tensorflow_runtime_info``)."""
     threads = positive_int("threads", threads)  # ValueError before TensorFlow is imported
     select_backend("tensorflow")
     tf = import_tensorflow()
@@ -144,18 +129,16 @@ def configure_tensorflow(threads: int) -> dict:
         threading.set_intra_op_parallelism_threads(threads)
         threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError as exc:
-        raise RuntimeError(
-            f"TensorFlow is already running with {threading.get_intra_op_parallelism_threads()} intra-op and "
-            f"{threading.get_inter_op_parallelism_threads()} inter-op threads, cannot switch to {threads}; "
-            "call configure_tensorflow() first, in a fresh process"
-        ) from exc
+        raise RuntimeError(f"TensorFlow is already running with {threading.get_intra_op_parallelism_threads()} "
+                           f"intra-op and {threading.get_inter_op_parallelism_threads()} inter-op threads, cannot "
+                           f"switch to {threads}; call configure_tensorflow() first, in a fresh process") from exc
     return tensorflow_runtime_info()
 
 
 def tensorflow_runtime_info() -> dict:
     """Thread counts, visible devices, oneDNN and versions, as TensorFlow reports them."""
     tf, keras = import_keras()
-    try:  # what TensorFlow decided from TF_ENABLE_ONEDNN_OPTS (TF 2.21's default here: off)
+    try:  # what TensorFlow decided from TF_ENABLE_ONEDNN_OPTS (its default depends on the build)
         from tensorflow.python.util import _pywrap_util_port
 
         onednn_enabled = bool(_pywrap_util_port.IsMklEnabled())
@@ -188,31 +171,24 @@ def _jax_started() -> bool:
 
 
 def configure_jax(threads: int, dtype: str = "float32") -> dict:
-    """Make JAX (and Keras on it) use the CPU only, with XLA held to ``threads`` cores.
-
-    The process must already be held to at most ``threads`` cores (CPU affinity, see the module
-    docstring); with one thread XLA's products also run single-threaded (its only thread flag).
-    64-bit arrays are on for float64 models only (JAX's default is 32 bits). The persistent
-    compilation cache is off: every run compiles its own functions. Must run before JAX starts its
-    CPU client; returns what is in effect, read back: see ``jax_runtime_info``.
-    """
+    """Make JAX (and Keras on it) use the CPU only, with XLA held to ``threads`` cores, before JAX starts its CPU
+    client; returns what is in effect (``jax_runtime_info``). The process must already be held to at most ``threads``
+    cores (see the module docstring); with one thread XLA's products run single-threaded too (its only thread
+    flag). 64-bit arrays are on for float64 models only; the persistent compilation cache is off (every run
+    compiles its own functions)."""
     threads = positive_int("threads", threads)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype not in CHOICES["dtype"]:
+        raise ValueError(f"dtype must be one of {', '.join(CHOICES['dtype'])}, got {dtype!r}")
     cores = cpu_affinity()
     if cores is not None and cores > threads:
-        raise RuntimeError(
-            f"XLA would use all {cores} cores this process may run on; hold it to {threads} first "
-            "(os.sched_setaffinity, as harness.worker.pin_cores does)"
-        )
+        raise RuntimeError(f"XLA would use all {cores} cores this process may run on; hold it to {threads} first "
+                           "(os.sched_setaffinity, as harness.worker.pin_cores does)")
     flags = os.environ.get("XLA_FLAGS", "").split()
     single = SINGLE_THREAD_XLA_FLAG in flags
     if _jax_started():
         if single != (threads == 1):
-            raise RuntimeError(
-                f"JAX has already started {'with' if single else 'without'} {SINGLE_THREAD_XLA_FLAG}, cannot "
-                f"switch to {threads} thread(s); call configure_jax() first, in a fresh process"
-            )
+            raise RuntimeError(f"JAX has already started {'with' if single else 'without'} {SINGLE_THREAD_XLA_FLAG}, "
+                               f"cannot switch to {threads} thread(s); call configure_jax() first, in a fresh process")
     elif threads == 1 and not single:
         os.environ["XLA_FLAGS"] = " ".join([*flags, SINGLE_THREAD_XLA_FLAG])
     elif threads > 1 and single:
@@ -227,8 +203,8 @@ def configure_jax(threads: int, dtype: str = "float32") -> dict:
 
 
 def xla_threads() -> int | None:
-    """Threads of XLA's intra-op pool in this process (it starts them at the first computation);
-    None where the OS does not list threads by name."""
+    """Threads of XLA's intra-op pool in this process (started at its first computation); None where the OS does
+    not list threads by name."""
     tasks = f"/proc/{os.getpid()}/task"
     if not os.path.isdir(tasks):
         return None
@@ -243,8 +219,7 @@ def xla_threads() -> int | None:
 
 
 def jax_runtime_info() -> dict:
-    """Devices, 64-bit mode, XLA's flags and threads, the compilation cache and versions, as JAX
-    reports them."""
+    """Devices, 64-bit mode, XLA's flags and threads, the compilation cache and versions, as JAX reports them."""
     jax, keras = import_keras()
     import jaxlib
 
@@ -271,8 +246,6 @@ TORCH_INSTALL_HINT = "pip install -r requirements-torch.txt"
 
 def torch_available() -> bool:
     """Whether PyTorch can be imported here (it is optional: requirements-torch.txt), without importing it."""
-    import importlib.util
-
     return importlib.util.find_spec("torch") is not None
 
 
@@ -292,39 +265,32 @@ def import_torch():
 
 
 def keep_float64_on_torch() -> None:
-    """Let Keras compute a float64 model in float64 on PyTorch.
-
-    Keras 3.15's type promotion maps float64 to float32 on every backend but TensorFlow (to follow
-    JAX's default), and its PyTorch ``ops.matmul`` casts its inputs to the promoted type: a float64
-    Dense layer then multiplies in float32 (1e-7 relative). PyTorch itself keeps float64, and so does
-    this (Keras' private table, in this process only; the float64 tests fail if it moves).
-    """
+    """Let Keras compute a float64 model in float64 on PyTorch: Keras 3.15's type promotion maps float64 to
+    float32 on every backend but TensorFlow, and its PyTorch ``ops.matmul`` casts its inputs to the promoted
+    type (a float64 Dense layer would multiply in float32). Keras' private table, in this process only; the
+    float64 tests fail if it moves."""
     from keras.src.backend.common import dtypes
 
     dtypes.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
 
 
 def configure_torch(threads: int) -> dict:
-    """Hold PyTorch to ``threads`` intra-op threads (``torch.set_num_threads``) and as many inter-op
-    threads. The inter-op count can be set once, before PyTorch's first parallel work: a different
-    count later raises RuntimeError. Returns what is in effect, read back: see ``torch_runtime_info``."""
+    """Hold PyTorch to ``threads`` intra-op and inter-op threads, before its first parallel work (a different
+    inter-op count later raises RuntimeError); returns what is in effect (``torch_runtime_info``)."""
     threads = positive_int("threads", threads)
     torch = import_torch()
     if torch.get_num_interop_threads() != threads:
         try:
             torch.set_num_interop_threads(threads)
         except RuntimeError as exc:
-            raise RuntimeError(
-                f"PyTorch is already running with {torch.get_num_interop_threads()} inter-op threads, cannot switch "
-                f"to {threads}; call configure_torch() first, in a fresh process"
-            ) from exc
+            raise RuntimeError(f"PyTorch is already running with {torch.get_num_interop_threads()} inter-op threads, "
+                               f"cannot switch to {threads}; call configure_torch() first, in a fresh process") from exc
     torch.set_num_threads(threads)
     return torch_runtime_info()
 
 
 def torch_runtime_info() -> dict:
-    """Thread counts, devices, Inductor's cache setting and versions, as PyTorch reports them (Keras'
-    backend and version when Keras is imported)."""
+    """Thread counts, devices, Inductor's cache setting and versions, as PyTorch (and Keras if imported) says."""
     torch = import_torch()
     keras = sys.modules.get("keras")
     return {

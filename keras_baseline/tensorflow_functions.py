@@ -6,7 +6,7 @@ they are called differs from ``keras_baseline.jax_functions``.
 """
 from __future__ import annotations
 
-from numpy_mlp.model import batch_slices
+from .peer import calls_of_epoch
 
 
 class Functions:
@@ -55,18 +55,8 @@ class Functions:
         x_t, y_t = data
         mlp.loss_mean.reset_state()
         mlp.accuracy.reset_state()
-        step = self._loop_step(jit)
-        if per_call == 1:
-            for idx in batch_slices(order, batch_size):
-                step(x_t, y_t, idx)
-        else:
-            many = self._loop_steps(jit)
-            n_full = len(order) // batch_size
-            full = order[: n_full * batch_size].reshape(n_full, batch_size)
-            for start in range(0, n_full, per_call):
-                many(x_t, y_t, full[start : start + per_call])
-            if n_full * batch_size < len(order):
-                step(x_t, y_t, order[n_full * batch_size :])
+        for idx in calls_of_epoch(order, batch_size, per_call):
+            self._loop_function(jit, many=idx.ndim == 2)(x_t, y_t, idx)
         return float(mlp.loss_mean.result()), float(mlp.accuracy.result())
 
     def _loss_and_gradients(self, x, y):
@@ -83,29 +73,19 @@ class Functions:
         mlp.loss_mean.update_state(loss, sample_weight=self._tf.shape(x)[0])
         mlp.accuracy.update_state(y, logits)
 
-    def _loop_step(self, jit: bool):
-        """One mini-batch: gather by indices, forward, loss, gradients, update, metrics."""
-        key = ("step", jit)
-        if key not in self._loop_functions:
+    def _loop_function(self, jit: bool, many: bool):
+        """The tf.function of one mini-batch (``idx`` (batch,): gather by indices, forward, loss, gradients,
+        update, metrics) or, with ``many``, of several equal ones (rows of ``idx``) in a loop inside the graph."""
+        if (jit, many) not in self._loop_functions:
             tf = self._tf
 
-            @tf.function(jit_compile=jit, reduce_retracing=True)
             def step(x, y, idx):
                 self._train_batch(tf.gather(x, idx), tf.gather(y, idx))
 
-            self._loop_functions[key] = step
-        return self._loop_functions[key]
-
-    def _loop_steps(self, jit: bool):
-        """Several equal mini-batches (rows of ``idx``) in one call: a loop inside the graph."""
-        key = ("steps", jit)
-        if key not in self._loop_functions:
-            tf = self._tf
-
-            @tf.function(jit_compile=jit, reduce_retracing=True)
             def steps(x, y, idx):
                 for i in tf.range(tf.shape(idx)[0]):
-                    self._train_batch(tf.gather(x, idx[i]), tf.gather(y, idx[i]))
+                    step(x, y, idx[i])
 
-            self._loop_functions[key] = steps
-        return self._loop_functions[key]
+            self._loop_functions[jit, many] = tf.function(steps if many else step, jit_compile=jit,
+                                                          reduce_retracing=True)
+        return self._loop_functions[jit, many]

@@ -11,22 +11,20 @@ an epoch's CPU time includes the g++ that Inductor runs (``runtime.cpu_seconds``
 """
 from __future__ import annotations
 
-import numbers
 import time
 from typing import Callable
 
 import numpy as np
 
-from numpy_mlp.config import MLPConfig, lr_schedule
+from numpy_mlp.config import MLPConfig
 from numpy_mlp.losses import LOG_EPSILON
-from numpy_mlp.model import EpochRecord, finish_epoch, init_weights, shuffle_rng
+from numpy_mlp.model import EpochRecord, init_weights
+from numpy_mlp.variants import Weights
 
-from .inputs import ModelInputs
+from .peer import PeerModel
 from .runtime import cpu_seconds, import_torch
 
 LOOP_VARIANTS = ("loop", "loop-compiled")
-
-Weights = list[tuple[np.ndarray, np.ndarray]]
 
 
 def _summed_logloss_function(torch):
@@ -52,7 +50,7 @@ def _summed_logloss_function(torch):
     return SummedLogLoss
 
 
-class TorchMLP(ModelInputs):
+class TorchMLP(PeerModel):
     """The study's MLP in plain PyTorch, mathematically the same as ``numpy_mlp.MLP`` with the same config.
 
     Parameters
@@ -63,30 +61,23 @@ class TorchMLP(ModelInputs):
         (``numpy_mlp.shuffle_rng(seed)``), as for every framework.
     """
 
+    what = "torch"
+
     def __init__(self, config: MLPConfig | None = None, variant: str = "loop", seed: int = 0):
-        config = MLPConfig() if config is None else config
-        if not isinstance(config, MLPConfig):
-            raise ValueError(f"config must be a numpy_mlp.MLPConfig, got {type(config).__name__}")
+        super().__init__(config, seed)
         if variant not in LOOP_VARIANTS:
             raise ValueError(f"unknown TorchMLP variant {variant!r}; choose one of {', '.join(LOOP_VARIANTS)}")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         torch = self._torch = import_torch()
-        self.config, self.variant, self.seed = config, variant, int(seed)
-        self.dtype = np.dtype(config.dtype)
-        self.backend = "torch"
-        self.epochs_done = 0
-        self._initial_lr = None
-        self._tdtype = getattr(torch, config.dtype)
+        self.variant, self.backend = variant, "torch"
+        self._tdtype = getattr(torch, self.config.dtype)
         self._logloss = _summed_logloss_function(torch)
         self.network = self._build_network()
         self.kernels = [layer.weight for layer in self.network if isinstance(layer, torch.nn.Linear)]
         self.parameters = list(self.network.parameters())
         self.previous_steps = [torch.zeros_like(p) for p in self.parameters]
-        self._loop_rng = shuffle_rng(self.seed)
         compiled = variant == "loop-compiled"  # compiled once per batch shape (a smaller last batch: twice)
         self._step = torch.compile(self._train_batch, dynamic=False) if compiled else self._train_batch
-        self.set_weights(init_weights(config, self.seed))
+        self.set_weights(init_weights(self.config, self.seed))
 
     def _build_network(self):
         nn, sizes = self._torch.nn, self.config.layer_sizes
@@ -161,14 +152,11 @@ class TorchMLP(ModelInputs):
         includes the compilation. Raises TrainingDiverged when the loss stops being finite."""
         x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size,
                                                                          validation_data, batch_order_rng)
-        if self.epochs_done == 0:
-            self._initial_lr = self.config.lr_for(batch_size)
-        rates = lr_schedule(self._initial_lr, self.config.lr_decay, self.epochs_done + epochs)[self.epochs_done :]
         torch = self._torch
         rng = self._loop_rng if batch_order_rng is None else batch_order_rng
         x_t, y_t, labels_t = torch.from_numpy(x), torch.from_numpy(self._one_hot(labels)), torch.from_numpy(labels)
         records = []
-        for lr in rates:
+        for lr in self._rates(epochs, batch_size):
             wall0, cpu0 = time.perf_counter(), cpu_seconds()
             order = torch.from_numpy(rng.permutation(len(x)))
             lr_t = torch.tensor(lr, dtype=self._tdtype)  # a tensor: the compiled step is not rebuilt per rate
@@ -181,18 +169,11 @@ class TorchMLP(ModelInputs):
                 correct += right
             loss, acc = float(loss_sum) / len(x), int(correct) / len(x)
             wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
-            self.epochs_done += 1
-            records.append(finish_epoch(EpochRecord(self.epochs_done, wall, cpu, loss, acc, lr), self._evaluate,
-                                        validation_data, callback, f"torch variant {self.variant}"))
+            records.append(self._finish_epoch(EpochRecord(self.epochs_done + 1, wall, cpu, loss, acc, lr),
+                                              validation_data, callback))
         return records
 
-    # -- inference ----------------------------------------------------------------------------------
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Network outputs A (n, outputs) in the model's dtype."""
-        x = self._check_x(x, "x")
-        with self._torch.no_grad():
-            return self._outputs(self.network(self._torch.from_numpy(x))).numpy()
+    # -- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
         """(loss summed over the samples plus regularization, accuracy), like numpy_mlp.MLP.evaluate."""

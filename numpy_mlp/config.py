@@ -8,23 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OUTPUT_ACTIVATIONS = ("sigmoid", "softmax")
-LOSSES = ("logloss", "mse")
-DTYPES = ("float32", "float64")
-INPUT_SCALINGS = ("standardize", "unit")
-
-
-def article_learning_rate(batch_size: int) -> float:
-    """Learning rate for a batch size: min(1e-3, 2 / batch_size).
-
-    The article prints 1e-3 for batch 500 and 1e-4 for batch 20000; since its gradient is summed over
-    the batch, a rate that shrinks like 1/batch_size above 2000 keeps the step (rate x batch) at the
-    article's 2.0 for big batches and gives both printed values exactly.
-    """
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    return min(1e-3, 2.0 / batch_size)
+# the values each text field of MLPConfig may take
+CHOICES = {
+    "hidden_activation": ("sigmoid", "tanh", "relu"),
+    "output_activation": ("sigmoid", "softmax"),
+    "loss": ("logloss", "mse"),
+    "dtype": ("float32", "float64"),
+    "input_scaling": ("standardize", "unit"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +30,7 @@ class MLPConfig:
     loss : 'logloss' (article: binary cross-entropy per output node, summed over nodes and samples;
         with a softmax output it is the categorical cross-entropy) or 'mse' (0.5 * squared error,
         summed the same way).
-    learning_rate : initial rate; None means ``article_learning_rate(batch_size)``.
+    learning_rate : initial rate; None means the article's rate for the batch size (``lr_for``).
     lr_decay : at the start of epoch i (0-based) lr = lr / (1 + lr_decay * i).
     momentum : the article's one-step rule, W -= lr*g + momentum * previous (lr*g). *assumed* value.
     l2, l1 : regularization of kernels only (no bias): cost += l2/2 sum W^2 + l1 sum |W|.
@@ -67,39 +58,30 @@ class MLPConfig:
         object.__setattr__(self, "layer_sizes", sizes)
         if len(sizes) < 2 or any(not isinstance(n, int) or n <= 0 for n in sizes):
             raise ValueError(f"layer_sizes must be at least two positive integers, got {sizes}")
-        _check_choice("hidden_activation", self.hidden_activation, HIDDEN_ACTIVATIONS)
-        _check_choice("output_activation", self.output_activation, OUTPUT_ACTIVATIONS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("dtype", self.dtype, DTYPES)
-        _check_choice("input_scaling", self.input_scaling, INPUT_SCALINGS)
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         for name in ("lr_decay", "momentum", "l2", "l1", "init_scale"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-
-    @property
-    def n_layers(self) -> int:
-        """Number of weight layers (kernels)."""
-        return len(self.layer_sizes) - 1
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def lr_for(self, batch_size: int) -> float:
-        """The initial learning rate used at this batch size."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return article_learning_rate(batch_size)
+        """The initial learning rate at this batch size: ``learning_rate``, or the article's min(1e-3, 2 / batch_size).
 
-    def replace(self, **changes) -> "MLPConfig":
-        return dataclasses.replace(self, **changes)
+        The article prints 1e-3 for batch 500 and 1e-4 for batch 20000; since its gradient is summed over
+        the batch, a rate that shrinks like 1/batch_size above 2000 keeps the step (rate x batch) at the
+        article's 2.0 for big batches and gives both printed values exactly.
+        """
+        return self.learning_rate if self.learning_rate is not None else min(1e-3, 2.0 / batch_size)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "MLPConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown MLPConfig fields: {sorted(unknown)}")
         return cls(**data)
@@ -112,8 +94,3 @@ def lr_schedule(initial_lr: float, lr_decay: float, epochs: int) -> list[float]:
         lr = lr / (1.0 + lr_decay * epoch)
         rates.append(lr)
     return rates
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")

@@ -4,17 +4,17 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from .activations import get_activation
-from .checks import batch_size_for, checked_labels, checked_weights, one_hot, positive_int
+from .activations import ACTIVATIONS
+from .checks import ModelInputs
 from .config import MLPConfig
-from .scaling import InputScaler
 from .losses import loss_function, regularization_cost
+from .scaling import InputScaler
 from .variants import PHASES, Threads, Weights, get_variant
 
 
@@ -28,7 +28,7 @@ class TrainingDiverged(FloatingPointError):
 
 
 def finish_epoch(record, evaluate, validation_data, callback, what: str):
-    """After an epoch's clock stopped (both frameworks): divergence check, evaluation timed apart, callback."""
+    """After an epoch's clock stopped (every model): divergence check, evaluation timed apart, callback."""
     if not math.isfinite(record.loss):
         raise TrainingDiverged(f"loss became {record.loss} in epoch {record.epoch} ({what})")
     if validation_data is not None:
@@ -53,7 +53,7 @@ class EpochRecord:
     test_acc: float | None = None
     test_loss: float | None = None
     eval_s: float | None = None
-    phases: dict[str, float] | None = field(default=None)
+    phases: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +83,7 @@ def batch_slices(order: np.ndarray, batch_size: int):
         yield order[start : start + batch_size]
 
 
-class MLP:
+class MLP(ModelInputs):
     """A multilayer perceptron trained by one of the variants of ``numpy_mlp.variants``.
 
     Parameters
@@ -95,49 +95,30 @@ class MLP:
         model scales it (see ``numpy_mlp.scaling``).
     """
 
-    def __init__(
-        self,
-        config: MLPConfig | None = None,
-        variant: str = "optimized",
-        seed: int = 0,
-        scaler: InputScaler | None = None,
-    ):
+    def __init__(self, config: MLPConfig | None = None, variant: str = "optimized", seed: int = 0,
+                 scaler: InputScaler | None = None):
         self.config = config or MLPConfig()
-        self.variant_cls = get_variant(variant)
-        self.seed = seed
+        self.impl = get_variant(variant)(self.config, init_weights(self.config, seed))
+        self.variant, self.seed, self.dtype = self.impl.name, seed, self.impl.dtype
         self.shuffle_rng = shuffle_rng(seed)
-        self.impl = self.variant_cls(self.config, init_weights(self.config, seed))
-        self.dtype = self.impl.dtype
         self.scaler = scaler.astype(self.dtype) if scaler is not None else None
         self.epochs_done = 0
-        self._hidden = get_activation(self.config.hidden_activation)
-        self._output = get_activation(self.config.output_activation)
+        self._hidden = ACTIVATIONS[self.config.hidden_activation]
+        self._output = ACTIVATIONS[self.config.output_activation]
         self._loss_value = loss_function(self.config.output_activation, self.config.loss)
-
-    @property
-    def variant(self) -> str:
-        return self.variant_cls.name
 
     def get_weights(self) -> Weights:
         return self.impl.get_weights()
 
     def set_weights(self, weights: Weights) -> None:
         """Weights as [(kernel (in, out), bias (out,)), ...], e.g. from a Keras model; resets momentum."""
-        self.impl.set_weights(checked_weights(weights, self.config.layer_sizes, self.dtype))
+        self.impl.set_weights(self._check_weights(weights))
 
     # -- training ---------------------------------------------------------------------------------
 
-    def fit(
-        self,
-        x: np.ndarray,
-        labels: np.ndarray,
-        epochs: int,
-        batch_size: int,
-        *,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
-        callback: Callable[[EpochRecord], None] | None = None,
-        phase_timing: bool = False,
-    ) -> list[EpochRecord]:
+    def fit(self, x: np.ndarray, labels: np.ndarray, epochs: int, batch_size: int, *,
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            callback: Callable[[EpochRecord], None] | None = None, phase_timing: bool = False) -> list[EpochRecord]:
         """Train with the article's rules: shuffle every epoch, summed gradients, decaying rate.
 
         Parameters
@@ -152,13 +133,8 @@ class MLP:
 
         Returns the list of epoch records. Raises TrainingDiverged when the loss stops being finite.
         """
-        x, labels = self._check_data(x, labels, "x")
-        if validation_data is not None:
-            validation_data = self._check_data(*validation_data, "x_test")
-        epochs = positive_int("epochs", epochs)
-        batch_size = batch_size_for(batch_size, len(x))
-
-        self.impl.bind(x, one_hot(labels, self.config.layer_sizes[-1], self.dtype), labels, self.scaler)
+        x, labels, epochs, batch_size, validation_data = self._check_fit(x, labels, epochs, batch_size, validation_data)
+        self.impl.bind(x, self._one_hot(labels), labels, self.scaler)
         if self.epochs_done == 0:
             self._lr = self.config.lr_for(batch_size)  # a later fit() continues the decay
         records = []
@@ -166,7 +142,7 @@ class MLP:
         threads = self.impl.threads(batch_size, available)
         # exp(-z) overflows to inf for very negative z in sigmoid; 1 / inf = 0 is the right answer.
         with np.errstate(over="ignore", invalid="ignore"):  # invalid: NaN is caught per epoch below
-            limit = threadpool_limits(limits=threads.blas, user_api="blas") if threads.blas < available else nullcontext()
+            limit = threadpool_limits(threads.blas, user_api="blas") if threads.blas < available else nullcontext()
             with limit, self.impl.running(threads.rows):
                 for _ in range(epochs):
                     records.append(self._fit_epoch(x, batch_size, validation_data, callback, phase_timing))
@@ -180,11 +156,7 @@ class MLP:
         epoch = self.epochs_done
         self._lr = lr = self._lr / (1.0 + self.config.lr_decay * epoch)
         order = self.shuffle_rng.permutation(len(x))
-        record = self._epoch(order, batch_size, lr, epoch, dict.fromkeys(PHASES, 0.0) if phase_timing else None)
-        self.epochs_done += 1
-        return finish_epoch(record, self.evaluate, validation_data, callback, f"variant {self.variant}")
-
-    def _epoch(self, order, batch_size, lr, epoch, phases) -> EpochRecord:
+        phases = dict.fromkeys(PHASES, 0.0) if phase_timing else None
         train_batch = self.impl.train_batch
         loss_sum, n_correct, n_batches = 0.0, 0, 0
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -194,7 +166,9 @@ class MLP:
             n_correct += correct
             n_batches += 1
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        return EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr, phases=phases)
+        self.epochs_done += 1
+        record = EpochRecord(epoch + 1, wall, cpu, loss_sum / n_batches, n_correct / len(order), lr, phases=phases)
+        return finish_epoch(record, self.evaluate, validation_data, callback, f"variant {self.variant}")
 
     # -- inference --------------------------------------------------------------------------------
 
@@ -220,11 +194,9 @@ class MLP:
         x, labels = self._check_data(x, labels, "x")
         out = self.predict(x)
         kernels = [k for k, _ in self.get_weights()]
-        targets = one_hot(labels, out.shape[1], out.dtype)
-        loss = self._loss_value(out, targets) + regularization_cost(kernels, self.config.l2, self.config.l1)
+        loss = self._loss_value(out, self._one_hot(labels))
+        loss += regularization_cost(kernels, self.config.l2, self.config.l1)
         return loss, float(np.mean(out.argmax(axis=1) == labels))
-
-    # -- input checks -----------------------------------------------------------------------------
 
     def _check_x(self, x, name) -> np.ndarray:
         x = np.asarray(x)
@@ -238,7 +210,3 @@ class MLP:
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or infinite values")
         return x
-
-    def _check_data(self, x, labels, name) -> tuple[np.ndarray, np.ndarray]:
-        x = self._check_x(x, name)
-        return x, checked_labels(labels, len(x), self.config.layer_sizes[-1], name)

@@ -2,8 +2,7 @@
 
 The model can take raw (uint8) pixels and a scaler: the article's variants scale the whole training
 set once, ``optimized`` scales each gathered chunk of rows (gathering uint8 moves a quarter of the
-bytes).
-Both use the same float operations, so their inputs are bit-identical, and Keras is given
+bytes). Both use the same float operations, so their inputs are bit-identical, and the peers are given
 ``scaler.transform(x)``, the very same numbers.
 """
 from __future__ import annotations
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import INPUT_SCALINGS
+from .config import CHOICES
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class InputScaler:
         elif method == "unit":
             shift, scale = np.zeros(n_features), np.full(n_features, 1.0 / 255.0)
         else:
-            raise ValueError(f"unknown input scaling {method!r}; choose one of {', '.join(INPUT_SCALINGS)}")
+            raise ValueError(f"unknown input scaling {method!r}; choose one of {', '.join(CHOICES['input_scaling'])}")
         return cls(shift.astype(dtype), scale.astype(dtype))
 
     @property

@@ -223,7 +223,7 @@ def test_optimizer_holds_the_article_rates(keras_baseline, variant, dtype):
         model = keras_baseline.KerasMLP(config, variant, seed=0)
         in_variable = []
         records = model.fit(x, labels, 35, batch_size,
-                            callback=lambda r: in_variable.append(model.learning_rate.numpy()))
+                            callback=lambda r: in_variable.append(model.optimizer.learning_rate.numpy()))
         expected = lr_schedule(config.lr_for(batch_size), config.lr_decay, 35)
         assert records[-1].lr == printed == expected[-1]
         assert [r.lr for r in records] == expected

@@ -130,7 +130,7 @@ def _child_rates(kb, data, dtype, variant):
         model = kb.KerasMLP(config, variant, seed=0)
         in_variable = []
         records = model.fit(x, rng.integers(0, 10, batch_size), 35, batch_size,
-                            callback=lambda r: in_variable.append(np.asarray(model.learning_rate.value)))
+                            callback=lambda r: in_variable.append(np.asarray(model.optimizer.learning_rate.value)))
         out[f"rates:{variant}:{batch_size}:variable"] = np.array(in_variable)
         out[f"rates:{variant}:{batch_size}:records"] = np.array([r.lr for r in records])
     return out

@@ -47,16 +47,12 @@ class PhaseClock:
 class Variant(ABC):
     name: str = ""
     description: str = ""
+    always_float64 = False  # computes in float64 whatever the configured dtype (the article's original)
 
     def __init__(self, config: MLPConfig, weights: Weights):
         self.config = config
-        self.dtype = self.compute_dtype(config)
+        self.dtype = np.dtype(np.float64 if self.always_float64 else config.dtype)
         self.set_weights(weights)
-
-    @classmethod
-    def compute_dtype(cls, config: MLPConfig) -> np.dtype:
-        """The float type this variant computes in (the article's original is always float64)."""
-        return np.dtype(config.dtype)
 
     def threads(self, batch_size: int, available: int) -> Threads:
         """How to use ``available`` cores at this batch size; default: one thread, BLAS on all of them."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..activations import get_activation
+from ..activations import ACTIVATIONS
 from ..config import MLPConfig
-from ..losses import loss_function, loss_gradient_wrt_output, output_delta_function
+from ..losses import loss_function, loss_gradient_wrt_output, output_delta_function, regularization_cost
 from .base import PhaseClock, Variant, Weights
 
 
@@ -30,21 +30,16 @@ def add_bias_row(a: np.ndarray) -> np.ndarray:
 
 
 class LadderVariant(Variant):
-    always_float64 = False
     delta_to_input_layer = False
     bias_column_in_data = False
     derivative_from_output = False
 
     def __init__(self, config: MLPConfig, weights: Weights):
-        self.hidden = get_activation(config.hidden_activation)
-        self.output = get_activation(config.output_activation)
+        self.hidden = ACTIVATIONS[config.hidden_activation]
+        self.output = ACTIVATIONS[config.output_activation]
         self.loss_value = loss_function(config.output_activation, config.loss)
         self.fused_output_delta = output_delta_function(config.output_activation, config.loss)
         super().__init__(config, weights)
-
-    @classmethod
-    def compute_dtype(cls, config: MLPConfig) -> np.dtype:
-        return np.dtype(np.float64) if cls.always_float64 else np.dtype(config.dtype)
 
     def set_weights(self, weights: Weights) -> None:
         # W_N = [bias | kernel^T]: (outputs, 1 + inputs)
@@ -103,28 +98,20 @@ class LadderVariant(Variant):
         """(loss of the batch including regularization, number of correctly classified samples)."""
         _, y_t, labels = batch
         a_out = cache[1][-1]  # (outputs, batch)
-        loss = self.loss_value(a_out.T, y_t.T) + self._regularization_cost()
+        kernels = [w[:, 1:] for w in self.w]  # (outputs, inputs) views: the bias weights are not regularized
+        loss = self.loss_value(a_out.T, y_t.T) + regularization_cost(kernels, self.config.l2, self.config.l1)
         n_correct = int(np.count_nonzero(a_out.argmax(axis=0) == labels))
         return loss, n_correct
-
-    def _regularization_cost(self) -> float:
-        cost = 0.0
-        if self.config.l2 > 0:
-            cost += 0.5 * self.config.l2 * sum(float(np.vdot(w[:, 1:], w[:, 1:])) for w in self.w)
-        if self.config.l1 > 0:
-            cost += self.config.l1 * sum(float(np.abs(w[:, 1:]).sum()) for w in self.w)
-        return cost
 
     def _output_delta(self, z_out, a_out, y_t):
         """delta at the output layer, (outputs, batch)."""
         if self.output.name == "softmax":
             return self.fused_output_delta(a_out.T, y_t.T).T
         # The article's way: dLoss/dA times the output function's derivative D_E.
-        d_out = (
-            self.output.derivative_from_output(a_out)
-            if self.derivative_from_output
-            else self.output.derivative_from_input(z_out)
-        )
+        if self.derivative_from_output:
+            d_out = self.output.derivative_from_output(a_out)
+        else:
+            d_out = self.output.derivative_from_input(z_out)
         return loss_gradient_wrt_output(a_out, y_t, self.config.loss) * d_out
 
     def backward(self, batch, cache):
@@ -165,7 +152,8 @@ class LadderVariant(Variant):
 
 class Original(LadderVariant):
     name = "original"
-    description = "the article's starting point: float64, bias rows inserted per batch, act'(Z) recomputed, deltas down to the input"
+    description = ("the article's starting point: float64, bias rows inserted per batch, act'(Z) recomputed, "
+                   "deltas down to the input")
     always_float64 = True
     delta_to_input_layer = True
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..activations import get_activation
+from ..activations import ACTIVATIONS
 from ..config import MLPConfig
 from ..losses import loss_function, output_delta_function
 from .base import PhaseClock, Threads, Variant, Weights
@@ -96,8 +96,8 @@ class Optimized(Variant):
     min_share_rows = 128  # no share gets fewer rows: an epoch's last, smaller batch may get fewer shares
 
     def __init__(self, config: MLPConfig, weights: Weights):
-        self.hidden = get_activation(config.hidden_activation)
-        self.output = get_activation(config.output_activation)
+        self.hidden = ACTIVATIONS[config.hidden_activation]
+        self.output = ACTIVATIONS[config.output_activation]
         self.loss_value = loss_function(config.output_activation, config.loss, onehot_targets=True)  # y is one-hot
         self.output_delta = output_delta_function(config.output_activation, config.loss)
         self.hidden_derivative = self.hidden.derivative_from_output
@@ -115,7 +115,7 @@ class Optimized(Variant):
     @contextmanager
     def running(self, row_threads: int):
         self.row_threads = row_threads
-        self.pool = ThreadPoolExecutor(row_threads - 1, thread_name_prefix="numpy_mlp-rows") if row_threads > 1 else None
+        self.pool = ThreadPoolExecutor(row_threads - 1, "numpy_mlp-rows") if row_threads > 1 else None
         try:
             yield
         finally:
