@@ -10,7 +10,7 @@ the harness can set up the environment first (one backend per process: Keras pic
 >>> model.set_weights(numpy_mlp.init_weights(config, seed))
 >>> records = model.fit(x_scaled, y_train, epochs=35, batch_size=500, validation_data=(x_test_scaled, y_test))
 """
-from .model import JAX_VARIANTS, TORCH_VARIANTS, VARIANTS, KerasMLP, RunSettings, settings_for
+from .model import BACKEND_VARIANTS, TORCH_VARIANTS, VARIANTS, KerasMLP, RunSettings, settings_for
 from .runtime import (
     TORCH_INSTALL_HINT, configure_backend, configure_jax, configure_tensorflow, jax_runtime_info,
     tensorflow_runtime_info, torch_available,
@@ -25,6 +25,8 @@ def make_model(backend: str, config, variant: str, seed: int):
     return KerasMLP(config, variant, seed=seed)
 
 
-__all__ = ["JAX_VARIANTS", "TORCH_INSTALL_HINT", "TORCH_VARIANTS", "TorchMLP", "KerasMLP", "RunSettings", "VARIANTS",
-           "configure_backend", "configure_jax", "configure_tensorflow", "jax_runtime_info", "make_model",
-           "settings_for", "tensorflow_runtime_info", "torch_available"]
+__all__ = [
+    "BACKEND_VARIANTS", "TORCH_INSTALL_HINT", "TORCH_VARIANTS", "VARIANTS", "KerasMLP", "RunSettings", "TorchMLP",
+    "configure_backend", "configure_jax", "configure_tensorflow", "jax_runtime_info", "make_model", "settings_for",
+    "tensorflow_runtime_info", "torch_available",
+]
