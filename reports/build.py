@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import answer, findings, machines
 from .data import load
-from .document import markdown_table, templates, to_html, unwrap
+from .document import templates, to_html, unwrap
 from .figures import draw_all
 from .folder.files import write_text_atomic
 from .sections import Report, guard
@@ -28,7 +28,7 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     report = Report(data, threshold)
     facts = dict(
         d=data, r=report, answer=answer.build(data, report.main_threads), figures=figures, guard=guard,
-        findings=findings.texts(report, figures, guard), table=markdown_table,
+        findings=findings.texts(report, figures, guard),
         machines_described=machines.described(data) if machines.several(data) else None,
         machine_sections=machines.sections(data, sum(not o.left_out for o in figures.values()) + 1),
         NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),

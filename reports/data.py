@@ -130,14 +130,19 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
     return ep.fillna({"status": "unknown"})
 
 
-def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
-    """summary.csv as the harness wrote it; computed by the study's own code when it is missing (a study
-    interrupted before writing it), unreadable or lacks some of its columns."""
+def _read_table(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """A table the harness wrote; None when it is missing (a study interrupted before writing it), unreadable or
+    lacks one of ``columns``: then the report computes it by the study's own code."""
     try:
-        stats = pd.read_csv(path) if path.is_file() else None
+        table = pd.read_csv(path) if path.is_file() else None
     except UNREADABLE:
-        stats = None
-    if stats is None or set(summary_columns()) - set(stats.columns):
+        return None
+    return None if table is None or set(columns) - set(table.columns) else table
+
+
+def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    stats = _read_table(path, summary_columns())
+    if stats is None:
         notes.append("`summary.csv` is missing, unreadable or incomplete: its statistics were computed from runs.csv "
                      "and epochs.csv by the study's code (`reports.stats.summary`), as a study writes them.")
         stats = summarize(runs, epochs)
@@ -147,17 +152,10 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
 
 def load_answer(results_dir: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, study: dict,
                 notes: list[str]) -> dict[str, pd.DataFrame]:
-    """winners.csv, cost_model.csv and crossovers.csv as the harness wrote them; computed by the study's own
-    code (reports.stats.tables) when one is missing, unreadable or incomplete, as summary.csv is."""
+    """winners.csv, cost_model.csv and crossovers.csv, each read or computed as summary.csv is."""
     files = {WINNERS_FILE: WINNER_COLUMNS, COST_MODEL_FILE: COST_MODEL_COLUMNS, CROSSOVERS_FILE: CROSSOVER_COLUMNS}
-    tables = {}
-    for name, columns in files.items():
-        try:
-            table = pd.read_csv(results_dir / name) if (results_dir / name).is_file() else None
-        except UNREADABLE:
-            table = None
-        if table is not None and not set(columns) - set(table.columns):
-            tables[name] = table
+    tables = {name: _read_table(results_dir / name, columns) for name, columns in files.items()}
+    tables = {name: table for name, table in tables.items() if table is not None}
     if len(tables) < len(files):
         notes.append(f"{', '.join(f'`{n}`' for n in files if n not in tables)}: computed from runs.csv and "
                      "epochs.csv by the study's code (`reports.stats.tables`), as a study writes them.")

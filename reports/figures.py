@@ -243,13 +243,10 @@ def fig_winner_map(data: StudyData):
                                 hatch=None if clear else "///", edgecolor="white", lw=0.6)
                 if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
                     ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
-                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2),
-                                textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
+                    note(ax, f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), fontsize=7.5)
         if data.epochs_per_run:
             ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set(xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
+        ax.set(xscale="log", yscale="log", xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
         ax.set_xticks(batch_sizes, labels=[f"{b:,}" for b in batch_sizes], fontsize=8.5)
         ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
         ax.set_yticks(epochs, labels=[str(e) for e in epochs], fontsize=8.5)

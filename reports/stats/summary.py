@@ -1,22 +1,7 @@
-"""summary.csv: per (framework, variant, batch size, threads), medians, spreads and speed-ups with
-95 % bootstrap intervals and verdicts, noisy-cell flags and break-even epochs.
-
-Every framework but numpy is a *peer*. Each row is compared with the fastest peer variant at the same
-batch size and threads (``best_peer``, named ``framework/variant``), with the fastest variant of each
-peer framework of ``reports.folder.schema.FRAMEWORKS`` (so the columns are fixed by the registry) and with
-NumPy ``step3``; once for whole trainings (what a user waits for) and once per steady epoch (without
-the first epoch's tracing and compilation). A speed-up above 1 means this row is faster.
-
-Intervals: percentile bootstrap, ``N_RESAMPLES`` resamples, seeded per cell (the same data always
-give the same intervals). Whole trainings resample a cell's runs (ratio of medians); steady epochs
-resample runs, then the steady epochs of each drawn run, so that both process-to-process and
-epoch-to-epoch noise widen the interval. A cell with one run has no interval. Verdicts: ``faster``
-or ``slower`` when the interval lies above or below 1, else ``no clear difference``.
-
-Noisy cells: IQR / median of the runs' wall times at or above ``NOISY_REL_IQR``. Break-even epochs:
-against the fastest peer per steady epoch (``best_peer_steady``), where one side has the slower first
-and the faster steady epoch, the epoch count at which both trainings take equally long.
-"""
+"""summary.csv: per (framework, variant, batch size, threads), medians, spreads and speed-ups against the
+fastest peer variant (``best_peer``), the fastest variant of each peer framework and NumPy ``step3``, whole
+trainings and per steady epoch, with 95 % percentile-bootstrap intervals (seeded per cell), verdicts,
+noisy-cell flags and break-even epochs. docs/method.md says what each means and how it is computed."""
 from __future__ import annotations
 
 import zlib
