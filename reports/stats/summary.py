@@ -125,15 +125,12 @@ def _timing_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in MEDIANS.values()})
 
 
-def _ok(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[timed(runs)]
-
-
 def cell_draws(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
                n_resamples: int = N_RESAMPLES) -> dict[tuple, Cell]:
     """Per cell (CELL_KEY) with two or more runs that count: its bootstrap draws, seeded per cell, so that
     summary.csv, winners.csv and the cost model resample the same way."""
-    ok = _ok(_timing_runs(runs))
+    ok = _timing_runs(runs)
+    ok = ok[timed(ok)]
     steady_rows = {}
     if epochs is not None and not epochs.empty:
         steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
@@ -160,7 +157,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     if runs.empty:
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())
-    ok = _ok(runs)
+    ok = runs[timed(runs)]
     by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
         runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
@@ -182,7 +179,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
                                                         ignore_index=True)
 
 
-def _key(row: dict) -> tuple:
+def cell_key(row: dict) -> tuple:
     return tuple(row[k] for k in CELL_KEY)
 
 
@@ -223,9 +220,9 @@ def _comparisons(summary: pd.DataFrame, cells: dict) -> pd.DataFrame:
 def _speedup(row, ref, cells, steady: bool, name: str) -> dict:
     metric = "steady_epoch_median_s" if steady else "wall_median_s"
     result = {name: ref[metric] / row[metric]}
-    if _key(row) == _key(ref):
+    if cell_key(row) == cell_key(ref):
         return {**result, f"{name}_lo": 1.0, f"{name}_hi": 1.0, f"{name}_verdict": REFERENCE}
-    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    cell, ref_cell = cells.get(cell_key(row)), cells.get(cell_key(ref))
     lo = hi = np.nan
     if cell is not None and ref_cell is not None:
         draws = (ref_cell.steady / cell.steady) if steady else (ref_cell.wall / cell.wall)
@@ -241,7 +238,7 @@ def _break_even_of(row, ref, cells) -> dict:
     args = (row["first_epoch_median_s"], row["steady_epoch_median_s"], ref["first_epoch_median_s"],
             ref["steady_epoch_median_s"])
     result = {"break_even_epochs": float(break_even(*args))}
-    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    cell, ref_cell = cells.get(cell_key(row)), cells.get(cell_key(ref))
     if np.isfinite(result["break_even_epochs"]) and cell is not None and ref_cell is not None:
         lo, hi = interval(_break_even_draws(cell, ref_cell, a_wins=args[1] < args[3]))
         result.update(break_even_epochs_lo=lo, break_even_epochs_hi=hi)
