@@ -17,7 +17,7 @@ from .folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUM
 from .folder.sessions import SESSION_ONLY, machines_in, read_sessions
 from .stats.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
 from .stats.summary import summarize
-from .stats.tables import compute
+from .stats.tables import compute, study_shape
 
 # The values of runs.csv (a run's key, status and time) and epochs.csv (as a resume does) that the report
 # checks, with their kind (reports.folder.results).
@@ -44,12 +44,12 @@ class StudyData:
     notes: list[str] = field(default_factory=list)  # sentences: other things the reader should know
 
     def __post_init__(self):
-        runs, epochs, limit = self.runs, self.study.get("epochs"), self.study.get("train_limit")
+        runs, limit = self.runs, self.study.get("train_limit")
         self.timing_runs = runs[(runs["status"] == OK) & ~runs["instrumented"]]  # what timing statistics count
         self.frameworks = sorted(set(self.timing_runs["framework"]), key=style.framework_rank)
         self.batch_sizes = sorted(int(b) for b in runs["batch_size"].unique())
         self.threads_values = style.order_threads(runs["threads"].unique())
-        self.epochs_per_run = int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else (
+        self.epochs_per_run = study_shape(self.study)[0] or (
             int(runs["epochs"].median()) if runs["epochs"].notna().any() else None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
         self.machines = machines_in(self.results_dir / ENVIRONMENT_FILE)  # name -> record, of a cluster study

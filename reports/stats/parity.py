@@ -99,7 +99,8 @@ def verdict(accuracies: pd.DataFrame, table: pd.DataFrame, floor_applies: bool) 
             if np.isfinite(row.diff_pp) and abs(row.diff_pp) > row.band_pp:
                 problems.append(
                     f"at batch {row.batch_size}: median test accuracy {row.numpy_median:.4f} against "
-                    f"{row.framework}/{row.variant}'s {row.median:.4f}, {row.diff_pp:+.2f} pp (band {row.band_pp:.2f} pp)"
+                    f"{row.framework}/{row.variant}'s {row.median:.4f}, {row.diff_pp:+.2f} pp "
+                    f"(band {row.band_pp:.2f} pp)"
                 )
         result[numpy_variant] = problems + peer_problems
     return result

@@ -198,7 +198,8 @@ def _comparisons(summary: pd.DataFrame, cells: dict) -> pd.DataFrame:
     for members in groups.values():
         rows = [records[i] for i in members]
         peers = [r for r in rows if r["framework"] != "numpy"]
-        targets = {"best_peer": peers, "step3": [r for r in rows if (r["framework"], r["variant"]) == ("numpy", "step3")]}
+        step3 = [r for r in rows if (r["framework"], r["variant"]) == ("numpy", "step3")]
+        targets = {"best_peer": peers, "step3": step3}
         targets.update({f"best_{name}": [r for r in rows if r["framework"] == name] for name in peer_frameworks()})
         for steady in (False, True):
             metric = "steady_epoch_median_s" if steady else "wall_median_s"
@@ -246,8 +247,8 @@ def _break_even_of(row, ref, cells) -> dict:
 
 
 def busy_sentence(summary: pd.DataFrame) -> str:
-    """What to say of the runs made while other processes took a notable share of the cores (harness.noise, reports.stats.busy),
-    for the console and the report; '' when there were none."""
+    """What to say of the runs made while other processes took a notable share of the cores (harness.noise,
+    reports.stats.busy), for the console and the report; '' when there were none."""
     if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
         return ""
     cells = summary[summary[BUSY_RUNS] > 0]
@@ -257,8 +258,8 @@ def busy_sentence(summary: pd.DataFrame) -> str:
 
 
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
-    """What the end of a study's console output says about its spreads: each noisy cell with what to
-    do, the runs of a busy machine (harness.noise, reports.stats.busy), and how many cells have one run and so no interval."""
+    """What the end of a study's console output says about its spreads: each noisy cell with what to do, the runs
+    of a busy machine (harness.noise, reports.stats.busy), and how many cells have one run and so no interval."""
     if not Path(summary_csv).is_file():
         return []
     summary = pd.read_csv(summary_csv)
