@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import style
 from .data import StudyData
+from .document import markdown_table
 from .folder.schema import (ALONE, ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER,
                             WINNERS_FILE)
 from .stats.cost_model import BAD_FIT
@@ -21,8 +22,7 @@ LONG_RUN = 300  # epochs of the long-training sentence (the winner map's top row
 @dataclass
 class Answer:
     sentences: list[str] = field(default_factory=list)
-    crossover_rows: list[list[str]] = field(default_factory=list)
-    crossover_headers: list[str] = field(default_factory=list)
+    crossovers: str = ""  # the crossover table (Markdown)
     fit_note: str = ""
 
 
@@ -59,13 +59,14 @@ def leads(rows: list[dict]) -> str:
     return "; ".join(map(lead_group, groups))
 
 
-def winners_sentence(winners: pd.DataFrame, threads: int, epochs: int, several: bool, own: bool) -> str | None:
+def winners_sentence(winners: pd.DataFrame, threads: int, epochs: int, several: bool) -> str | None:
+    """Who trains fastest over this study's length (``epochs``) at each batch size."""
     rows = winners[(winners["threads"] == threads) & (winners["epochs"] == epochs)].sort_values("batch_size")
     if rows.empty:
         return None
     where = f" with {style.threads_label(threads)}" if several else ""
-    length = f"{epochs} epochs (this study's length)" if own else f"{epochs} epochs"
-    return f"Over {length}{where}, the shortest median training: {leads(rows.to_dict('records'))}."
+    return (f"Over {epochs} epochs (this study's length){where}, the shortest median training: "
+            f"{leads(rows.to_dict('records'))}.")
 
 
 def crossover_text(row) -> str:
@@ -78,16 +79,12 @@ def crossover_text(row) -> str:
         claim = f"faster {row['kind']} batch {row['batch_size']:,.0f}"
     if pd.isna(row["batch_size_lo"]):
         return f"{claim} by the fit (cells of one run: no interval)"
-    if _true(row["clear"]) and row["kind"] in (ALWAYS, NEVER):
+    clear = str(row["clear"]) == "True"  # a bool, or the text 'True' in a CSV's object column
+    if clear and row["kind"] in (ALWAYS, NEVER):
         return f"{claim}, clearly (the crossover's 95 % interval lies outside the measured batch sizes)"
-    if _true(row["clear"]):
+    if clear:
         return f"{claim}, crossover {batch_interval(row)}"
     return f"{claim} by the fit, not clearly: crossover {batch_interval(row)}"
-
-
-def _true(value) -> bool:
-    """A flag as pandas reads it back from a CSV: bool, NumPy bool, or the text 'True' in an object column."""
-    return str(value) == "True"
 
 
 def batch_interval(row) -> str:
@@ -103,14 +100,9 @@ def build(data: StudyData, main_threads: int) -> Answer:
     winners, crossings = data.answer.get(WINNERS_FILE), data.answer.get(CROSSOVERS_FILE)
     threads = style.order_threads(winners["threads"].unique()) if winners is not None and len(winners) else []
     own = data.epochs_per_run or 0
-    for t in threads[:2]:
-        sentence = winners_sentence(winners, t, own, len(threads) > 1, own=True)
-        if sentence:
-            out.sentences.append(sentence)
+    out.sentences = [winners_sentence(winners, t, own, len(threads) > 1) for t in threads[:2]]
     if threads and own != LONG_RUN:
-        changed = _changed_at_long_run(winners, threads[0], own, len(threads) > 1)
-        if changed:
-            out.sentences.append(changed)
+        out.sentences.append(_changed_at_long_run(winners, threads[0], own, len(threads) > 1))
     if crossings is not None and len(crossings):
         main = crossings[crossings["threads"] == main_threads]
         if len(main):
@@ -119,13 +111,12 @@ def build(data: StudyData, main_threads: int) -> Answer:
                        for r in main.to_dict("records")]
             out.sentences.append(f"Per steady epoch (the per-step cost model's crossover [95 %]){where}, NumPy "
                                  f"optimized {'; '.join(clauses)}.")
-        out.crossover_headers = ["Threads", "NumPy", "Against (fastest fitted variant)",
-                                 "NumPy faster per steady epoch"]
-        out.crossover_rows = [[str(r["threads"]), r["numpy_variant"], style.label(r["framework"], r["variant"]),
-                               crossover_text(r)]
-                              for r in crossings.to_dict("records")]
+        out.crossovers = markdown_table(
+            ["Threads", "NumPy", "Against (fastest fitted variant)", "NumPy faster per steady epoch"],
+            [[str(r["threads"]), r["numpy_variant"], style.label(r["framework"], r["variant"]), crossover_text(r)]
+             for r in crossings.to_dict("records")])
     out.fit_note = fit_note(data.answer.get(COST_MODEL_FILE))
-    out.sentences = out.sentences[:MAX_SENTENCES]
+    out.sentences = [s for s in out.sentences if s][:MAX_SENTENCES]
     return out
 
 

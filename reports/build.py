@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import answer, findings, machines
 from .data import load
-from .document import markdown_table, templates, to_html, unwrap
+from .document import templates, to_html, unwrap
 from .figures import draw_all
 from .folder.files import write_text_atomic
 from .sections import Report, guard
@@ -24,13 +24,11 @@ def build_report(results_dir, out_dir=None, accuracy_threshold: float | None = N
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "report"
     threshold = accuracy_threshold if accuracy_threshold is not None else reached_threshold(data.counted_epochs)
     figures = draw_all(data, out / "figures", threshold, auto_threshold=accuracy_threshold is None)
-    machines.draw(data, out / "figures")
+    machine = machines.section(data, out / "figures", sum(not o.left_out for o in figures.values()) + 1)
     report = Report(data, threshold)
     facts = dict(
         d=data, r=report, answer=answer.build(data, report.main_threads), figures=figures, guard=guard,
-        findings=findings.texts(report, figures, guard), table=markdown_table,
-        machines_described=machines.described(data) if machines.several(data) else None,
-        machine_sections=machines.sections(data, sum(not o.left_out for o in figures.values()) + 1),
+        findings=findings.texts(report, figures, guard), machine=machine,
         NOISY_REL_IQR=NOISY_REL_IQR, N_RESAMPLES=N_RESAMPLES, busy=busy_sentence(data.stats),
         now=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
     template = templates().get_template("report.md.j2")

@@ -17,7 +17,7 @@ from .folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUM
 from .folder.sessions import SESSION_ONLY, machines_in, read_sessions
 from .stats.epoch_stats import accuracy_per_epoch, phase_medians, time_to_accuracy
 from .stats.summary import summarize
-from .stats.tables import compute
+from .stats.tables import compute, study_shape
 
 # The values of runs.csv (a run's key, status and time) and epochs.csv (as a resume does) that the report
 # checks, with their kind (reports.folder.results).
@@ -44,12 +44,12 @@ class StudyData:
     notes: list[str] = field(default_factory=list)  # sentences: other things the reader should know
 
     def __post_init__(self):
-        runs, epochs, limit = self.runs, self.study.get("epochs"), self.study.get("train_limit")
+        runs, limit = self.runs, self.study.get("train_limit")
         self.timing_runs = runs[(runs["status"] == OK) & ~runs["instrumented"]]  # what timing statistics count
         self.frameworks = sorted(set(self.timing_runs["framework"]), key=style.framework_rank)
         self.batch_sizes = sorted(int(b) for b in runs["batch_size"].unique())
         self.threads_values = style.order_threads(runs["threads"].unique())
-        self.epochs_per_run = int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else (
+        self.epochs_per_run = study_shape(self.study)[0] or (
             int(runs["epochs"].median()) if runs["epochs"].notna().any() else None)
         self.train_size = int(min(limit, 60_000)) if isinstance(limit, (int, float)) and limit > 0 else None
         self.machines = machines_in(self.results_dir / ENVIRONMENT_FILE)  # name -> record, of a cluster study
@@ -130,14 +130,19 @@ def load_epochs(path: Path, runs: pd.DataFrame, missing: list[str], notes: list[
     return ep.fillna({"status": "unknown"})
 
 
-def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
-    """summary.csv as the harness wrote it; computed by the study's own code when it is missing (a study
-    interrupted before writing it), unreadable or lacks some of its columns."""
+def _read_table(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    """A table the harness wrote; None when it is missing (a study interrupted before writing it), unreadable or
+    lacks one of ``columns``: then the report computes it by the study's own code."""
     try:
-        stats = pd.read_csv(path) if path.is_file() else None
+        table = pd.read_csv(path) if path.is_file() else None
     except UNREADABLE:
-        stats = None
-    if stats is None or set(summary_columns()) - set(stats.columns):
+        return None
+    return None if table is None or set(columns) - set(table.columns) else table
+
+
+def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    stats = _read_table(path, summary_columns())
+    if stats is None:
         notes.append("`summary.csv` is missing, unreadable or incomplete: its statistics were computed from runs.csv "
                      "and epochs.csv by the study's code (`reports.stats.summary`), as a study writes them.")
         stats = summarize(runs, epochs)
@@ -147,17 +152,10 @@ def load_summary(path: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, no
 
 def load_answer(results_dir: Path, runs: pd.DataFrame, epochs: pd.DataFrame | None, study: dict,
                 notes: list[str]) -> dict[str, pd.DataFrame]:
-    """winners.csv, cost_model.csv and crossovers.csv as the harness wrote them; computed by the study's own
-    code (reports.stats.tables) when one is missing, unreadable or incomplete, as summary.csv is."""
+    """winners.csv, cost_model.csv and crossovers.csv, each read or computed as summary.csv is."""
     files = {WINNERS_FILE: WINNER_COLUMNS, COST_MODEL_FILE: COST_MODEL_COLUMNS, CROSSOVERS_FILE: CROSSOVER_COLUMNS}
-    tables = {}
-    for name, columns in files.items():
-        try:
-            table = pd.read_csv(results_dir / name) if (results_dir / name).is_file() else None
-        except UNREADABLE:
-            table = None
-        if table is not None and not set(columns) - set(table.columns):
-            tables[name] = table
+    tables = {name: _read_table(results_dir / name, columns) for name, columns in files.items()}
+    tables = {name: table for name, table in tables.items() if table is not None}
     if len(tables) < len(files):
         notes.append(f"{', '.join(f'`{n}`' for n in files if n not in tables)}: computed from runs.csv and "
                      "epochs.csv by the study's code (`reports.stats.tables`), as a study writes them.")

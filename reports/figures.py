@@ -22,7 +22,7 @@ from .data import StudyData, accuracy_curves, phase_table, select, time_to_accur
 from .document import one_line, templates
 from .folder.files import write_atomic
 from .folder.schema import CLEAR, COST_MODEL_FILE, PHASES, REFERENCE, WINNERS_FILE, reference_column, speedup_column
-from .stats.cost_model import BAD_FIT, MIN_POINTS
+from .stats.cost_model import BAD_FIT, MIN_POINTS, steps as step_counts
 
 FIGURE_TITLES = {
     "winner_map": "Which trains fastest for your batch size and epochs?",
@@ -41,7 +41,6 @@ FIGURE_NAMES = tuple(FIGURE_TITLES)
 
 @dataclass
 class FigureOutcome:
-    name: str
     title: str
     caption: str
     left_out: str | None = None  # why the figure is not drawn (no data, or drawing failed)
@@ -94,7 +93,7 @@ def legend(fig: Figure, rows: list[list]) -> None:
                frameon=False, fontsize=9, columnspacing=1.6, handlelength=2.4)  # matplotlib fills columns
 
 
-def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutcome:
+def save(fig: Figure, out_dir: Path, name: str, text: str) -> None:
     """Run the layout and freeze it, hang the caption ``text`` under everything, save PNG and SVG."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
@@ -113,7 +112,6 @@ def save(fig: Figure, out_dir: Path, name: str, text: str | None) -> FigureOutco
             write_atomic(out_dir / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(
                 tmp, format=ext, dpi=style.DPI, bbox_inches="tight", pad_inches=0.15, facecolor="white",
                 metadata={"Date": None} if ext == "svg" else None))
-    return FigureOutcome(name, FIGURE_TITLES.get(name, name), text or "")
 
 
 def grouped_bars(ax, groups: list, members: list, bars: dict, span: float = 0.82, shift: float = 0.0,
@@ -243,13 +241,10 @@ def fig_winner_map(data: StudyData):
                                 hatch=None if clear else "///", edgecolor="white", lw=0.6)
                 if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
                     ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
-                    ax.annotate(f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), xytext=(0, 2),
-                                textcoords="offset points", ha="center", va="bottom", fontsize=7.5)
+                    note(ax, f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), fontsize=7.5)
         if data.epochs_per_run:
             ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set(xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
+        ax.set(xscale="log", yscale="log", xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
         ax.set_xticks(batch_sizes, labels=[f"{b:,}" for b in batch_sizes], fontsize=8.5)
         ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
         ax.set_yticks(epochs, labels=[str(e) for e in epochs], fontsize=8.5)
@@ -283,8 +278,8 @@ def fig_cost_model(data: StudyData):
             first = part.iloc[0]
             c, bad = style.color(*key), bool(first["bad_fit"])
             dense = np.geomspace(part["batch_size"].min(), part["batch_size"].max(), 80)  # the measured range only
-            fitted = np.ceil(first["samples"] / dense) * first["step_cost_s"] + first["samples"] * first[
-                "sample_cost_s"]
+            samples = first["samples"]
+            fitted = step_counts(samples, dense) * first["step_cost_s"] + samples * first["sample_cost_s"]
             ax.plot(dense, fitted, color=c, lw=1.6, ls=":" if bad else "-")
             ax.plot(part["batch_size"], part["steady_epoch_median_s"], color=c, ls="none", ms=6,
                     marker=style.MARKERS.get(key[0], "^"))
@@ -583,14 +578,16 @@ def draw(fig_dir: Path, name: str, make, data: StudyData) -> FigureOutcome:
     leaves the figure out (no file; ``left_out`` says why), so that one broken figure does not lose the report."""
     try:
         fig, facts = make(data)
-        return save(fig, fig_dir, name, caption(name, **facts))
+        text = caption(name, **facts)
+        save(fig, fig_dir, name, text)
+        return FigureOutcome(FIGURE_TITLES[name], text)
     except NoData as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001
         reason = f"it could not be drawn ({type(exc).__name__}: {exc})."
     for ext in ("png", "svg"):  # a figure of an earlier build must not pass for this one's
         (fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
-    return FigureOutcome(name, FIGURE_TITLES[name], "", left_out=reason)
+    return FigureOutcome(FIGURE_TITLES[name], "", left_out=reason)
 
 
 def draw_all(data: StudyData, fig_dir: Path, threshold: float, auto_threshold: bool) -> dict[str, FigureOutcome]:

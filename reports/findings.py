@@ -215,17 +215,17 @@ def time_to_accuracy(r) -> str:
 
 
 def efficiency(r) -> str:
-    cells = [c for c in r.rows(framework="numpy") if finite(c["gemm_efficiency"])]
-    threads = r.main_threads if any(c["threads"] == r.main_threads for c in cells) else cells[0]["threads"]
-    lines = []
-    for b in sorted({c["batch_size"] for c in cells if c["threads"] == threads}):
-        group = [c for c in cells if c["threads"] == threads and c["batch_size"] == b]
+    numpy = select(r.ok, framework="numpy")
+    cells = numpy[numpy["gemm_efficiency"].map(finite)]
+    threads, lines = threads_of(r, cells), []
+    for b, group in select(cells, threads=threads).groupby("batch_size"):
+        group = rows(group)
         best = max(group, key=lambda c: c["gemm_efficiency"])
         others = [f"{o['variant']} {fmt_pct(o['gemm_efficiency'])}" for o in group if o["variant"] != best["variant"]]
         lines.append(f"At batch {b:,} the matrix products alone take {fmt_s(best['gemm_floor_median_s'])} s; "
                      f"{best['variant']} comes closest to that floor ({fmt_pct(best['gemm_efficiency'])} of its time "
                      "is BLAS work)" + (f", against {and_join(others)}" if others else "") + ".")
-    return blocks(items(lines), threads_note(threads, len({c["threads"] for c in cells}) > 1))
+    return blocks(items(lines), threads_note(threads, cells["threads"].nunique() > 1))
 
 
 WRITERS = {f.__name__: f for f in (time_vs_batch, speedup_vs_peer, ladder, phases, accuracy, time_to_accuracy,

@@ -27,11 +27,6 @@ def machines(data: StudyData) -> list[str]:
     return sorted(m for m in data.runs["machine"].unique() if m)
 
 
-def several(data: StudyData) -> bool:
-    """Whether this is a cross-machine study (more than one machine named in runs.csv)."""
-    return len(machines(data)) > 1
-
-
 def comparison(data: StudyData) -> pd.DataFrame:
     """Per machine, batch size and threads: `optimized`'s median wall time, the fastest peer's and the speed-ups
     (whole training, steady epoch), from a summary of each machine's runs (summary.csv pools the machines)."""
@@ -53,11 +48,8 @@ def comparison(data: StudyData) -> pd.DataFrame:
         ["batch_size", "_order", "machine"]).drop(columns="_order").reset_index(drop=True)
 
 
-def draw(data: StudyData, fig_dir: Path) -> None:
+def draw(data: StudyData, table: pd.DataFrame, fig_dir: Path) -> None:
     """machines.png/svg: speed-up against batch size, one line per machine, a panel per thread setting."""
-    if not several(data):
-        return
-    table = comparison(data)
     table = table[table["speedup"].notna()]
     settings = list(dict.fromkeys(table["setting"])) or ["no data"]
     fig = new_figure(3.6 * len(settings) + 0.8)
@@ -84,9 +76,8 @@ def draw(data: StudyData, fig_dir: Path) -> None:
     save(fig, fig_dir, FIGURE, caption("machines"))
 
 
-def described(data: StudyData) -> tuple[str, str]:
-    """Each machine's CPU, cores, SIMD flags, BLAS, versions and code version as a table; the machines
-    environment.json does not describe."""
+def described(data: StudyData) -> str:
+    """Each machine's CPU, cores, SIMD flags, BLAS, versions and code version as a table."""
     body = []
     for host in machines(data):
         m = data.machines.get(host, {})
@@ -98,20 +89,23 @@ def described(data: StudyData) -> tuple[str, str]:
                      ", ".join(f for f in SIMD_FLAGS if f in flags) or "–", "; ".join(blas) or "–",
                      ", ".join(f"{name} {m[key]}" for key, name in VERSIONS if m.get(key)) or "–",
                      commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")])
-    table = markdown_table(["Machine", "CPU", "Cores", "SIMD flags", "BLAS", "Versions", "Code version"], body)
-    return table, ", ".join(m for m in machines(data) if m not in data.machines)
+    return markdown_table(["Machine", "CPU", "Cores", "SIMD flags", "BLAS", "Versions", "Code version"], body)
 
 
-def sections(data: StudyData, figure_number: int) -> list[dict]:
-    """What the report's cross-machine section shows (report.md.j2 writes it); nothing for one machine."""
-    if not several(data):
-        return []
-    table, names = comparison(data), machines(data)
+def section(data: StudyData, fig_dir: Path, figure_number: int) -> dict | None:
+    """Draw machines.png/svg and return what the report's cross-machine sections show (report.md.j2 writes them);
+    None for one machine."""
+    names = machines(data)
+    if len(names) < 2:
+        return None
+    table = comparison(data)
+    draw(data, table, fig_dir)
     body = [[f"{c['batch_size']:,}", c["setting"], c["machine"], style.fmt_s(c["optimized_s"]), c["peer"] or "–",
              style.fmt_s(c["peer_s"])] + [f"{x:.2f}×" if style.finite(x) else "–"
                                            for x in (c["speedup"], c["steady_speedup"])]
             for c in table.to_dict("records")]
-    return [dict(number=figure_number, count=len(names), names=", ".join(f"`{n}`" for n in names),
-                 table=markdown_table(["Batch", "Threads", "Machine", "optimized (s)", "Fastest peer", "Peer (s)",
-                                       "Speed-up", "Steady-epoch speed-up"], body, "rllrlrrr"),
-                 peers=bool((table["peer"] != "").any()), figure=FIGURE, title=TITLE, caption=caption("machines"))]
+    return dict(number=figure_number, count=len(names), names=", ".join(f"`{n}`" for n in names),
+                table=markdown_table(["Batch", "Threads", "Machine", "optimized (s)", "Fastest peer", "Peer (s)",
+                                      "Speed-up", "Steady-epoch speed-up"], body, "rllrlrrr"),
+                peers=bool((table["peer"] != "").any()), figure=FIGURE, title=TITLE, caption=caption("machines"),
+                described=described(data), unrecorded=", ".join(m for m in names if m not in data.machines))

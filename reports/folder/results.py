@@ -42,7 +42,8 @@ def read_results(path, columns: list[str], required: dict[str, str]) -> pd.DataF
     except pd.errors.EmptyDataError:
         raise DamagedTable(f"{path} is empty") from None
     except (OSError, ValueError) as exc:  # ParserError and UnicodeDecodeError are ValueErrors
-        raise DamagedTable(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DamagedTable(f"cannot read {path}: {reason}") from None
     absent = [c for c in columns if c not in frame.columns]
     if absent:
         raise DamagedTable(f"{path} lacks the required column(s) {', '.join(absent)}")

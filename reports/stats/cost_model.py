@@ -85,7 +85,8 @@ def cost_table(model: list[Fit]) -> pd.DataFrame:
     """cost_model.csv: one row per fitted point."""
     rows = []
     for f in model:
-        (step_lo, step_hi), (sample_lo, sample_hi) = _intervals(f)
+        (step_lo, step_hi), (sample_lo, sample_hi) = ([(np.nan, np.nan)] * 2 if f.draws is None else
+                                                       [interval(f.draws[:, i]) for i in range(2)])
         worst = float(np.abs(f.residuals).max())
         for b, t, fitted, residual in zip(f.batch_sizes, f.measured, f.predict(f.batch_sizes), f.residuals):
             rows.append({"framework": f.framework, "variant": f.variant, "threads": f.threads, "batch_size": b,
@@ -95,12 +96,6 @@ def cost_table(model: list[Fit]) -> pd.DataFrame:
                          "sample_cost_lo_s": sample_lo, "sample_cost_hi_s": sample_hi,
                          "max_residual_rel": worst, "bad_fit": worst >= BAD_FIT})
     return pd.DataFrame(rows).reindex(columns=COST_MODEL_COLUMNS)
-
-
-def _intervals(f: Fit) -> list[tuple[float, float]]:
-    if f.draws is None:
-        return [(np.nan, np.nan)] * 2
-    return [interval(f.draws[:, i]) for i in range(2)]
 
 
 def crossover(step_gap, sample_gap):

@@ -1,20 +1,13 @@
 """The statistics of ``python -m harness parity`` (the command is harness.__main__'s): does every framework learn
-the same thing?
+the same thing? Parity of results, not of trajectories (each framework shuffles its own way, from the same initial
+weights per seed). Per batch size, each NumPy variant judged is compared with every peer variant: the median test
+accuracies over the seeds must lie within a band, and at batch 500 (full data, 35 epochs or more) every model must
+reach 96 %, so that two equally broken models cannot pass.
 
-Parity of results, not of trajectories: each framework shuffles its own way, from the same initial
-weights per seed. Per batch size, each numpy variant judged (``optimized``; the tests add broken
-ones) is compared with every variant of every peer framework, all trained once in one study: the
-median test accuracy over the seeds must be within a band of the numpy variant's median, and at
-batch 500 (full data, 35 epochs or more) every model must reach 96 %, so that two equally broken
-models cannot pass.
-
-The band is 3 times a conservative standard deviation of a difference of two medians over n seeds
-under no bug: sigma_b * sqrt(pi / n), with sigma_b the seed-to-seed standard deviation of test
-accuracy measured at batch size b (``parity_bands.json``: numbers, command, date and machine). The
-median of n normal samples has a standard deviation of at most sqrt(pi / 2n) sigma (its large-n value;
-checked by simulation for n = 1..8), and a difference of two independent medians sqrt(2) times that.
-Independence is conservative too: the sides share their initial weights, which correlates them.
-"""
+The band is 3 sigma_b sqrt(pi / n) for n seeds a side, sigma_b the seed-to-seed standard deviation of test accuracy
+measured at batch size b (``parity_bands.json``): the median of n normal samples has a standard deviation of at most
+sqrt(pi / 2n) sigma (checked by simulation for n = 1..8), a difference of two independent medians sqrt(2) times
+that; independence is conservative, as the sides share their initial weights."""
 from __future__ import annotations
 
 import json
@@ -106,7 +99,8 @@ def verdict(accuracies: pd.DataFrame, table: pd.DataFrame, floor_applies: bool) 
             if np.isfinite(row.diff_pp) and abs(row.diff_pp) > row.band_pp:
                 problems.append(
                     f"at batch {row.batch_size}: median test accuracy {row.numpy_median:.4f} against "
-                    f"{row.framework}/{row.variant}'s {row.median:.4f}, {row.diff_pp:+.2f} pp (band {row.band_pp:.2f} pp)"
+                    f"{row.framework}/{row.variant}'s {row.median:.4f}, {row.diff_pp:+.2f} pp "
+                    f"(band {row.band_pp:.2f} pp)"
                 )
         result[numpy_variant] = problems + peer_problems
     return result

@@ -1,22 +1,7 @@
-"""summary.csv: per (framework, variant, batch size, threads), medians, spreads and speed-ups with
-95 % bootstrap intervals and verdicts, noisy-cell flags and break-even epochs.
-
-Every framework but numpy is a *peer*. Each row is compared with the fastest peer variant at the same
-batch size and threads (``best_peer``, named ``framework/variant``), with the fastest variant of each
-peer framework of ``reports.folder.schema.FRAMEWORKS`` (so the columns are fixed by the registry) and with
-NumPy ``step3``; once for whole trainings (what a user waits for) and once per steady epoch (without
-the first epoch's tracing and compilation). A speed-up above 1 means this row is faster.
-
-Intervals: percentile bootstrap, ``N_RESAMPLES`` resamples, seeded per cell (the same data always
-give the same intervals). Whole trainings resample a cell's runs (ratio of medians); steady epochs
-resample runs, then the steady epochs of each drawn run, so that both process-to-process and
-epoch-to-epoch noise widen the interval. A cell with one run has no interval. Verdicts: ``faster``
-or ``slower`` when the interval lies above or below 1, else ``no clear difference``.
-
-Noisy cells: IQR / median of the runs' wall times at or above ``NOISY_REL_IQR``. Break-even epochs:
-against the fastest peer per steady epoch (``best_peer_steady``), where one side has the slower first
-and the faster steady epoch, the epoch count at which both trainings take equally long.
-"""
+"""summary.csv: per (framework, variant, batch size, threads), medians, spreads and speed-ups against the
+fastest peer variant (``best_peer``), the fastest variant of each peer framework and NumPy ``step3``, whole
+trainings and per steady epoch, with 95 % percentile-bootstrap intervals (seeded per cell), verdicts,
+noisy-cell flags and break-even epochs. docs/method.md says what each means and how it is computed."""
 from __future__ import annotations
 
 import zlib
@@ -140,15 +125,12 @@ def _timing_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in MEDIANS.values()})
 
 
-def _ok(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[timed(runs)]
-
-
 def cell_draws(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int = SEED,
                n_resamples: int = N_RESAMPLES) -> dict[tuple, Cell]:
     """Per cell (CELL_KEY) with two or more runs that count: its bootstrap draws, seeded per cell, so that
     summary.csv, winners.csv and the cost model resample the same way."""
-    ok = _ok(_timing_runs(runs))
+    ok = _timing_runs(runs)
+    ok = ok[timed(ok)]
     steady_rows = {}
     if epochs is not None and not epochs.empty:
         steady_rows = dict(list(epochs[~epochs["instrumented"].astype(bool) & (epochs["epoch"] > 1)]
@@ -175,7 +157,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     if runs.empty:
         return pd.DataFrame(columns=columns)
     numbers = list(MEDIANS.values())
-    ok = _ok(runs)
+    ok = runs[timed(runs)]
     by_cell = ok.groupby(CELL_KEY)
     summary = pd.concat([
         runs.groupby(CELL_KEY).size().rename("n_runs"), by_cell.size().rename("n_ok"),
@@ -197,7 +179,7 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
                                                         ignore_index=True)
 
 
-def _key(row: dict) -> tuple:
+def cell_key(row: dict) -> tuple:
     return tuple(row[k] for k in CELL_KEY)
 
 
@@ -216,7 +198,8 @@ def _comparisons(summary: pd.DataFrame, cells: dict) -> pd.DataFrame:
     for members in groups.values():
         rows = [records[i] for i in members]
         peers = [r for r in rows if r["framework"] != "numpy"]
-        targets = {"best_peer": peers, "step3": [r for r in rows if (r["framework"], r["variant"]) == ("numpy", "step3")]}
+        step3 = [r for r in rows if (r["framework"], r["variant"]) == ("numpy", "step3")]
+        targets = {"best_peer": peers, "step3": step3}
         targets.update({f"best_{name}": [r for r in rows if r["framework"] == name] for name in peer_frameworks()})
         for steady in (False, True):
             metric = "steady_epoch_median_s" if steady else "wall_median_s"
@@ -238,9 +221,9 @@ def _comparisons(summary: pd.DataFrame, cells: dict) -> pd.DataFrame:
 def _speedup(row, ref, cells, steady: bool, name: str) -> dict:
     metric = "steady_epoch_median_s" if steady else "wall_median_s"
     result = {name: ref[metric] / row[metric]}
-    if _key(row) == _key(ref):
+    if cell_key(row) == cell_key(ref):
         return {**result, f"{name}_lo": 1.0, f"{name}_hi": 1.0, f"{name}_verdict": REFERENCE}
-    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    cell, ref_cell = cells.get(cell_key(row)), cells.get(cell_key(ref))
     lo = hi = np.nan
     if cell is not None and ref_cell is not None:
         draws = (ref_cell.steady / cell.steady) if steady else (ref_cell.wall / cell.wall)
@@ -256,7 +239,7 @@ def _break_even_of(row, ref, cells) -> dict:
     args = (row["first_epoch_median_s"], row["steady_epoch_median_s"], ref["first_epoch_median_s"],
             ref["steady_epoch_median_s"])
     result = {"break_even_epochs": float(break_even(*args))}
-    cell, ref_cell = cells.get(_key(row)), cells.get(_key(ref))
+    cell, ref_cell = cells.get(cell_key(row)), cells.get(cell_key(ref))
     if np.isfinite(result["break_even_epochs"]) and cell is not None and ref_cell is not None:
         lo, hi = interval(_break_even_draws(cell, ref_cell, a_wins=args[1] < args[3]))
         result.update(break_even_epochs_lo=lo, break_even_epochs_hi=hi)
@@ -264,8 +247,8 @@ def _break_even_of(row, ref, cells) -> dict:
 
 
 def busy_sentence(summary: pd.DataFrame) -> str:
-    """What to say of the runs made while other processes took a notable share of the cores (harness.noise, reports.stats.busy),
-    for the console and the report; '' when there were none."""
+    """What to say of the runs made while other processes took a notable share of the cores (harness.noise,
+    reports.stats.busy), for the console and the report; '' when there were none."""
     if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
         return ""
     cells = summary[summary[BUSY_RUNS] > 0]
@@ -275,8 +258,8 @@ def busy_sentence(summary: pd.DataFrame) -> str:
 
 
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
-    """What the end of a study's console output says about its spreads: each noisy cell with what to
-    do, the runs of a busy machine (harness.noise, reports.stats.busy), and how many cells have one run and so no interval."""
+    """What the end of a study's console output says about its spreads: each noisy cell with what to do, the runs
+    of a busy machine (harness.noise, reports.stats.busy), and how many cells have one run and so no interval."""
     if not Path(summary_csv).is_file():
         return []
     summary = pd.read_csv(summary_csv)

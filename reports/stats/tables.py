@@ -19,7 +19,8 @@ from .summary import cell_draws, summarize
 def study_shape(study: dict) -> tuple[int | None, int]:
     """(epochs per run, training samples) of a study.json's plan (None / all of MNIST's when unknown)."""
     epochs, limit = study.get("epochs"), study.get("train_limit")
-    samples = int(min(limit, MNIST_TRAIN_SAMPLES)) if isinstance(limit, (int, float)) and limit > 0 else MNIST_TRAIN_SAMPLES
+    limited = isinstance(limit, (int, float)) and limit > 0
+    samples = int(min(limit, MNIST_TRAIN_SAMPLES)) if limited else MNIST_TRAIN_SAMPLES
     return (int(epochs) if isinstance(epochs, (int, float)) and epochs > 0 else None), samples
 
 

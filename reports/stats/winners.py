@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..folder.schema import ALONE, CLEAR, NO_CLEAR_WINNER, NO_INTERVAL, WINNER_COLUMNS
-from .summary import Cell, break_even, interval
+from .summary import Cell, break_even, cell_key, interval
 
 # Training lengths in epochs (log grid, 1 to 300); a study's own epoch count is added to it.
 EPOCH_GRID = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300)
@@ -49,7 +49,7 @@ def winner_map(summary: pd.DataFrame, cells: dict[tuple, Cell], epochs: list[int
             if len(rows) > 1:
                 run = rows[order[1]]
                 record.update(runner_up=name(run), runner_up_s=times[order[1]], ratio=times[order[1]] / times[order[0]])
-                record.update(_lead(cells.get(_key(win)), cells.get(_key(run)), e))
+                record.update(_lead(cells.get(cell_key(win)), cells.get(cell_key(run)), e))
             if previous is not None and name(previous) != name(win):
                 record["break_even_epochs"] = float(break_even(
                     win["first_epoch_median_s"], win["steady_epoch_median_s"],
@@ -57,10 +57,6 @@ def winner_map(summary: pd.DataFrame, cells: dict[tuple, Cell], epochs: list[int
             out.append(record)
             previous = win
     return pd.DataFrame(out).reindex(columns=WINNER_COLUMNS)
-
-
-def _key(row) -> tuple:
-    return row["framework"], row["variant"], row["batch_size"], row["threads"]
 
 
 def _lead(win: Cell | None, run: Cell | None, epochs: int) -> dict:
