@@ -216,6 +216,25 @@ def _edges(values: list[float]) -> list[float]:
                                        [v[-1] + (v[-1] - mid[-1] if len(v) > 1 else step)]])))
 
 
+def _why(data: StudyData, key: tuple, threads: list[int]) -> str:
+    """Why a variant wins where it does, for its legend entry: its fitted cost per step (a small one wins small
+    batches) and per sample at each thread setting, and its first epoch's median extra time over a steady one
+    (compilation, warm-up: a small one wins short trainings)."""
+    model, parts = data.answer.get(COST_MODEL_FILE, pd.DataFrame()), []
+    fits = [select(model, threads=t, framework=key[0], variant=key[1]) for t in threads] if not model.empty else []
+    fits = [(t, f.iloc[0]) for t, f in zip(threads, fits) if not f.empty]
+    if fits:
+        on = (lambda t: f" ({style.threads_label(t)})") if len(threads) > 1 else (lambda t: "")
+        parts.append("a step " + ", ".join(f"{r['step_cost_s'] * 1e6:.0f} µs [{r['step_cost_lo_s'] * 1e6:.0f}, "
+                                           f"{r['step_cost_hi_s'] * 1e6:.0f}]{on(t)}" for t, r in fits))
+        parts.append("a sample " + ", ".join(f"{r['sample_cost_s'] * 1e6:.1f}" for _, r in fits) + " µs")
+    cells = select(data.stats, framework=key[0], variant=key[1])
+    extra = (cells["first_epoch_median_s"] - cells["steady_epoch_median_s"]).dropna()
+    if not extra.empty:
+        parts.append(f"first epoch +{style.fmt_s(max(0.0, extra.median()))} s")
+    return f"{style.label(*key)}: {'; '.join(parts)}" if parts else style.label(*key)
+
+
 def fig_winner_map(data: StudyData):
     table = need(data.answer.get(WINNERS_FILE, pd.DataFrame()), "there is no winners.csv table (no first and "
                  "steady epochs of successful runs).")
@@ -252,13 +271,14 @@ def fig_winner_map(data: StudyData):
         ax.set_title(style.threads_label(t), fontsize=10.5)
     axes[0].set_ylabel("training length (epochs, log scale)")
     fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
-    rows = series_rows(style.sort_series(set(winners_seen)), patches=True)
+    rows = [[Patch(color=style.color(*key), label=_why(data, key, threads))]
+            for key in style.sort_series(set(winners_seen))]
     extra = [Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
                    label="no clear winner, or one run: no verdict (pale, hatched: the winner's colour)"),
              Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
     if data.epochs_per_run:
         extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
-    legend(fig, rows + [extra if unclear_seen else extra[1:]])
+    legend(fig, rows + [[handle] for handle in (extra if unclear_seen else extra[1:])])
     return fig, dict(epochs=data.epochs_per_run)
 
 

@@ -308,6 +308,23 @@ def test_first_screen_holds_the_short_answer_and_the_winner_map(small_report):
     assert [text.index(marker) for marker in order] == sorted(text.index(marker) for marker in order)
 
 
+def test_the_winner_maps_legend_says_why_with_each_winners_fitted_costs(small_report):
+    """The headline figure answers 'why' too: a winner's legend entry carries its per-step and per-sample costs
+    (cost_model.csv, whose step cost decides small batches) and its first epoch's extra time (short trainings)."""
+    from reports import figures
+    from reports.data import load
+    from reports.folder.schema import COST_MODEL_FILE
+
+    data = load(small_report[0])
+    model = data.answer[COST_MODEL_FILE]
+    threads = sorted(model["threads"].unique())
+    fit = model[(model["framework"] == "numpy") & (model["variant"] == "optimized")].iloc[0]
+    label = figures._why(data, ("numpy", "optimized"), threads)
+    assert label.startswith("NumPy optimized: a step ")
+    assert f"a step {fit['step_cost_s'] * 1e6:.0f} µs [{fit['step_cost_lo_s'] * 1e6:.0f}, " in label, label
+    assert f"a sample {fit['sample_cost_s'] * 1e6:.1f} µs" in label and "; first epoch +" in label, label
+
+
 def test_no_paragraph_is_longer_than_800_characters(small_report):
     _, md, _ = small_report
     text = md.read_text()
