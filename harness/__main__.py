@@ -315,9 +315,7 @@ def cmd_parity(args) -> int:
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
     write_csv_atomic(out / PARITY_FILE, table)
     floor_applies = args.train_limit is None and args.epochs >= 35
-    print(_formatted(accuracies))
-    print()
-    print(_formatted(table))
+    print(f"{_formatted(accuracies)}\n\n{_formatted(table)}")
     print(f"table: {out / PARITY_FILE}")
     print(f"band: {BAND_SIGMAS:g} x sigma_b x sqrt(pi / n) for n = {args.seeds} seed(s) a side, sigma_b the measured "
           f"seed-to-seed spread of test accuracy ({', '.join(f'batch {b}: {s:.3f} pp' for b, s in sorted(spread.items()))}; "
@@ -327,14 +325,13 @@ def cmd_parity(args) -> int:
               "spread differs and the verdict is indicative only")
     if not floor_applies:
         print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ epochs")
-    failed = False
-    for numpy_variant, problems in verdict(accuracies, table, floor_applies).items():
+    verdicts = verdict(accuracies, table, floor_applies)
+    for numpy_variant, problems in verdicts.items():
         for problem in problems:
             print(f"parity FAILED for numpy/{numpy_variant}: {problem}")
         if not problems:
             print(f"parity holds for numpy/{numpy_variant}: every peer's median within its band at every batch size")
-        failed = failed or bool(problems)
-    return 1 if failed else 0
+    return 1 if any(verdicts.values()) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

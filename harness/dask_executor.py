@@ -1,24 +1,18 @@
-"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``.
+"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``
+(docs/cluster.md).
 
 The client (the study's process) sends the study's data file to every Dask worker once and submits
 each run as a task; on a Dask worker (one thread, one per machine) the run happens in a fresh worker
 process as it does here (harness.one_run). Results come back to the client as they arrive, so
 runs.csv, epochs.csv and --resume work as they do locally.
 
-Placements:
-
-- ``spread``: every run once, on whichever Dask worker is free (Dask decides). Dask re-queues a run
-  whose Dask worker died; once ``distributed.scheduler.allowed-failures`` of them have died running it,
-  the run is recorded with status 'lost'.
-- ``every-machine``: each machine runs the whole plan (a cross-machine study). A run's key includes
-  its machine and its task is pinned to that machine's Dask worker. When that Dask worker leaves, the
-  machine's unfinished runs wait for a Dask worker of the same machine (a restarted one) and go to it,
-  as Dask does in ``spread``; runs of a machine that is not back within ``REJOIN_GRACE_S`` once
-  nothing else is left are recorded as 'lost'.
-
---resume runs 'lost' runs again. A machine is named by its host name; in every-machine placement,
-Dask workers that share a host (a test cluster, two started on one machine) are told apart as
-HOST/WORKER-NAME, each running the whole plan.
+Placements: ``spread`` does every run once, on whichever Dask worker is free; Dask re-queues a run whose
+Dask worker died, and once ``distributed.scheduler.allowed-failures`` of them have died running it, it is
+'lost'. ``every-machine`` runs the whole plan on each machine (a run's key includes its machine, its task
+is pinned to that machine's Dask worker); when that Dask worker leaves, the machine's unfinished runs wait
+for a Dask worker of the same machine and go to it; those of a machine not back within ``REJOIN_GRACE_S``
+once nothing else is left are 'lost'. --resume runs 'lost' runs again. A machine is named by its host
+name; in every-machine placement, Dask workers that share a host are told apart as HOST/WORKER-NAME.
 """
 from __future__ import annotations
 
@@ -30,6 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterator, NamedTuple
 
 import dask
@@ -73,11 +68,7 @@ def probe() -> dict:
     return {key: record[key] for key in ("host", "cores", "git_commit")}
 
 
-class _Silent:
-    """The progress of a run on a Dask worker: nobody watches it there (the client reports each result)."""
-
-    def epoch(self, spec, epoch) -> None:
-        pass
+SILENT = SimpleNamespace(epoch=lambda spec, epoch: None)  # a run's epochs on a Dask worker: nobody watches there
 
 
 def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout: float, machine: str | None) -> dict:
@@ -93,12 +84,9 @@ def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout
     command = [f"dask worker {dask_worker.name}: {spec.label}"]
     with machine_lock(folder, command, wait=True, stream=sys.stderr, machine=machine), \
             tempfile.TemporaryDirectory(prefix="mlp-run-", dir=folder) as scratch:
-        result = execute(spec, plan, data_path, Path(scratch), timeout, _Silent())
-    names = {"machine": machine or machine_name(), "worker": str(dask_worker.name)}
-    result["run"].update(names)
-    for epoch in result["epochs"]:
-        epoch["machine"] = names["machine"]
-    return {**result, "record": machine_record()}
+        result = execute(spec, plan, data_path, Path(scratch), timeout, SILENT)
+    run = {**result["run"], "worker": str(dask_worker.name)}
+    return {**run_result(spec, run, result["epochs"], machine or machine_name()), "record": machine_record()}
 
 
 # -- on the client -------------------------------------------------------------------------------
