@@ -152,8 +152,7 @@ class DaskExecutor:
                 raise ClusterError(f"worker {info['name']} at {addr} has {info['nthreads']} threads: it would run "
                                    "several runs at once; start workers with --nthreads 1")
         self.facts = self.probe(list(workers), strict=True)
-        hosts = Counter(fact["host"] for fact in self.facts.values())
-        self.hosts_shared = {host for host, n in hosts.items() if n > 1}
+        self.hosts_shared = {host for host, n in Counter(fact["host"] for fact in self.facts.values()).items() if n > 1}
         for host in sorted(self.hosts_shared):
             names = sorted(str(workers[a]["name"]) for a, fact in self.facts.items() if fact["host"] == host)
             self.say(f"warning: workers {', '.join(names)} share the host {host}: their runs take turns on the same "
@@ -177,17 +176,13 @@ class DaskExecutor:
     def probe(self, addresses: list[str], strict: bool) -> dict[str, dict]:
         """probe() on the given Dask workers; one that cannot run it stops the study (strict) or is left out."""
         answers = self.client.run(probe, workers=addresses, on_error="return")
-        facts = {}
         for addr, answer in answers.items():
-            if isinstance(answer, BaseException):
+            if strict and isinstance(answer, BaseException):
                 if type(answer) is Exception and answer.args and isinstance(answer.args[0], BaseException):
                     answer = answer.args[0]  # how Dask hands back an error it could not unpickle
-                if strict:
-                    raise ClusterError(f"worker at {addr} cannot run the study's code ({_one_line(answer)}): start "
-                                       "it with this project importable (pip install -e . or PYTHONPATH=CHECKOUT)")
-                continue
-            facts[addr] = answer
-        return facts
+                raise ClusterError(f"worker at {addr} cannot run the study's code ({_one_line(answer)}): start "
+                                   "it with this project importable (pip install -e . or PYTHONPATH=CHECKOUT)")
+        return {addr: answer for addr, answer in answers.items() if not isinstance(answer, BaseException)}
 
     def machine_of(self, host: str, worker_name) -> str:
         """The machine a Dask worker stands for: its host, or HOST/WORKER-NAME on a host shared at the start."""
@@ -248,13 +243,13 @@ class DaskExecutor:
             if isinstance(exc, KilledWorker):
                 return _lost(task, f"{exc.allowed_failures + 1} workers died while running it "
                              f"(the last: {exc.last_worker.address})")
-            return run_result(task.spec, {"status": "failed", "error": f"the task failed on the cluster: "
-                                          f"{_one_line(exc)}"}, machine=task.machine)
+            return _lost(task, f"the task failed on the cluster: {_one_line(exc)}", status="failed")
         return _lost(task, f"the scheduler dropped the task ({future.status})")
 
 
-def _lost(task: Task, why: str) -> dict:
-    return run_result(task.spec, {"status": LOST, "error": why}, machine=task.machine)
+def _lost(task: Task, why: str, status: str = LOST) -> dict:
+    """The row of a run that never came back (or, with ``status`` 'failed', whose task failed)."""
+    return run_result(task.spec, {"status": status, "error": why}, machine=task.machine)
 
 
 class _Batch:

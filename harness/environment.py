@@ -69,7 +69,8 @@ def environment_record(command: list[str] | None = None) -> dict:
             {k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
             for info in threadpool_info()
         ],
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TF_ENABLE_ONEDNN_OPTS unset: TensorFlow's default for this build"),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS",
+                                 "TF_ENABLE_ONEDNN_OPTS unset: TensorFlow's default for this build"),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "git_commit": _git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
