@@ -77,13 +77,6 @@ def _find_idx(folder: Path, name: str) -> Path | None:
     return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
 
 
-def _check_sha256(digest: str, name: str, source: str) -> None:
-    expected = MNIST_FILES[name].sha256
-    if digest != expected:
-        raise MnistError(f"{source}: SHA-256 mismatch for {name}: expected {expected[:16]}..., "
-                         f"got {digest[:16]}... (corrupt or not the original MNIST)")
-
-
 def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
     """The verified array (shape ``MNIST_FILES[name].shape``, read-only) in the IDX bytes ``data`` of ``source``."""
     spec = MNIST_FILES[name]
@@ -99,7 +92,10 @@ def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
     if found != expected:
         what = "truncated" if found < expected else "extra bytes"
         raise MnistError(f"{source}: {what}: expected {expected} bytes of data, found {found}")
-    _check_sha256(hashlib.sha256(data).hexdigest(), name, source)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise MnistError(f"{source}: SHA-256 mismatch for {name}: expected {spec.sha256[:16]}..., "
+                         f"got {digest[:16]}... (corrupt or not the original MNIST)")
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
@@ -114,7 +110,8 @@ def _load_idx_file(path: Path, name: str) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load and verify Keras' ``mnist.npz``; returns arrays keyed by IDX file name."""
+    """Load and verify Keras' ``mnist.npz`` (each array as the IDX file it stands for); returns arrays keyed by
+    IDX file name."""
     if path.is_file() and not zipfile.is_zipfile(path):  # else NumPy suggests loading it with allow_pickle
         raise MnistError(f"{path}: not an .npz archive (not a zip file)")
     try:
@@ -130,11 +127,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         spec, arr, source = MNIST_FILES[name], raw[key], f"{path} [{key}]"
         if arr.dtype != np.uint8 or arr.size != np.prod(spec.shape) or arr.shape[:1] != spec.shape[:1]:
             raise MnistError(f"{source}: {arr.dtype} array of shape {arr.shape}, expected uint8 {spec.shape}")
-        arr = np.ascontiguousarray(arr).reshape(spec.shape)  # images may be flattened, (60000, 784)
-        digest = hashlib.sha256(spec.magic.to_bytes(4, "big") + np.asarray(spec.shape, ">u4").tobytes())
-        digest.update(arr)
-        _check_sha256(digest.hexdigest(), name, source)
-        arrays[name] = arr
+        header = spec.magic.to_bytes(4, "big") + np.asarray(spec.shape, ">u4").tobytes()
+        arrays[name] = _parse_idx(header + np.ascontiguousarray(arr).tobytes(), name, source)  # images may be flat
     return arrays
 
 
