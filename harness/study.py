@@ -128,9 +128,8 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
 def _study_record(plan: StudyPlan, files: StudyFiles, share_machine: bool) -> dict:
     """study.json: the plan, and whether any session ran beside another study (--share-machine)."""
     shared = share_machine
-    if files.study.exists():
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            shared = shared or bool(json.loads(files.study.read_text(encoding="utf-8")).get(SHARED_MACHINE))
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a first session has no study.json yet
+        shared = shared or bool(json.loads(files.study.read_text(encoding="utf-8")).get(SHARED_MACHINE))
     return {**plan.to_dict(), SHARED_MACHINE: shared}
 
 
