@@ -77,12 +77,6 @@ def placed_key(row) -> tuple:
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 
-def not_retried(runs: pd.DataFrame, retried: set) -> pd.DataFrame:
-    """The rows that count as done on a resume: all but the failed ones being retried (placed keys: each
-    machine of an every-machine study redoes only its own failures)."""
-    return _rows(runs, [placed_key(row) not in retried for _, row in runs.iterrows()])
-
-
 def retried_away(key: tuple, machine: str, retried: set) -> set:
     """The rows (placed keys) that the run ``key``, landing from ``machine``, replaces when it is retried: that
     machine's own (each machine of an every-machine study redoes only its own failures), or all of the key's
@@ -92,7 +86,8 @@ def retried_away(key: tuple, machine: str, retried: set) -> set:
 
 
 def without(table: pd.DataFrame, placed_keys: set) -> pd.DataFrame:
-    """The rows of a table that are not of the runs (placed keys) ``placed_keys``."""
+    """The rows of a table that are not of the runs (placed keys) ``placed_keys``: on a resume, the rows that
+    count as done are those without the failed runs being retried (each machine redoes only its own)."""
     if not placed_keys:
         return table
     return _rows(table, [placed_key(row) not in placed_keys for _, row in table.iterrows()])

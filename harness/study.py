@@ -32,7 +32,7 @@ from .interrupts import interrupts_deferred
 from .local_executor import LocalExecutor
 from .plan import RunSpec, StudyPlan, check_same_plan, read_plan
 from .progress import Progress
-from .resume import not_retried, resume_tables, retried_away, without
+from .resume import resume_tables, retried_away, without
 from .study_folder import StudyFiles, claim_folder, scratch_folder, write_text
 
 
@@ -106,7 +106,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             raise StudyError(f"--out {files.out} already holds a study; {hint}")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
-        todo = executor.runs_to_do(plan, not_retried(runs, retried))
+        todo = executor.runs_to_do(plan, without(runs, retried))
         if todo:
             with scratch_folder() as scratch:
                 data_path = prepare_data(plan, data_dir, scratch)
