@@ -19,6 +19,7 @@ from reports.stats.parity import (
     ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_table, verdict,
 )
 
+from .environment import environment_record
 from .interrupts import interrupted, stop_like_ctrl_c
 from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
 from .plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--epochs", type=positive_int, default=35, metavar="N", help="epochs (default 35)")
     parity.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     parity.add_argument("--frameworks", nargs="+", metavar="NAME",
-                        help=f"peer frameworks to check: {', '.join(f for f in FRAMEWORKS if f != 'numpy')} (default: all)")
+                        help=f"peer frameworks to check: {', '.join(peer_frameworks())} (default: all)")
     parity.add_argument("--variants", nargs="+", metavar="NAME",
                         help="peer variants to check, in every peer framework that has them (default: all), and "
                         f"numpy variants to judge (default: {PARITY_NUMPY_VARIANT})")
@@ -257,8 +258,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from .environment import environment_record
-
     print(json.dumps(environment_record(), indent=2))
     return 0
 
@@ -315,26 +314,24 @@ def cmd_parity(args) -> int:
     table = parity_table(accuracies, plan.variants["numpy"], args.seeds, spread)
     write_csv_atomic(out / PARITY_FILE, table)
     floor_applies = args.train_limit is None and args.epochs >= 35
-    print(_formatted(accuracies))
-    print()
-    print(_formatted(table))
+    print(f"{_formatted(accuracies)}\n\n{_formatted(table)}")
     print(f"table: {out / PARITY_FILE}")
+    spreads = ", ".join(f"batch {b}: {s:.3f} pp" for b, s in sorted(spread.items()))
     print(f"band: {BAND_SIGMAS:g} x sigma_b x sqrt(pi / n) for n = {args.seeds} seed(s) a side, sigma_b the measured "
-          f"seed-to-seed spread of test accuracy ({', '.join(f'batch {b}: {s:.3f} pp' for b, s in sorted(spread.items()))}; "
-          f"{BANDS_FILE.name}, full MNIST, 35 epochs)")
+          f"seed-to-seed spread of test accuracy ({spreads}; {BANDS_FILE.name}, full MNIST, 35 epochs)")
     if args.train_limit is not None or args.epochs != 35 or not set(args.batch_sizes) <= set(spread):
         print("note: the bands were measured at full MNIST, 35 epochs; at other settings the seed-to-seed "
               "spread differs and the verdict is indicative only")
     if not floor_applies:
-        print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ epochs")
-    failed = False
-    for numpy_variant, problems in verdict(accuracies, table, floor_applies).items():
+        print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ "
+              "epochs")
+    verdicts = verdict(accuracies, table, floor_applies)
+    for numpy_variant, problems in verdicts.items():
         for problem in problems:
             print(f"parity FAILED for numpy/{numpy_variant}: {problem}")
         if not problems:
             print(f"parity holds for numpy/{numpy_variant}: every peer's median within its band at every batch size")
-        failed = failed or bool(problems)
-    return 1 if failed else 0
+    return 1 if any(verdicts.values()) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,24 +1,18 @@
-"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``.
+"""The Dask executor: a study's runs on a Dask cluster, ``python -m harness run --scheduler tcp://HOST:PORT``
+(docs/cluster.md).
 
 The client (the study's process) sends the study's data file to every Dask worker once and submits
 each run as a task; on a Dask worker (one thread, one per machine) the run happens in a fresh worker
 process as it does here (harness.one_run). Results come back to the client as they arrive, so
 runs.csv, epochs.csv and --resume work as they do locally.
 
-Placements:
-
-- ``spread``: every run once, on whichever Dask worker is free (Dask decides). Dask re-queues a run
-  whose Dask worker died; once ``distributed.scheduler.allowed-failures`` of them have died running it,
-  the run is recorded with status 'lost'.
-- ``every-machine``: each machine runs the whole plan (a cross-machine study). A run's key includes
-  its machine and its task is pinned to that machine's Dask worker. When that Dask worker leaves, the
-  machine's unfinished runs wait for a Dask worker of the same machine (a restarted one) and go to it,
-  as Dask does in ``spread``; runs of a machine that is not back within ``REJOIN_GRACE_S`` once
-  nothing else is left are recorded as 'lost'.
-
---resume runs 'lost' runs again. A machine is named by its host name; in every-machine placement,
-Dask workers that share a host (a test cluster, two started on one machine) are told apart as
-HOST/WORKER-NAME, each running the whole plan.
+Placements: ``spread`` does every run once, on whichever Dask worker is free; Dask re-queues a run whose
+Dask worker died, and once ``distributed.scheduler.allowed-failures`` of them have died running it, it is
+'lost'. ``every-machine`` runs the whole plan on each machine (a run's key includes its machine, its task
+is pinned to that machine's Dask worker); when that Dask worker leaves, the machine's unfinished runs wait
+for a Dask worker of the same machine and go to it; those of a machine not back within ``REJOIN_GRACE_S``
+once nothing else is left are 'lost'. --resume runs 'lost' runs again. A machine is named by its host
+name; in every-machine placement, Dask workers that share a host are told apart as HOST/WORKER-NAME.
 """
 from __future__ import annotations
 
@@ -30,6 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Iterator, NamedTuple
 
 import dask
@@ -73,11 +68,7 @@ def probe() -> dict:
     return {key: record[key] for key in ("host", "cores", "git_commit")}
 
 
-class _Silent:
-    """The progress of a run on a Dask worker: nobody watches it there (the client reports each result)."""
-
-    def epoch(self, spec, epoch) -> None:
-        pass
+SILENT = SimpleNamespace(epoch=lambda spec, epoch: None)  # a run's epochs on a Dask worker: nobody watches there
 
 
 def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout: float, machine: str | None) -> dict:
@@ -93,12 +84,9 @@ def remote_run(spec: RunSpec, plan: StudyPlan, data: bytes, digest: str, timeout
     command = [f"dask worker {dask_worker.name}: {spec.label}"]
     with machine_lock(folder, command, wait=True, stream=sys.stderr, machine=machine), \
             tempfile.TemporaryDirectory(prefix="mlp-run-", dir=folder) as scratch:
-        result = execute(spec, plan, data_path, Path(scratch), timeout, _Silent())
-    names = {"machine": machine or machine_name(), "worker": str(dask_worker.name)}
-    result["run"].update(names)
-    for epoch in result["epochs"]:
-        epoch["machine"] = names["machine"]
-    return {**result, "record": machine_record()}
+        result = execute(spec, plan, data_path, Path(scratch), timeout, SILENT)
+    run = {**result["run"], "worker": str(dask_worker.name)}
+    return {**run_result(spec, run, result["epochs"], machine or machine_name()), "record": machine_record()}
 
 
 # -- on the client -------------------------------------------------------------------------------
@@ -164,8 +152,7 @@ class DaskExecutor:
                 raise ClusterError(f"worker {info['name']} at {addr} has {info['nthreads']} threads: it would run "
                                    "several runs at once; start workers with --nthreads 1")
         self.facts = self.probe(list(workers), strict=True)
-        hosts = Counter(fact["host"] for fact in self.facts.values())
-        self.hosts_shared = {host for host, n in hosts.items() if n > 1}
+        self.hosts_shared = {host for host, n in Counter(fact["host"] for fact in self.facts.values()).items() if n > 1}
         for host in sorted(self.hosts_shared):
             names = sorted(str(workers[a]["name"]) for a, fact in self.facts.items() if fact["host"] == host)
             self.say(f"warning: workers {', '.join(names)} share the host {host}: their runs take turns on the same "
@@ -189,17 +176,13 @@ class DaskExecutor:
     def probe(self, addresses: list[str], strict: bool) -> dict[str, dict]:
         """probe() on the given Dask workers; one that cannot run it stops the study (strict) or is left out."""
         answers = self.client.run(probe, workers=addresses, on_error="return")
-        facts = {}
         for addr, answer in answers.items():
-            if isinstance(answer, BaseException):
+            if strict and isinstance(answer, BaseException):
                 if type(answer) is Exception and answer.args and isinstance(answer.args[0], BaseException):
                     answer = answer.args[0]  # how Dask hands back an error it could not unpickle
-                if strict:
-                    raise ClusterError(f"worker at {addr} cannot run the study's code ({_one_line(answer)}): start "
-                                       "it with this project importable (pip install -e . or PYTHONPATH=CHECKOUT)")
-                continue
-            facts[addr] = answer
-        return facts
+                raise ClusterError(f"worker at {addr} cannot run the study's code ({_one_line(answer)}): start "
+                                   "it with this project importable (pip install -e . or PYTHONPATH=CHECKOUT)")
+        return {addr: answer for addr, answer in answers.items() if not isinstance(answer, BaseException)}
 
     def machine_of(self, host: str, worker_name) -> str:
         """The machine a Dask worker stands for: its host, or HOST/WORKER-NAME on a host shared at the start."""
@@ -260,13 +243,13 @@ class DaskExecutor:
             if isinstance(exc, KilledWorker):
                 return _lost(task, f"{exc.allowed_failures + 1} workers died while running it "
                              f"(the last: {exc.last_worker.address})")
-            return run_result(task.spec, {"status": "failed", "error": f"the task failed on the cluster: "
-                                          f"{_one_line(exc)}"}, machine=task.machine)
+            return _lost(task, f"the task failed on the cluster: {_one_line(exc)}", status="failed")
         return _lost(task, f"the scheduler dropped the task ({future.status})")
 
 
-def _lost(task: Task, why: str) -> dict:
-    return run_result(task.spec, {"status": LOST, "error": why}, machine=task.machine)
+def _lost(task: Task, why: str, status: str = LOST) -> dict:
+    """The row of a run that never came back (or, with ``status`` 'failed', whose task failed)."""
+    return run_result(task.spec, {"status": status, "error": why}, machine=task.machine)
 
 
 class _Batch:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import pooch
 
+
 class MnistFile(NamedTuple):
     """What one MNIST IDX file must contain, and the SHA-256 of the mirrors' ``.gz`` of it."""
 
@@ -71,26 +72,9 @@ class MnistError(ValueError):
         super().__init__(" ".join(str(message).split()))
 
 
-def default_cache_dir() -> Path:
-    """The project's MNIST cache, in the user's cache folder (``$XDG_CACHE_HOME`` on Linux)."""
-    return pooch.os_cache("mlp-numpy-tf2") / "mnist"
-
-
-def keras_cache_file() -> Path:
-    """Keras' MNIST cache: ``$KERAS_HOME/datasets/mnist.npz``, default ``~/.keras``."""
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets" / "mnist.npz"
-
-
 def _find_idx(folder: Path, name: str) -> Path | None:
     """The raw or ``.gz`` copy of IDX file ``name`` in ``folder``, raw first; None if neither."""
     return next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
-
-
-def _check_sha256(digest: str, name: str, source: str) -> None:
-    expected = MNIST_FILES[name].sha256
-    if digest != expected:
-        raise MnistError(f"{source}: SHA-256 mismatch for {name}: expected {expected[:16]}..., "
-                         f"got {digest[:16]}... (corrupt or not the original MNIST)")
 
 
 def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
@@ -108,7 +92,10 @@ def _parse_idx(data: bytes, name: str, source: str) -> np.ndarray:
     if found != expected:
         what = "truncated" if found < expected else "extra bytes"
         raise MnistError(f"{source}: {what}: expected {expected} bytes of data, found {found}")
-    _check_sha256(hashlib.sha256(data).hexdigest(), name, source)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        raise MnistError(f"{source}: SHA-256 mismatch for {name}: expected {spec.sha256[:16]}..., "
+                         f"got {digest[:16]}... (corrupt or not the original MNIST)")
     return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
 
 
@@ -123,7 +110,8 @@ def _load_idx_file(path: Path, name: str) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Load and verify Keras' ``mnist.npz``; returns arrays keyed by IDX file name."""
+    """Load and verify Keras' ``mnist.npz`` (each array as the IDX file it stands for); returns arrays keyed by
+    IDX file name."""
     if path.is_file() and not zipfile.is_zipfile(path):  # else NumPy suggests loading it with allow_pickle
         raise MnistError(f"{path}: not an .npz archive (not a zip file)")
     try:
@@ -139,11 +127,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         spec, arr, source = MNIST_FILES[name], raw[key], f"{path} [{key}]"
         if arr.dtype != np.uint8 or arr.size != np.prod(spec.shape) or arr.shape[:1] != spec.shape[:1]:
             raise MnistError(f"{source}: {arr.dtype} array of shape {arr.shape}, expected uint8 {spec.shape}")
-        arr = np.ascontiguousarray(arr).reshape(spec.shape)  # images may be flattened, (60000, 784)
-        digest = hashlib.sha256(spec.magic.to_bytes(4, "big") + np.asarray(spec.shape, ">u4").tobytes())
-        digest.update(arr)
-        _check_sha256(digest.hexdigest(), name, source)
-        arrays[name] = arr
+        header = spec.magic.to_bytes(4, "big") + np.asarray(spec.shape, ">u4").tobytes()
+        arrays[name] = _parse_idx(header + np.ascontiguousarray(arr).tobytes(), name, source)  # images may be flat
     return arrays
 
 
@@ -160,10 +145,8 @@ def _load_folder(folder: Path, origin: str) -> dict[str, np.ndarray]:
     if (folder / "mnist.npz").is_file():
         return _load_npz(folder / "mnist.npz")
     missing = next(name for name, path in paths.items() if path is None)
-    raise MnistError(
-        f"{folder / missing}: not found (nor {missing}.gz, nor mnist.npz) in the MNIST folder given "
-        f"by {origin}; it needs the four MNIST IDX files (raw or .gz) or Keras' mnist.npz"
-    )
+    raise MnistError(f"{folder / missing}: not found (nor {missing}.gz, nor mnist.npz) in the MNIST folder given "
+                     f"by {origin}; it needs the four MNIST IDX files (raw or .gz) or Keras' mnist.npz")
 
 
 def _load_cached(load, path: Path, *args):
@@ -195,7 +178,7 @@ def _load_cache_or_download(cache: Path, download: bool, mirrors: list[str], tim
     arrays = {name: _load_cached(_load_idx_file, path, name) for name, path in paths.items() if path}
     if len(arrays) == len(MNIST_FILES):
         return arrays
-    keras_npz = keras_cache_file()
+    keras_npz = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets" / "mnist.npz"
     if keras_npz.is_file():
         return _load_cached(_load_npz, keras_npz)
     missing = [name for name in MNIST_FILES if name not in arrays]
@@ -205,17 +188,12 @@ def _load_cache_or_download(cache: Path, download: bool, mirrors: list[str], tim
     return arrays | {name: _download(name, cache, mirrors, timeout) for name in missing}
 
 
-def load_mnist(
-    data_dir: str | os.PathLike | None = None,
-    *,
-    download: bool = True,
-    cache_dir: str | os.PathLike | None = None,
-    mirrors: Iterable[str] = DEFAULT_MIRRORS,
-    timeout: float = 30,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True,
+               cache_dir: str | os.PathLike | None = None, mirrors: Iterable[str] = DEFAULT_MIRRORS,
+               timeout: float = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """x_train (60000, 784), y_train (60000,), x_test (10000, 784), y_test (10000,): verified uint8 arrays
     (pixels 0..255, labels 0..9), C-contiguous and writeable, from the first source of the module's list;
-    missing files are downloaded (``download``) into ``cache_dir`` (default ``default_cache_dir()``) from
+    missing files are downloaded (``download``) into ``cache_dir`` (default: the project's cache) from
     ``mirrors``, ``timeout`` seconds per network operation. MnistError (one line naming the file) when
     the data cannot be found, read, downloaded or verified."""
     if data_dir is not None:
@@ -223,7 +201,7 @@ def load_mnist(
     elif os.environ.get("MNIST_DIR"):
         arrays = _load_folder(Path(os.environ["MNIST_DIR"]), "MNIST_DIR")
     else:
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        cache = Path(cache_dir) if cache_dir is not None else pooch.os_cache("mlp-numpy-tf2") / "mnist"
         arrays = _load_cache_or_download(cache, download, list(mirrors), timeout)
     return tuple(np.require(arr.reshape(len(arr), -1) if arr.ndim > 1 else arr, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
                  for arr in (arrays[name] for name in MNIST_FILES))

@@ -35,14 +35,12 @@ def _cpuinfo(*keys: str) -> str | None:
 
 
 def _git_commit() -> str | None:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+        return done.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
+        commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}{'-dirty' if dirty else ''}" if commit else None
@@ -71,7 +69,8 @@ def environment_record(command: list[str] | None = None) -> dict:
             {k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture", "threading_layer")}
             for info in threadpool_info()
         ],
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TF_ENABLE_ONEDNN_OPTS unset: TensorFlow's default for this build"),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS",
+                                 "TF_ENABLE_ONEDNN_OPTS unset: TensorFlow's default for this build"),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "git_commit": _git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

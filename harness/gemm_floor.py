@@ -72,9 +72,8 @@ def _epoch_seconds(batches, pool, repeats: int) -> float:
     return float(np.median(timings))
 
 
-def gemm_floor_seconds(
-    config: MLPConfig, batch_size: int, n_samples: int, epochs: int, threads: int = 1, repeats: int = 3
-) -> float:
+def gemm_floor_seconds(config: MLPConfig, batch_size: int, n_samples: int, epochs: int, threads: int = 1,
+                       repeats: int = 3) -> float:
     """The fastest way found to run one epoch's products on ``threads`` cores (median over
     ``repeats``), times ``epochs``."""
     dtype = np.dtype(config.dtype)

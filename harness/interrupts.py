@@ -9,12 +9,8 @@ import threading
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread so that they end a command the way Ctrl-C does:
-    the worker is stopped, the summary written, the scratch folder removed."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
+    """SIGTERM or SIGHUP (its number the one argument), raised in the main thread so that they end a command
+    the way Ctrl-C does: the worker is stopped, the summary written, the scratch folder removed."""
 
 
 def stop_like_ctrl_c() -> None:
@@ -30,7 +26,7 @@ def stop_like_ctrl_c() -> None:
 def interrupted(exc: KeyboardInterrupt, what: str) -> int:
     """Say that ``exc`` (Ctrl-C or an Interrupted) stopped the command, then ``what``; the exit status,
     128 + the signal's number."""
-    signum = getattr(exc, "signum", signal.SIGINT)
+    signum = exc.args[0] if isinstance(exc, Interrupted) else signal.SIGINT
     print(f"\ninterrupted ({signal.Signals(signum).name}){what}", file=sys.stderr)
     return 128 + signum
 

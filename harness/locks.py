@@ -27,11 +27,7 @@ HOLDER_SUFFIX = ".holder"
 
 
 class LockBusy(Exception):
-    """The lock is held by another process; ``holder`` says who."""
-
-    def __init__(self, holder: str):
-        super().__init__(holder)
-        self.holder = holder
+    """The lock is held by another process; the message says who."""
 
 
 def _same_file(lock: FileLock, path: Path) -> bool:
@@ -123,9 +119,9 @@ def machine_lock(folder: Path, command: list[str], *, wait: bool = False, share:
             lock.acquire()
         except LockBusy as busy:
             if not wait:
-                raise StudyError(f"this machine is measuring another study: {busy.holder}; wait for it (--wait) "
+                raise StudyError(f"this machine is measuring another study: {busy}; wait for it (--wait) "
                                  "or run beside it knowingly (--share-machine: both timings are disturbed)") from None
-            print(f"waiting for the machine: {busy.holder}", file=stream, flush=True)
+            print(f"waiting for the machine: {busy}", file=stream, flush=True)
             lock.acquire(wait=True)
     except OSError as exc:
         raise StudyError(f"the machine lock {path} cannot be taken: {exc.strerror or exc} "

@@ -3,6 +3,8 @@ meanwhile: what the local executor does with each run, and a Dask worker with ea
 a run's rows, built in one place whichever executor ran it (``run_result``)."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,7 +25,7 @@ def run_result(spec: RunSpec, run: dict, epochs: list[dict] = (), machine: str |
     """A finished (or failed, or lost) run as a study commits it: ``{"run": row, "epochs": rows}``. The
     row holds the spec's columns, then what the run reported (``run``), named after ``machine``; each
     epoch row holds the run's key, then what the run reported of that epoch, named after ``machine``."""
-    base = {k: v for k, v in spec.to_dict().items() if k in RUN_COLUMNS}
+    base = {k: v for k, v in dataclasses.asdict(spec).items() if k in RUN_COLUMNS}
     key = {k: getattr(spec, k) for k in RUN_KEY}
     return {"run": {**base, **run, "machine": machine},
             "epochs": [{**key, **epoch, "machine": machine} for epoch in epochs]}
@@ -35,7 +37,7 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     with how busy the machine was meanwhile."""
     spec_path, result_path = scratch / "spec.json", scratch / "result.json"
     result_path.unlink(missing_ok=True)
-    payload = {**spec.to_dict(), "config": plan.config.to_dict(), "data_path": str(data_path),
+    payload = {**dataclasses.asdict(spec), "config": plan.config.to_dict(), "data_path": str(data_path),
                "parent_pid": os.getpid()}
     with writing(spec_path):
         spec_path.write_text(json.dumps(payload))
@@ -55,10 +57,8 @@ def execute(spec: RunSpec, plan: StudyPlan, data_path: Path, scratch: Path, time
     watchdog.start()
     try:
         for line in process.stdout:
-            try:
+            with contextlib.suppress(ValueError, KeyError):
                 progress.epoch(spec, json.loads(line)["epoch"])
-            except (ValueError, KeyError):
-                pass
         process.wait()
     finally:
         watchdog.cancel()

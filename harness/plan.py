@@ -64,11 +64,7 @@ PRESETS = {
         "cores and at one thread, plus the article's ladder (original once, step1-step3) and Keras as a user "
         "runs it (fit) at batch 500 and 20000 on all cores; 10 epochs, 3 repeats (how long each preset takes: "
         "docs/method.md)",
-        variants=FASTEST_VARIANTS,
-        batch_sizes=ANSWER_BATCH_SIZES,
-        epochs=10,
-        phase_epochs=1,
-        once=("original",),
+        variants=FASTEST_VARIANTS, batch_sizes=ANSWER_BATCH_SIZES, epochs=10, phase_epochs=1, once=("original",),
         extras=(Block(FASTEST_VARIANTS, ANSWER_BATCH_SIZES, threads=(1,)),
                 Block(("original", "step1", "step2", "step3", "fit"), (500, 20000))),
     ),
@@ -81,31 +77,18 @@ PRESETS = {
     "quick": Preset(
         "a first try with an answer: the fastest variant of each framework, 10,000 training samples, batch "
         "128 and 2000, 4 epochs, 3 repeats (verdicts and a winner map), all cores",
-        variants=FASTEST_VARIANTS,
-        batch_sizes=(128, 2000),
-        epochs=4,
-        repeats=3,
-        train_limit=10000,
-        phase_epochs=1,
+        variants=FASTEST_VARIANTS, batch_sizes=(128, 2000), epochs=4, train_limit=10000, phase_epochs=1,
     ),
     "sweep": Preset(
         "when does NumPy win: optimized, step3 and every variant of the peers (Keras on TensorFlow and on JAX, "
-        "PyTorch where installed) "
-        "over batch sizes 32 to 60000, "
-        "at all cores and at one thread, 5 epochs, 1 repeat",
-        variants=("step3", "optimized", "fit", "fit-tuned", "loop", "loop-compiled"),
-        batch_sizes=SWEEP_BATCH_SIZES,
-        epochs=5,
-        repeats=1,
-        threads=(None, 1),
-        phase_epochs=0,
-        eval_every_epoch=False,
+        "PyTorch where installed) over batch sizes 32 to 60000, at all cores and at one thread, 5 epochs, 1 repeat",
+        variants=("step3", "optimized", "fit", "fit-tuned", "loop", "loop-compiled"), batch_sizes=SWEEP_BATCH_SIZES,
+        epochs=5, repeats=1, threads=(None, 1), phase_epochs=0, eval_every_epoch=False,
     ),
     "full": Preset(
         "everything: every variant over batch sizes 32 to 60000, 35 epochs, 3 repeats, all cores and one "
         "thread (several hours)",
-        batch_sizes=SWEEP_BATCH_SIZES,
-        threads=(None, 1),
+        batch_sizes=SWEEP_BATCH_SIZES, threads=(None, 1),
     ),
 }
 DEFAULT_PRESET = "answer"
@@ -135,9 +118,6 @@ class RunSpec:
         extra = " phases" if self.instrumented else ""
         return f"{self.framework}/{self.variant} batch {self.batch_size} threads {self.threads} #{self.repeat}{extra}"
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def run_key(row) -> tuple:
     """A run's key from its row in runs.csv or epochs.csv, equal to its RunSpec.key."""
@@ -165,10 +145,6 @@ class Extra:
     def cells(self) -> list[tuple[int, int, str, str]]:
         return [(t, b, f, v) for t in self.threads for b in self.batch_sizes for f, vs in self.variants.items()
                 for v in vs]
-
-    def to_dict(self) -> dict:
-        return {"variants": {k: list(v) for k, v in self.variants.items()}, "batch_sizes": list(self.batch_sizes),
-                "threads": list(self.threads)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Extra":
@@ -282,9 +258,9 @@ class StudyPlan:
 
     def to_dict(self) -> dict:
         """The plan as study.json holds it (the preset's name first, the network's configuration last)."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("preset", "config")}
-        return {"preset": self.preset, **fields, "variants": {k: list(v) for k, v in self.variants.items()},
-                "extras": [extra.to_dict() for extra in self.extras], "config": self.config.to_dict()}
+        fields = dataclasses.asdict(self)
+        preset, config = fields.pop("preset"), fields.pop("config")
+        return {"preset": preset, **fields, "config": config}
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyPlan:

@@ -14,10 +14,8 @@ class Progress:
     """The progress of ``total`` runs: ``start`` and ``epoch`` (said by the executor), ``finish`` (by the study)."""
 
     def __init__(self, total: int, stream=sys.stderr):
-        self.stream = stream
-        self.interactive = stream.isatty()
-        self.bar = None
-        if self.interactive:
+        self.stream, self.bar = stream, None
+        if stream.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="run", file=stream, dynamic_ncols=True)

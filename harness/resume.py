@@ -35,9 +35,9 @@ def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[p
     except DamagedTable as exc:
         raise StudyError(f"--resume: {exc}") from None
     specs = {spec.key: spec for spec in plan.runs()}
-    rows = [(run_key(row), row) for _, row in runs.iterrows()]
-    for key, row in rows:
-        spec = specs.get(key)
+    placed = [(placed_key(row), row) for _, row in runs.iterrows()]
+    for key, row in placed:
+        spec = specs.get(key[:-1])
         if spec is None or (row["epochs"], row["seed"]) != (spec.epochs, spec.seed):
             raise StudyError(f"--resume: {files.runs} holds runs that study.json does not plan (e.g. {key[0]}/{key[1]} "
                              f"batch {key[2]}, {row['epochs']} epochs, seed {row['seed']}); continue in a new folder")
@@ -45,15 +45,13 @@ def resume_tables(plan: StudyPlan, files, retry_failed: bool, stream) -> tuple[p
     numbers: dict[tuple, list[int]] = {}
     for key, epoch in zip(epoch_keys, epochs["epoch"]):
         numbers.setdefault(key, []).append(int(epoch))
-    placed = [(placed_key(row), row) for _, row in runs.iterrows()]
-    times = Counter(key for key, _ in placed)
 
     def whole(key, row) -> bool:
         have = sorted(numbers.get(key, []))
         last = row["epochs"] if row["status"] == "ok" else len(have)
         return last <= row["epochs"] and have == list(range(1, last + 1))
 
-    twice = {key for key, count in times.items() if count > 1}
+    twice = {key for key, count in Counter(key for key, _ in placed).items() if count > 1}
     incomplete = {key for key, row in placed if key not in twice and not whole(key, row)}
     redone = incomplete | twice
     retried = {key for key, row in placed if retry_failed and row["status"] in RETRIED and key not in redone}
@@ -79,12 +77,6 @@ def placed_key(row) -> tuple:
     return (*run_key(row), "" if pd.isna(machine) else str(machine))
 
 
-def not_retried(runs: pd.DataFrame, retried: set) -> pd.DataFrame:
-    """The rows that count as done on a resume: all but the failed ones being retried (placed keys: each
-    machine of an every-machine study redoes only its own failures)."""
-    return _rows(runs, [placed_key(row) not in retried for _, row in runs.iterrows()])
-
-
 def retried_away(key: tuple, machine: str, retried: set) -> set:
     """The rows (placed keys) that the run ``key``, landing from ``machine``, replaces when it is retried: that
     machine's own (each machine of an every-machine study redoes only its own failures), or all of the key's
@@ -94,7 +86,8 @@ def retried_away(key: tuple, machine: str, retried: set) -> set:
 
 
 def without(table: pd.DataFrame, placed_keys: set) -> pd.DataFrame:
-    """The rows of a table that are not of the runs (placed keys) ``placed_keys``."""
+    """The rows of a table that are not of the runs (placed keys) ``placed_keys``: on a resume, the rows that
+    count as done are those without the failed runs being retried (each machine redoes only its own)."""
     if not placed_keys:
         return table
     return _rows(table, [placed_key(row) not in placed_keys for _, row in table.iterrows()])

@@ -32,7 +32,7 @@ from .interrupts import interrupts_deferred
 from .local_executor import LocalExecutor
 from .plan import RunSpec, StudyPlan, check_same_plan, read_plan
 from .progress import Progress
-from .resume import not_retried, resume_tables, retried_away, without
+from .resume import resume_tables, retried_away, without
 from .study_folder import StudyFiles, claim_folder, scratch_folder, write_text
 
 
@@ -44,18 +44,15 @@ class Executor(Protocol):
     def __exit__(self, *exc) -> None: ...
 
     def runs_to_do(self, plan: StudyPlan, done: pd.DataFrame) -> list:
-        """The runs of ``plan`` still to do, given the rows that count as done, checked against the
-        machines that will run them: the study counts them and hands them back to ``results``."""
+        """The runs of ``plan`` without a row in ``done``, checked against the machines that will run them."""
 
     def machines(self) -> dict:
-        """machine name -> harness.environment.machine_record of the machines known before any run (the
-        others send theirs with their first result)."""
+        """Name -> machine_record of the machines known before any run (others send theirs with their results)."""
 
     def results(self, todo: list, plan: StudyPlan, data_path: Path, scratch: Path, timeout: float,
                 progress: Progress) -> Iterator[tuple[RunSpec, dict]]:
-        """Do the runs ``todo`` on the study's data (``data_path``, in its ``scratch`` folder); yield each
-        one's spec and rows (harness.one_run.run_result, and "record": its machine's) as it finishes,
-        having told ``progress`` it started. Closing the iterator stops what is still running."""
+        """Do the runs ``todo`` on the study's data; yield each one's spec and rows (harness.one_run.run_result,
+        and "record": its machine's) as it finishes. Closing the iterator stops what is still running."""
 
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
@@ -80,15 +77,14 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
               wait_machine: bool = False, share_machine: bool = False, resumable: bool = True) -> StudyFiles:
     """Execute every run of ``plan`` not yet in ``out`` through ``executor``, opened once the folder is
     locked; write each finished run at once. With ``resume``, ``plan`` may be a function of the stored
-    plan that returns the plan asked for (the command line's options over the stored plan), called once
-    the folder is locked. Without ``executor`` the runs happen here, holding the machine (``wait_machine``,
-    ``share_machine``: harness.locks); ``share_machine`` is recorded in study.json.
+    plan that returns the plan asked for, called once the folder is locked. Without ``executor`` the runs
+    happen here, holding the machine (``wait_machine``, ``share_machine``: harness.locks, the latter
+    recorded in study.json).
 
-    Before MNIST is loaded, ``out`` is created, written to, locked and checked: a new study needs a
-    folder without one; ``resume`` needs the same plan in study.json and readable tables, and redoes
-    incomplete and lost runs and, with ``retry_failed``, failed and timed-out ones. Every problem with
-    the folder, then or later, is a StudyError (a write that fails ends the study, keeping the runs
-    that had landed); ``resumable``: whether its message may suggest --resume (parity has none).
+    Before MNIST is loaded, ``out`` is created, locked and checked: a new study needs a folder without one;
+    ``resume`` needs the same plan in study.json, and redoes incomplete and lost runs and, with
+    ``retry_failed``, failed and timed-out ones. Every problem with the folder is a StudyError (a failed
+    write ends the study, keeping the runs landed); ``resumable``: whether it may suggest --resume.
     """
     files = StudyFiles(Path(out))
     command = list(sys.argv if command is None else command)
@@ -110,7 +106,7 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
             raise StudyError(f"--out {files.out} already holds a study; {hint}")
         else:
             runs, epochs, retried, sessions = as_table([], RUN_COLUMNS), as_table([], EPOCH_COLUMNS), set(), []
-        todo = executor.runs_to_do(plan, not_retried(runs, retried))
+        todo = executor.runs_to_do(plan, without(runs, retried))
         if todo:
             with scratch_folder() as scratch:
                 data_path = prepare_data(plan, data_dir, scratch)
@@ -132,9 +128,8 @@ def run_study(plan: StudyPlan | Callable[[StudyPlan], StudyPlan], out: Path, dat
 def _study_record(plan: StudyPlan, files: StudyFiles, share_machine: bool) -> dict:
     """study.json: the plan, and whether any session ran beside another study (--share-machine)."""
     shared = share_machine
-    if files.study.exists():
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            shared = shared or bool(json.loads(files.study.read_text(encoding="utf-8")).get(SHARED_MACHINE))
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a first session has no study.json yet
+        shared = shared or bool(json.loads(files.study.read_text(encoding="utf-8")).get(SHARED_MACHINE))
     return {**plan.to_dict(), SHARED_MACHINE: shared}
 
 

@@ -59,7 +59,7 @@ def claim_folder(files: StudyFiles, command: list[str]):
         lock.acquire()
     except LockBusy as busy:
         _remove_made(made)
-        raise StudyError(f"--out {out} is in use by {busy.holder}; wait for it to end or choose another "
+        raise StudyError(f"--out {out} is in use by {busy}; wait for it to end or choose another "
                          "folder") from None
     except OSError as exc:
         _remove_made(made)

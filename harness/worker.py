@@ -46,7 +46,7 @@ def run(spec: dict, data_path: str) -> dict:
     import numpy as np
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from numpy_mlp import InputScaler, MLPConfig, TrainingDiverged, init_weights
+    from numpy_mlp import MLP, InputScaler, MLPConfig, TrainingDiverged, init_weights
 
     from keras_baseline.runtime import cpu_affinity, xla_threads
 
@@ -62,8 +62,6 @@ def run(spec: dict, data_path: str) -> dict:
     in_effect = {"blas_threads": max((p["num_threads"] for p in threadpool_info()), default=None)}
 
     if spec["framework"] == "numpy":
-        from numpy_mlp import MLP
-
         model = MLP(config, spec["variant"], seed=spec["seed"], scaler=scaler)
         threads = model.threads_for(spec["batch_size"])  # the variant's own choice
         in_effect.update(blas_threads=threads.blas, row_threads=threads.rows)
@@ -92,15 +90,10 @@ def run(spec: dict, data_path: str) -> dict:
 
     status, error, records = "ok", "", []
     try:
-        model.fit(
-            x_fit,
-            y_train,
-            spec["epochs"],
-            spec["batch_size"],
-            validation_data=(x_eval, y_test) if spec["eval_every_epoch"] else None,
-            callback=lambda r: (records.append(r), progress(r)),
-            **({"phase_timing": True} if spec["instrumented"] else {}),
-        )
+        model.fit(x_fit, y_train, spec["epochs"], spec["batch_size"],
+                  validation_data=(x_eval, y_test) if spec["eval_every_epoch"] else None,
+                  callback=lambda r: (records.append(r), progress(r)),
+                  **({"phase_timing": True} if spec["instrumented"] else {}))
     except TrainingDiverged as exc:
         status, error = "diverged", str(exc)
 
@@ -125,16 +118,11 @@ def run(spec: dict, data_path: str) -> dict:
 
             # in the dtype the variant computes in: float64 for the article's 'original'
             floor_config = dataclasses.replace(config, dtype=str(model.impl.dtype))
-            row["gemm_floor_s"] = gemm_floor_seconds(
-                floor_config, spec["batch_size"], len(x_train), spec["epochs"], threads=spec["threads"]
-            )
+            row["gemm_floor_s"] = gemm_floor_seconds(floor_config, spec["batch_size"], len(x_train), spec["epochs"],
+                                                     threads=spec["threads"])
     row["peak_rss_mb"] = peak_rss_mb()
-    epochs = []
-    for r in records:
-        epoch = {k: v for k, v in r.to_dict().items() if k != "phases"}
-        for phase, seconds in (r.phases or {}).items():
-            epoch[f"phase_{phase}_s"] = seconds
-        epochs.append(epoch)
+    epochs = [{**{k: v for k, v in r.to_dict().items() if k != "phases"},
+               **{f"phase_{phase}_s": seconds for phase, seconds in (r.phases or {}).items()}} for r in records]
     return {"run": row, "epochs": epochs}
 
 

@@ -22,7 +22,7 @@ from harness import dask_executor as cluster_module
 from harness.plan import RunSpec, StudyPlan
 from reports.folder.results import as_table, supersede_lost
 from reports.folder.schema import LOST, RUN_COLUMNS, RUN_KEY
-from harness.resume import not_retried, placed_key, retried_away, without
+from harness.resume import placed_key, retried_away, without
 from harness.plan import runs_to_do
 from harness.study import run_study
 from reports import load, machines
@@ -194,7 +194,7 @@ def test_a_retried_run_replaces_the_failed_row_of_its_own_machine_only():
     key = dict(zip(RUN_KEY, spec.key))
     runs = pd.DataFrame([{**key, "status": "failed", "machine": "a"}, {**key, "status": "ok", "machine": "b"}])
     retried = {placed_key(runs.iloc[0])}
-    pending = not_retried(runs, retried)
+    pending = without(runs, retried)
     assert runs_to_do([spec], pending, "a") == [spec] and runs_to_do([spec], pending, "b") == []
     assert list(without(runs, retried_away(spec.key, "a", retried))["machine"]) == ["b"]
     # spread placement: the retry may land on another machine, c; it still replaces a's failed row only
