@@ -13,7 +13,7 @@ from .data import StudyData
 from .document import markdown_table
 from .folder.schema import (ALONE, ALWAYS, CLEAR, COST_MODEL_FILE, CROSSOVERS_FILE, NEVER, NO_CLEAR_WINNER,
                             WINNERS_FILE)
-from .stats.cost_model import BAD_FIT
+from .stats.cost_model import BAD_FIT, MIN_POINTS
 
 MAX_SENTENCES = 5
 LONG_RUN = 300  # epochs of the long-training sentence (the winner map's top row)
@@ -115,7 +115,7 @@ def build(data: StudyData, main_threads: int) -> Answer:
             ["Threads", "NumPy", "Against (fastest fitted variant)", "NumPy faster per steady epoch"],
             [[str(r["threads"]), r["numpy_variant"], style.label(r["framework"], r["variant"]), crossover_text(r)]
              for r in crossings.to_dict("records")])
-    out.fit_note = fit_note(data.answer.get(COST_MODEL_FILE))
+    out.fit_note = fit_note(data.answer.get(COST_MODEL_FILE), data.batch_sizes)
     out.sentences = [s for s in out.sentences if s][:MAX_SENTENCES]
     return out
 
@@ -132,10 +132,14 @@ def _changed_at_long_run(winners: pd.DataFrame, threads: int, own: int, several:
     return f"Over {LONG_RUN} epochs{where} the winner changes: {leads(rows)}."
 
 
-def fit_note(model: pd.DataFrame | None) -> str:
-    """Where the per-step cost model fits badly (largest relative residual), or that it fits everywhere."""
+def fit_note(model: pd.DataFrame | None, batch_sizes: list[int]) -> str:
+    """Where the per-step cost model fits badly (largest relative residual), that it fits everywhere, or why there
+    is none."""
     if model is None or model.empty:
-        return ""
+        sizes = style.and_join([f"{b:,}" for b in batch_sizes]) or "none"
+        return (f"There is no per-step cost model: it needs a variant's steady epochs at {MIN_POINTS} or more batch "
+                f"sizes, and this study ran batch size(s) {sizes}. The default preset (`python -m harness run`) runs "
+                "five.")
     fits = model.drop_duplicates(["framework", "variant", "threads"])
     bad = fits[fits["bad_fit"].astype(bool)].sort_values("max_residual_rel", ascending=False)
     if bad.empty:

@@ -117,3 +117,12 @@ def test_an_always_of_the_fit_is_not_clear_when_the_draws_disagree():
     crossing = answer(rows)[CROSSOVERS_FILE].iloc[0]
     assert crossing["kind"] == ALWAYS and not crossing["clear"]
     assert crossing["batch_size_lo"] < 32 and crossing["batch_size_hi"] > 20000
+
+
+def test_a_study_without_a_cost_model_says_why_under_its_heading():
+    """The quick preset runs two batch sizes: its report's 'Why' section says what a cost model needs instead of
+    standing empty."""
+    from reports.answer import fit_note
+
+    note = fit_note(pd.DataFrame(), [128, 2000])
+    assert f"{cost_model.MIN_POINTS} or more batch sizes" in note and "128 and 2,000" in note
