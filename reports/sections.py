@@ -246,7 +246,8 @@ class Report:
                        "measurements and the IQR (shown as – for a single run) says little about the spread; three or "
                        "more repeats are better.")
         if len(d.batch_sizes) == 1:
-            out.append(f"Only one batch size ({d.batch_sizes[0]:,}) was run: the dependence on batch size is unknown.")
+            out.append(f"Only one batch size ({d.batch_sizes[0]:,}) was run: the dependence on batch size is "
+                       "unknown.")
         if len(d.threads_values) == 1:
             out.append(f"Only one thread setting ({style.threads_label(d.threads_values[0])}) was run.")
         if not self.counts["instrumented"]:
