@@ -116,6 +116,22 @@ def test_the_check_sees_a_changed_number():
     assert any(header in error for error in table_errors(changed, summary))
 
 
+REPRODUCIBILITY = ROOT / "docs" / "reproducibility.md"
+RUNS_COMPARED = {"reference": "amd-epyc", "rerun": "amd-epyc-rerun"}  # its columns' suffix -> the folder
+
+
+def test_the_rerun_table_matches_both_studies_summaries():
+    """docs/reproducibility.md's table of the default study run twice, each run's columns against its folder."""
+    rows = parse_markdown_table(REPRODUCIBILITY.read_text(encoding="utf-8"))
+    assert len(rows) == 10, f"{REPRODUCIBILITY} has a table of {len(rows)} rows; it shows 5 batch sizes x 2 threads"
+    for run, folder in RUNS_COMPARED.items():
+        shown = [{header.removesuffix(f": {run}"): text for header, text in row.items()
+                  if header in ("batch", "threads") or header.endswith(f": {run}")} for row in rows]
+        summary = ROOT / "reports" / "reference" / folder / schema.SUMMARY_FILE
+        errors = table_errors(shown, pd.read_csv(summary))
+        assert not errors, f"{REPRODUCIBILITY}'s {run} columns disagree with {summary}:\n" + "\n".join(errors)
+
+
 @pytest.mark.parametrize("shown, value, agrees", [("1.15", 1.1478, True), ("1.15", 1.156, False),
                                                   ("76", 75.97, True), ("76", 75.4, False),
                                                   ("inf", math.inf, True), ("inf", 145.3, False)])
