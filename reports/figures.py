@@ -220,14 +220,18 @@ def _why(data: StudyData, key: tuple, threads: list[int]) -> str:
     """Why a variant wins where it does, for its legend entry: its fitted cost per step (a small one wins small
     batches) and per sample at each thread setting, and its first epoch's median extra time over a steady one
     (compilation, warm-up: a small one wins short trainings)."""
-    model, parts = data.answer.get(COST_MODEL_FILE, pd.DataFrame()), []
-    fits = [select(model, threads=t, framework=key[0], variant=key[1]) for t in threads] if not model.empty else []
-    fits = [(t, f.iloc[0]) for t, f in zip(threads, fits) if not f.empty]
+    model, parts, fits = data.answer.get(COST_MODEL_FILE, pd.DataFrame()), [], []
+    for t in threads if not model.empty else []:
+        fit = select(model, threads=t, framework=key[0], variant=key[1])
+        if not fit.empty:
+            fits.append((t, fit.iloc[0]))
     if fits:
-        on = (lambda t: f" ({style.threads_label(t)})") if len(threads) > 1 else (lambda t: "")
-        parts.append("a step " + ", ".join(f"{r['step_cost_s'] * 1e6:.0f} µs [{r['step_cost_lo_s'] * 1e6:.0f}, "
-                                           f"{r['step_cost_hi_s'] * 1e6:.0f}]{on(t)}" for t, r in fits))
-        parts.append("a sample " + ", ".join(f"{r['sample_cost_s'] * 1e6:.1f}" for _, r in fits) + " µs")
+        def cost(r, column, digits=0):
+            return f"{r[column] * 1e6:.{digits}f}"  # µs
+        on = {t: f" ({style.threads_label(t)})" if len(threads) > 1 else "" for t, _ in fits}
+        parts.append("a step " + ", ".join(f"{cost(r, 'step_cost_s')} µs [{cost(r, 'step_cost_lo_s')}, "
+                                           f"{cost(r, 'step_cost_hi_s')}]{on[t]}" for t, r in fits))
+        parts.append("a sample " + ", ".join(cost(r, "sample_cost_s", 1) for _, r in fits) + " µs")
     cells = select(data.stats, framework=key[0], variant=key[1])
     extra = (cells["first_epoch_median_s"] - cells["steady_epoch_median_s"]).dropna()
     if not extra.empty:
