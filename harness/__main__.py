@@ -1,10 +1,14 @@
-"""The command line, every command of the study: ``python -m harness run | list | env | parity``. A command
-turns its options into a plan, opens the executor asked for and hands both to the study (harness.study)."""
+"""The command line, every command of the study: ``python -m harness run | report | list | env | parity``. A
+command turns its options into a plan, opens the executor asked for and hands both to the study (harness.study);
+``report`` draws a results folder (reports). One error path: bad input is one line and status 2."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
+import traceback
+from pathlib import Path
 
 import pandas as pd
 
@@ -21,7 +25,8 @@ from reports.stats.parity import (
 
 from .environment import environment_record
 from .interrupts import interrupted, stop_like_ctrl_c
-from .options import check_data_dir, check_out_dir, non_negative_int, once_each, positive_int, timeout_seconds
+from .options import (check_data_dir, check_out_dir, fraction, non_negative_int, once_each, positive_int,
+                      timeout_seconds)
 from .plan import DEFAULT_PRESET, PRESETS, Extra, StudyPlan
 
 PARITY_NUMPY_VARIANT = "optimized"  # the numpy variant parity judges unless --variants names numpy variants
@@ -37,9 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m harness",
         description="Train the MNIST MLP with numpy_mlp and keras_baseline on identical work and compare them.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--traceback", action="store_true",
+                       help="on an unexpected internal error, print the full Python traceback")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = commands.add_parser(
+    def command(name: str, **options) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[debug], **options)  # every command has --traceback
+
+    run = command(
         "run", help="run a study and build its report",
         description="Run a study: every (framework, variant, batch size, threads, repeat) in a fresh process; "
         "results go to --out as runs.csv, epochs.csv, summary.csv, environment.json, study.json, then the report. "
@@ -80,12 +91,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --scheduler: 'spread' (default) gives each run to whichever worker is free; "
                      "'every-machine' runs the whole plan on every worker machine, to compare machines")
 
-    commands.add_parser("list", help="frameworks, variants and presets, one line each",
+    report = command(
+        "report", help="build the report of a results folder, or of several merged",
+        description="Build report.md, a self-contained report.html and figures/*.png|svg from a results folder "
+        "(runs.csv required; epochs.csv, summary.csv, environment.json, study.json used when present); nothing is "
+        "re-run. Several folders (made on different machines, with the same plan) are first merged into one "
+        "results folder (--merge-into) and reported as one cross-machine study.",
+    )
+    report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR",
+                        help="folder written by 'python -m harness run'; must contain runs.csv")
+    report.add_argument("--out", metavar="DIR",
+                        help="where to write the report (default: RESULTS_DIR/report/, or the merged folder's "
+                        "report/); created if needed")
+    report.add_argument("--merge-into", metavar="DIR", help="with several RESULTS_DIRs: the results folder they are "
+                        "merged into (default: results/merged-<timestamp>)")
+    report.add_argument("--accuracy-threshold", metavar="FRACTION", type=fraction,
+                        help="test accuracy for the time-to-accuracy figure, e.g. 0.95 (default: the highest of "
+                        "0.95, 0.94, 0.93, ... that at least two thirds of the variants reach)")
+
+    command("list", help="frameworks, variants and presets, one line each",
                         description="List frameworks, variants and presets, one line each with a description.")
-    commands.add_parser("env", help="the environment record every result carries, as JSON",
+    command("env", help="the environment record every result carries, as JSON",
                         description="Print the environment record that every result carries, as JSON.")
 
-    parity = commands.add_parser(
+    parity = command(
         "parity", help="check that every framework reaches the same test accuracy",
         description="Train numpy_mlp 'optimized' and every variant of every peer framework on the full MNIST with "
         "the reference configuration, same initial weights per seed, each with its own shuffling, and compare the "
@@ -215,7 +244,7 @@ def cmd_run(args) -> int:
                 print(f"report: {build_report(files.out)}")
             except (OSError, ReportInputError) as exc:
                 raise UsageError(f"the results are complete, but the report could not be built ({exc}); "
-                                 f"once fixed: python -m reports build {files.out}") from None
+                                 f"once fixed: python -m harness report {files.out}") from None
         from reports.stats.summary import noisy_cell_lines
 
         for line in noisy_cell_lines(files.summary):  # last, where a reader looks
@@ -236,6 +265,30 @@ def _stopped(exc: KeyboardInterrupt, out, hint: str = "") -> int:
     kept = (out / STUDY_FILE).exists()
     return interrupted(exc, f": finished runs are kept in {out}{hint}" if kept else
                        ": no run had started; nothing was kept")
+
+
+def cmd_report(args) -> int:
+    """Build the report of one results folder, or merge several into one folder first and report on it."""
+    from reports.build import build_report
+    from reports.data import ReportInputError
+    from reports.folder.merge import merge
+
+    if args.merge_into and len(args.results_dirs) == 1:
+        raise UsageError("--merge-into needs several RESULTS_DIRs to merge")
+    folder = args.results_dirs[0]
+    try:
+        if len(args.results_dirs) > 1:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            folder = merge(args.results_dirs, args.merge_into or Path("results") / f"merged-{stamp}")
+            print(f"merged {len(args.results_dirs)} results folders into {folder}")
+        path = build_report(folder, args.out, accuracy_threshold=args.accuracy_threshold)
+    except ReportInputError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # --out on a file, a read-only folder, a full disk: the user's to fix
+        where = f" {exc.filename}" if exc.filename else ""
+        raise UsageError(f"cannot write the report{where}: {exc.strerror or exc}") from None
+    print(f"report written to {path} (also {path.with_suffix('.html')} and {path.parent / 'figures'}/)")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -335,17 +388,26 @@ def cmd_parity(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command: its status, 2 on bad input (one line), 1 on an internal error (one line, or the traceback
+    with --traceback)."""
     args = build_parser().parse_args(argv)
     from .data import MnistError
 
     stop_like_ctrl_c()
+    commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}
     try:
-        return {"run": cmd_run, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}[args.command](args)
+        return commands[args.command](args)
     except (UsageError, MnistError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # before a command's own handling began (e.g. while importing)
         return interrupted(exc, " before any run started")
+    except Exception as exc:  # noqa: BLE001 - one line for users, the details on request
+        if args.traceback:
+            traceback.print_exc()
+        print(f"error: internal error in '{args.command}': {type(exc).__name__}: {exc} (rerun with --traceback for "
+              "the details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

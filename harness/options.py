@@ -30,6 +30,16 @@ def timeout_seconds(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction, e.g. 0.95, got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.95; got {text}")
+    return value
+
+
 def once_each(option: str, values):
     """``values`` without repeats, with a note naming those dropped: a plan never holds two identical runs."""
     if values is None:

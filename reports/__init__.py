@@ -1,7 +1,7 @@
 """The library of a study's results folder: its format (reports.folder), the statistics of its tables
 (reports.stats), and the figures and written report (Markdown + self-contained HTML) drawn from it, re-running
 nothing. ``build_report("results/my-study")`` returns results/my-study/report/report.md; on the command line,
-``python -m reports build RESULTS_DIR [--out DIR]``.
+``python -m harness report RESULTS_DIR [--out DIR]``.
 
 The drawing names below load on first use: the harness and its workers import reports.folder and reports.stats
 without matplotlib."""

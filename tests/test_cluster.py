@@ -27,7 +27,7 @@ from harness.plan import runs_to_do
 from harness.study import run_study
 from reports import load, machines
 from markdown_table import parse_markdown_table
-from reports.__main__ import main as reports_main
+from harness.__main__ import main as harness_main
 
 from conftest import mnist_dir
 from processes import child_running, ended
@@ -254,7 +254,7 @@ def test_merged_folders_make_one_cross_machine_report(tmp_path, capsys):
     assert not (tmp_path / "figures").exists()
 
     merged = tmp_path / "merged"
-    assert reports_main(["build", str(fast), str(slow), "--merge-into", str(merged)]) == 0
+    assert harness_main(["report", str(fast), str(slow), "--merge-into", str(merged)]) == 0
     assert f"merged 2 results folders into {merged}" in capsys.readouterr().out
     runs = pd.read_csv(merged / "runs.csv")
     assert len(runs) == 16 and set(runs["machine"]) == {"fast", "slow"}
@@ -275,10 +275,10 @@ def test_merged_folders_make_one_cross_machine_report(tmp_path, capsys):
 def test_merging_refuses_other_plans_and_the_same_machine_twice(tmp_path, capsys):
     fast = results_folder(tmp_path / "fast", "fast")
     other = results_folder(tmp_path / "other", "slow", epochs=5)
-    assert reports_main(["build", str(fast), str(other), "--merge-into", str(tmp_path / "m")]) == 2
+    assert harness_main(["report", str(fast), str(other), "--merge-into", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err == (f"error: {other} and {fast} ran different plans (epochs: 5 against 3): "
                                        "their times cannot be compared\n")
     twin = results_folder(tmp_path / "twin", "fast")
-    assert reports_main(["build", str(fast), str(twin), "--merge-into", str(tmp_path / "m")]) == 2
+    assert harness_main(["report", str(fast), str(twin), "--merge-into", str(tmp_path / "m")]) == 2
     assert "both hold runs of machine fast" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

@@ -1,4 +1,5 @@
-"""Tests of the reports package on small results folders made here (no harness, no training)."""
+"""Tests of the reports package and its command (python -m harness report) on small results folders made here
+(no training)."""
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,7 @@ if str(REPO) not in sys.path:  # also when run as plain `pytest` without install
 
 from reports import FIGURE_NAMES, ReportInputError, build_report  # noqa: E402
 from markdown_table import parse_markdown_table  # noqa: E402
-from reports.__main__ import main as cli_main  # noqa: E402
+from harness.__main__ import main as cli_main  # noqa: E402
 from reports.folder.schema import EPOCH_COLUMNS, RUN_COLUMNS  # noqa: E402
 
 # Seconds per epoch (at repeat 0) of each variant per batch size; repeats add a little.
@@ -249,7 +250,7 @@ def test_bad_input_raises_clear_errors(tmp_path):
 
 
 def test_cli_missing_folder_exits_2_with_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "reports", "build", str(tmp_path / "missing")],
+    proc = subprocess.run([sys.executable, "-m", "harness", "report", str(tmp_path / "missing")],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -260,16 +261,33 @@ def test_cli_missing_folder_exits_2_with_one_line(tmp_path):
 def test_cli_builds_into_out_dir(tmp_path, capsys):
     folder = tmp_path / "res"
     make_results(folder, SERIES[:2], batch_sizes=(500,), repeats=1, epochs=2, instrumented=False)
-    assert cli_main(["build", str(folder), "--out", str(tmp_path / "rep"), "--accuracy-threshold", "0.8"]) == 0
+    assert cli_main(["report", str(folder), "--out", str(tmp_path / "rep"), "--accuracy-threshold", "0.8"]) == 0
     assert str(tmp_path / "rep" / "report.md") in capsys.readouterr().out
     assert "shortest median time to 80% test accuracy" in (tmp_path / "rep" / "report.md").read_text()
     assert not list((tmp_path / "rep").rglob("*.tmp"))  # atomic writes leave no temporary files
-    assert cli_main(["build", str(tmp_path / "empty-dir-that-is-missing")]) == 2
+    assert cli_main(["report", str(tmp_path / "empty-dir-that-is-missing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
+def test_cli_internal_error_is_one_line_and_status_1_or_the_traceback_on_request(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "res"
+    make_results(folder, SERIES[:2], batch_sizes=(500,), repeats=1, epochs=2, instrumented=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the report")
+
+    monkeypatch.setattr("reports.build.build_report", broken)
+    assert cli_main(["report", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: internal error in 'report': RuntimeError: a bug in the report (rerun with "
+                                "--traceback for the details)"]
+    assert cli_main(["report", str(folder), "--traceback"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "RuntimeError: a bug in the report" in err
+
+
 def test_cli_help_explains_options():
-    proc = subprocess.run([sys.executable, "-m", "reports", "build", "--help"], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "harness", "report", "--help"], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0
     for option in ("RESULTS_DIR", "--out", "--accuracy-threshold"):

@@ -30,7 +30,7 @@ from harness.plan import read_plan
 from harness.resume import resume_tables
 from harness.study import run_study
 from harness.study_folder import StudyFiles
-from reports.stats.summary import noisy_cell_lines, summarize
+from reports.stats.summary import busy_sentence, noisy_cell_lines, summarize
 
 from conftest import mnist_dir
 from processes import child_running, kill_quietly
@@ -421,11 +421,11 @@ def test_a_second_interrupt_while_the_summary_is_written_still_leaves_the_summar
 
 
 def test_reports_build_on_an_out_it_cannot_write_is_a_usage_error(tmp_path, capsys):
-    from reports.__main__ import main as reports_main
+    from harness.__main__ import main as harness_main
 
     run_study(tiny_plan(), tmp_path / "study", mnist_dir(), progress_stream=_Log())
     (tmp_path / "file").write_text("x")
-    assert reports_main(["build", str(tmp_path / "study"), "--out", str(tmp_path / "file")]) == 2
+    assert harness_main(["report", str(tmp_path / "study"), "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write the report") and err.count("\n") == 1
 
@@ -456,6 +456,24 @@ def test_every_run_records_its_noise_and_busy_runs_are_counted_and_said(tmp_path
     summary.to_csv(tmp_path / "summary.csv", index=False)
     busy = [line for line in noisy_cell_lines(tmp_path / "summary.csv") if line.startswith("busy: ")]
     assert len(busy) == 1 and "2 run(s) in 1 cell(s)" in busy[0] and "idle machine" in busy[0]
+
+
+def test_a_cell_whose_runs_recorded_no_noise_has_no_busy_count_and_says_so(tmp_path):
+    """Runs of an earlier harness have no others_cpu_share: their cell's busy_runs is empty (not measured), not 0
+    (quiet), and the console and report say that busy runs cannot be flagged there."""
+    def rows(batch_size, shares):
+        return [dict(run_row(batch_size), repeat=r, cpu_s=1.0, first_epoch_wall_s=1.0, **{OTHERS_SHARE: share})
+                for r, share in enumerate(shares)]
+
+    summary = summarize(pd.DataFrame(rows(100, [None, None]) + rows(200, [0.0, 0.5]), columns=RUN_COLUMNS))
+    assert pd.isna(summary.loc[0, BUSY_RUNS]) and summary.loc[1, BUSY_RUNS] == 1
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    assert pd.isna(pd.read_csv(tmp_path / "summary.csv").loc[0, BUSY_RUNS])  # written empty
+    busy = [line for line in noisy_cell_lines(tmp_path / "summary.csv") if line.startswith("busy: ")]
+    assert len(busy) == 1 and "1 run(s) in 1 cell(s)" in busy[0]
+    assert "The runs of 1 of 2 cells did not record how busy the machine was" in busy[0]
+    only_old = summarize(pd.DataFrame(rows(100, [None, None]), columns=RUN_COLUMNS))
+    assert "No cell's runs recorded how busy the machine was" in busy_sentence(only_old)
 
 
 # -- 12. watching processes that end while being looked at ---------------------------------------------

@@ -1,5 +1,5 @@
 """Results folders made on different machines with the same plan, merged into one results folder (tables
-concatenated, JSONs combined), so that one report compares the machines: ``python -m reports build A B``."""
+concatenated, JSONs combined), so that one report compares the machines: ``python -m harness report A B``."""
 from __future__ import annotations
 
 import datetime

@@ -170,9 +170,11 @@ def summarize(runs: pd.DataFrame, epochs: pd.DataFrame | None = None, seed: int 
     summary["cpu_iqr_s"] = summary["cpu_q75_s"] - summary["cpu_q25_s"]
     summary["wall_rel_iqr"] = (summary["wall_iqr_s"] / summary["wall_median_s"]).where(summary["n_ok"] >= 2)
     summary["noisy"] = summary["wall_rel_iqr"] >= NOISY_REL_IQR
-    busy_runs = ok.assign(busy=ok[OTHERS_SHARE].map(busy)).groupby(CELL_KEY)["busy"].sum().rename(BUSY_RUNS)
-    summary = summary.join(busy_runs, on=CELL_KEY)
-    summary[BUSY_RUNS] = summary[BUSY_RUNS].fillna(0).astype(int)
+    share = pd.to_numeric(ok[OTHERS_SHARE], errors="coerce")
+    counts = ok.assign(busy=share.map(busy), measured=share.notna()).groupby(CELL_KEY)[["busy", "measured"]].sum()
+    summary = summary.join(counts, on=CELL_KEY)
+    # empty where the cell's runs recorded no share (an earlier harness): not measured is not "0 busy runs"
+    summary[BUSY_RUNS] = summary["busy"].fillna(0).astype("Int64").mask(summary["measured"] == 0)
     summary["gemm_efficiency"] = summary["gemm_floor_median_s"] / summary["wall_median_s"]
     summary = summary.join(_comparisons(summary, cells))
     return summary.reindex(columns=columns).sort_values(["threads", "batch_size", "framework", "variant"],
@@ -248,13 +250,21 @@ def _break_even_of(row, ref, cells) -> dict:
 
 def busy_sentence(summary: pd.DataFrame) -> str:
     """What to say of the runs made while other processes took a notable share of the cores (harness.noise,
-    reports.stats.busy), for the console and the report; '' when there were none."""
-    if BUSY_RUNS not in summary or not summary[BUSY_RUNS].fillna(0).sum():
-        return ""
-    cells = summary[summary[BUSY_RUNS] > 0]
-    return (f"{int(cells[BUSY_RUNS].sum())} run(s) in {len(cells)} cell(s) ran while other processes took "
-            f"{BUSY_SHARE:.0%} or more of the cores ({BUSY_RUNS} in summary.csv, {OTHERS_SHARE} in runs.csv): their "
-            "times include waiting for the CPU; rerun the study on an idle machine.")
+    reports.stats.busy), and of the cells whose runs did not record it, for the console and the report; '' when
+    every cell's runs recorded it and none was busy."""
+    counts = pd.to_numeric(summary.get(BUSY_RUNS, pd.Series(dtype=float)), errors="coerce")
+    parts, unknown = [], int(counts.isna().sum())
+    if counts.fillna(0).sum():
+        cells = counts[counts > 0]
+        parts.append(f"{int(cells.sum())} run(s) in {len(cells)} cell(s) ran while other processes took "
+                     f"{BUSY_SHARE:.0%} or more of the cores ({BUSY_RUNS} in summary.csv, {OTHERS_SHARE} in runs.csv): "
+                     "their times include waiting for the CPU; rerun the study on an idle machine.")
+    if unknown:
+        which = ("No cell's runs recorded" if unknown == len(counts)
+                 else f"The runs of {unknown} of {len(counts)} cells did not record")
+        parts.append(f"{which} how busy the machine was ({OTHERS_SHARE} is empty in runs.csv: made by a "
+                     "harness from before it was recorded), so runs that shared the cores cannot be flagged there.")
+    return " ".join(parts)
 
 
 def noisy_cell_lines(summary_csv: Path) -> list[str]:
