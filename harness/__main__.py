@@ -20,7 +20,8 @@ from reports.folder.schema import (
     framework_missing, peer_frameworks, variant_descriptions,
 )
 from reports.stats.parity import (
-    ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_table, verdict,
+    ACCURACY_FLOOR, BAND_SIGMAS, BANDS_FILE, FLOOR_BATCH_SIZE, accuracy_table, measured_spread, parity_failures,
+    parity_table,
 )
 
 from .environment import environment_record
@@ -378,20 +379,20 @@ def cmd_parity(args) -> int:
     if not floor_applies:
         print(f"note: the {ACCURACY_FLOOR:.0%} floor at batch {FLOOR_BATCH_SIZE} applies only to full data and 35+ "
               "epochs")
-    verdicts = verdict(accuracies, table, floor_applies)
-    for numpy_variant, problems in verdicts.items():
+    failures = parity_failures(accuracies, table, floor_applies)
+    for numpy_variant, problems in failures.items():
         for problem in problems:
             print(f"parity FAILED for numpy/{numpy_variant}: {problem}")
         if not problems:
             print(f"parity holds for numpy/{numpy_variant}: every peer's median within its band at every batch size")
-    return 1 if any(verdicts.values()) else 0
+    return 1 if any(failures.values()) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command: its status, 2 on bad input (one line), 1 on an internal error (one line, or the traceback
     with --traceback)."""
     args = build_parser().parse_args(argv)
-    from .data import MnistError
+    from .mnist import MnistError
 
     stop_like_ctrl_c()
     commands = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "env": cmd_env, "parity": cmd_parity}

@@ -57,7 +57,7 @@ class Executor(Protocol):
 
 def prepare_data(plan: StudyPlan, data_dir, folder: Path) -> Path:
     """Load MNIST (verified), cut the training set to ``train_limit`` and fit the scaler, once."""
-    from harness.data import load_mnist
+    from harness.mnist import load_mnist
     from numpy_mlp import InputScaler
 
     x_train, y_train, x_test, y_test = load_mnist(data_dir)

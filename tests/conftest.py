@@ -20,7 +20,7 @@ def mnist():
     folder = mnist_dir()
     if not folder.is_dir():
         pytest.skip(f"real MNIST not found at {folder} (set MNIST_DIR)")
-    from harness.data import load_mnist
+    from harness.mnist import load_mnist
 
     return load_mnist(folder)
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from conftest import mnist_dir
-from reports.stats.parity import (ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread, parity_table,
-                                  verdict)
+from reports.stats.parity import (ACCURACY_FLOOR, BAND_SIGMAS, accuracy_table, band_pp, measured_spread,
+                                  parity_failures, parity_table)
 from harness.__main__ import main
 from reports.folder.schema import available_frameworks, variant_descriptions
 
@@ -126,7 +126,7 @@ def test_verdict_per_numpy_variant_against_every_peer():
     row = table.set_index(["numpy_variant", "batch_size", "framework", "variant"]).loc[("optimized", 500, "tensorflow", "fit")]
     assert row["numpy_median"] == 0.963 and row["diff_pp"] == pytest.approx(0.1)
     assert row["band_pp"] == pytest.approx(3 * 0.1 * math.sqrt(math.pi / 3))
-    problems = verdict(accuracies, table, floor_applies=True)
+    problems = parity_failures(accuracies, table, floor_applies=True)
     failed_run = "jax/loop at batch 20000: 1 run(s) failed"
     assert problems["optimized"] == [failed_run]
     assert problems["broken"][0] == "numpy/broken at batch 500: median test accuracy 0.9510 below 0.96"
@@ -135,7 +135,8 @@ def test_verdict_per_numpy_variant_against_every_peer():
         "at batch 500: median test accuracy 0.9510 against jax/loop's 0.9630, -1.20 pp (band 0.31 pp)",
         failed_run,
     ]
-    assert "numpy/broken at batch 500" not in " ".join(verdict(accuracies, table, floor_applies=False)["broken"])
+    without_floor = parity_failures(accuracies, table, floor_applies=False)
+    assert "numpy/broken at batch 500" not in " ".join(without_floor["broken"])
 
 
 @pytest.mark.parametrize("args, message", [

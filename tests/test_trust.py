@@ -366,7 +366,7 @@ def test_an_empty_mnist_dir_counts_as_unset_and_an_empty_data_dir_is_refused(mon
 
 
 def test_a_non_zip_mnist_npz_is_named_as_such(tmp_path):
-    from harness.data import MnistError, load_mnist
+    from harness.mnist import MnistError, load_mnist
 
     path = tmp_path / "mnist.npz"
     path.write_bytes(b"not a zip archive at all")

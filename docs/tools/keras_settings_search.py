@@ -64,7 +64,7 @@ def medians(runs):
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="keras_settings_search.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.data.load_mnist's search)")
+    parser.add_argument("--mnist", default=None, help="MNIST folder (default: harness.mnist.load_mnist's search)")
     parser.add_argument("--threads", type=int, default=2, help="cores the process is held to (default: 2)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per training run (default: 6)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all candidates (interleaved)")
@@ -80,7 +80,7 @@ def main(argv=None) -> None:
     from keras_baseline.runtime import configure_backend
     from numpy_mlp import InputScaler
 
-    from harness.data import MnistError, load_mnist
+    from harness.mnist import MnistError, load_mnist
     from harness.worker import pin_cores
 
     pin_cores(args.threads)

@@ -78,7 +78,7 @@ def parity_table(accuracies: pd.DataFrame, numpy_variants, seeds: int, spread: d
     return pd.DataFrame(rows)
 
 
-def verdict(accuracies: pd.DataFrame, table: pd.DataFrame, floor_applies: bool) -> dict[str, list[str]]:
+def parity_failures(accuracies: pd.DataFrame, table: pd.DataFrame, floor_applies: bool) -> dict[str, list[str]]:
     """Per numpy variant judged, the reasons its parity fails (empty when it holds). A peer's failed
     runs or missed floor fail every numpy variant: against such a peer no one can pass."""
     model_problems = {}  # (framework, variant) -> reasons that concern the model itself

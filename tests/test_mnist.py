@@ -1,4 +1,4 @@
-"""Tests of harness.data on the real MNIST (MNIST_DIR): sources, lookup order, errors naming the file."""
+"""Tests of harness.mnist on the real MNIST (MNIST_DIR): sources, lookup order, errors naming the file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.data import MNIST_FILES, MnistError, load_mnist
+from harness.mnist import MNIST_FILES, MnistError, load_mnist
 from numpy_mlp import InputScaler
 
 from conftest import mnist_dir
@@ -45,7 +45,7 @@ def raw(shared_dir) -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def reference(raw) -> tuple[np.ndarray, ...]:
-    """x_train, y_train, x_test, y_test parsed independently of harness.data."""
+    """x_train, y_train, x_test, y_test parsed independently of harness.mnist."""
     return tuple(np.frombuffer(raw[n], np.uint8, offset=4 + 4 * len(MNIST_FILES[n].shape))
                  .reshape(MNIST_FILES[n].shape[0], -1).squeeze() for n in NAMES)
 
