@@ -1,8 +1,9 @@
-"""harness.dask_executor, reports.folder.merge and reports.machines: a study on a Dask cluster, lost workers, merged folders.
+("""harness.dask_executor, reports.folder.merge and reports.machines: a study on a Dask cluster, """
+ """lost workers, merged folders.
 
 A LocalCluster on 127.0.0.1 with two worker processes of one thread stands in for two machines
 (every-machine placement names them HOST/0 and HOST/1, since they share a host).
-"""
+""")
 import io
 import json
 import logging
@@ -211,7 +212,8 @@ def test_no_scheduler_is_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "x").exists()
     lone = harness("run", "--placement", "every-machine", *QUICK, "--out", str(tmp_path / "y"))
     _, stderr = lone.communicate(timeout=60)
-    assert lone.returncode == 2 and stderr == "error: --placement needs --scheduler: without a cluster every run happens here\n"
+    assert lone.returncode == 2 and stderr == (
+        "error: --placement needs --scheduler: without a cluster every run happens here\n")
 
 
 # -- merging folders made on different machines --------------------------------------------------

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from harness.plan import StudyPlan
-from reports.folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE, EPOCH_COLUMNS,
-                            RUN_COLUMNS, WINNER_COLUMNS, WINNERS_FILE)
+from reports.folder.schema import (COST_MODEL_COLUMNS, COST_MODEL_FILE, CROSSOVER_COLUMNS, CROSSOVERS_FILE,
+                                   EPOCH_COLUMNS, RUN_COLUMNS, WINNER_COLUMNS, WINNERS_FILE)
 from harness.one_run import execute
 from harness.progress import Progress
 from harness.study import prepare_data, run_study
@@ -47,7 +47,8 @@ def small_plan(**changes) -> StudyPlan:
 def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     out = tmp_path / "study"
     result = harness(
-        "run", "--frameworks", "numpy", "tensorflow", "--variants", "step3", "optimized", "fit-tuned", "--batch-sizes", "500", "1000",
+        "run", "--frameworks", "numpy", "tensorflow", "--variants", "step3", "optimized", "fit-tuned",
+        "--batch-sizes", "500", "1000",
         "--train-limit", "2000", "--epochs", "2", "--repeats", "2", "--phase-epochs", "1", "--out", str(out),
         "--no-report",
     )
@@ -63,7 +64,8 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
     ladder = timed[timed["framework"] == "numpy"].pivot_table("test_acc", ["batch_size", "repeat"], "variant")
     assert (ladder["step3"] - ladder["optimized"]).abs().max() < 1e-3, ladder
     numpy_runs = timed[timed["framework"] == "numpy"]  # the floor is measured in the timed runs only
-    assert numpy_runs["gemm_floor_s"].gt(0).all() and runs.loc[runs["framework"] == "tensorflow", "gemm_floor_s"].isna().all()
+    assert (numpy_runs["gemm_floor_s"].gt(0).all()
+            and runs.loc[runs["framework"] == "tensorflow", "gemm_floor_s"].isna().all())
     assert runs["blas_threads"].notna().all()
     numpy_rows = runs[runs["framework"] == "numpy"]
     assert numpy_rows["row_threads"].notna().all()
@@ -88,7 +90,8 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
 
     environment = json.loads((out / "environment.json").read_text())["sessions"][0]  # one session so far
     assert runs["session"].eq(0).all()
-    for key in ("cpu_model", "cores", "os", "python", "numpy", "tensorflow", "keras", "blas", "onednn", "git_commit", "date", "command"):
+    for key in ("cpu_model", "cores", "os", "python", "numpy", "tensorflow", "keras", "blas", "onednn", "git_commit",
+                "date", "command"):
         assert key in environment
     assert json.loads((out / "study.json").read_text())["train_limit"] == 2000
 
@@ -97,7 +100,8 @@ def test_run_end_to_end_writes_every_table(tmp_path, mnist):
 def test_resume_after_a_killed_study_redoes_nothing(tmp_path, mnist):
     out = tmp_path / "study"
     args = ["run", "--frameworks", "numpy", "--variants", "optimized", "step3", "--batch-sizes", "500",
-            "--train-limit", "2000", "--epochs", "2", "--repeats", "3", "--phase-epochs", "0", "--out", str(out), "--no-report"]
+            "--train-limit", "2000", "--epochs", "2", "--repeats", "3", "--phase-epochs", "0",
+            "--out", str(out), "--no-report"]
     process = subprocess.Popen(
         [sys.executable, "-m", "harness", *args], cwd=ROOT, env=dict(os.environ, MNIST_DIR=str(mnist_dir())),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -147,16 +151,19 @@ def test_diverging_run_is_recorded_and_the_study_goes_on(tmp_path, mnist):
 
 def test_summary_arithmetic_against_a_hand_made_table():
     def row(framework, variant, wall, cpu, acc, repeat, status="ok", instrumented=False, floor=np.nan, steady=None):
-        return dict(framework=framework, variant=variant, batch_size=500, threads=2, repeat=repeat, instrumented=instrumented,
-                    status=status, wall_s=wall, cpu_s=cpu, first_epoch_wall_s=wall / 2,
+        return dict(framework=framework, variant=variant, batch_size=500, threads=2, repeat=repeat,
+                    instrumented=instrumented, status=status, wall_s=wall, cpu_s=cpu, first_epoch_wall_s=wall / 2,
                     steady_epoch_wall_s=wall / 10 if steady is None else steady,
                     test_acc=acc, train_acc=acc, gemm_floor_s=floor, peak_rss_mb=100.0)
 
     runs = pd.DataFrame([
-        row("numpy", "optimized", 2.0, 3.0, 0.96, 0, floor=1.5), row("numpy", "optimized", 4.0, 5.0, 0.97, 1, floor=1.5),
-        row("numpy", "optimized", 3.0, 4.0, 0.95, 2, floor=1.5), row("numpy", "optimized", 0.1, 0.1, 0.5, 0, instrumented=True),
+        row("numpy", "optimized", 2.0, 3.0, 0.96, 0, floor=1.5),
+        row("numpy", "optimized", 4.0, 5.0, 0.97, 1, floor=1.5),
+        row("numpy", "optimized", 3.0, 4.0, 0.95, 2, floor=1.5),
+        row("numpy", "optimized", 0.1, 0.1, 0.5, 0, instrumented=True),
         row("numpy", "step3", 6.0, 6.0, 0.96, 0), row("numpy", "step3", np.nan, np.nan, np.nan, 1, status="failed"),
-        row("tensorflow", "fit", 12.0, 20.0, 0.96, 0, steady=0.5), row("tensorflow", "fit-tuned", 9.0, 15.0, 0.96, 0, steady=0.9),
+        row("tensorflow", "fit", 12.0, 20.0, 0.96, 0, steady=0.5),
+        row("tensorflow", "fit-tuned", 9.0, 15.0, 0.96, 0, steady=0.9),
     ])
     summary = summarize(runs).set_index("variant")
     optimized = summary.loc["optimized"]
@@ -179,7 +186,8 @@ BAD_OPTIONS = {
     "unknown variant": (["--variants", "step4"], "unknown variant 'step4'"),
     "batch size 0": (["--batch-sizes", "0"], "must be positive"),
     "batch size too large": (["--batch-sizes", "70000"], "larger than the training set"),
-    "batch size larger than the limit": (["--train-limit", "1000", "--batch-sizes", "2000"], "larger than the training set"),
+    "batch size larger than the limit": (["--train-limit", "1000", "--batch-sizes", "2000"],
+                                         "larger than the training set"),
     "epochs 0": (["--epochs", "0"], "must be positive"),
     "epochs not a number": (["--epochs", "many"], "whole number"),
     "threads 0": (["--threads", "0"], "must be positive"),
@@ -235,7 +243,8 @@ def test_bad_data_folder_is_refused_before_training(tmp_path):
 def test_list_and_env():
     listing = harness("list", timeout=60)
     assert listing.returncode == 0
-    for name in ("numpy/optimized", "numpy/original", "tensorflow/fit-tuned", "tensorflow/loop", "quick", "article", "sweep"):
+    for name in ("numpy/optimized", "numpy/original", "tensorflow/fit-tuned", "tensorflow/loop",
+                 "quick", "article", "sweep"):
         assert name in listing.stdout
     env = harness("env", timeout=60)
     assert env.returncode == 0 and json.loads(env.stdout)["cores"] >= 1
@@ -244,7 +253,8 @@ def test_list_and_env():
 def test_every_option_is_explained_in_help():
     result = harness("run", "--help", timeout=60)
     for option in ("--frameworks", "--variants", "--batch-sizes", "--epochs", "--repeats", "--threads", "--seed",
-                   "--train-limit", "--data-dir", "--out", "--resume", "--retry-failed", "--preset", "--timeout", "--once"):
+                   "--train-limit", "--data-dir", "--out", "--resume", "--retry-failed",
+                   "--preset", "--timeout", "--once"):
         assert option in result.stdout
 
 

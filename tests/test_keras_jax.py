@@ -90,7 +90,8 @@ def _child_fit_step(kb, data, dtype, variant):
 
     def keep(record):
         for n, (k, b) in enumerate(model.get_weights()):
-            out.update({f"fit_step:{variant}:{record.epoch}:kernel{n}": k, f"fit_step:{variant}:{record.epoch}:bias{n}": b})
+            out.update({f"fit_step:{variant}:{record.epoch}:kernel{n}": k,
+                        f"fit_step:{variant}:{record.epoch}:bias{n}": b})
         out[f"fit_step:{variant}:{record.epoch}:loss"] = np.array(record.loss)
 
     model.fit(x, labels, 2, STEP_SAMPLES, callback=keep)  # one batch per epoch: one step each
@@ -101,7 +102,8 @@ def _child_trajectory(kb, data, dtype, case):
     variant, settings, n, batch_size, epochs = TRAJECTORY_CASES[case]
     config = MLPConfig(dtype=dtype)
     x, labels = data["x"][:n], data["labels"][:n]
-    model = kb.KerasMLP(config, variant, seed=TRAJECTORY_SEED, settings=kb.RunSettings(**settings) if settings else None)
+    model = kb.KerasMLP(config, variant, seed=TRAJECTORY_SEED,
+                        settings=kb.RunSettings(**settings) if settings else None)
     model.set_weights(init_weights(config, TRAJECTORY_SEED))
     out = {}
 

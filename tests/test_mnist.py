@@ -93,7 +93,8 @@ def one_line(e: pytest.ExceptionInfo) -> str:
 def save_npz(path: Path, reference, **replace) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     x_train, y_train, x_test, y_test = reference
-    arrays = dict(x_train=x_train.reshape(-1, 28, 28), y_train=y_train, x_test=x_test.reshape(-1, 28, 28), y_test=y_test)
+    arrays = dict(x_train=x_train.reshape(-1, 28, 28), y_train=y_train,
+                  x_test=x_test.reshape(-1, 28, 28), y_test=y_test)
     np.savez(path, **(arrays | replace))
     return path
 
@@ -263,14 +264,17 @@ def test_bad_data_dir_through_the_cli(case, tmp_path, shared_dir, raw):
     elif case == "missing":
         folder = make_folder(tmp_path / "data", shared_dir, skip={LABELS})
     else:
-        folder = make_folder(tmp_path / "data", shared_dir, files={f"{LABELS}.gz": gzip.compress(raw[LABELS][:-1] + bytes([(raw[LABELS][-1] + 1) % 10]))})
+        folder = make_folder(tmp_path / "data", shared_dir,
+                             files={f"{LABELS}.gz": gzip.compress(raw[LABELS][:-1]
+                                                                  + bytes([(raw[LABELS][-1] + 1) % 10]))})
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "harness", "run", "--data-dir", str(folder), "--out", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert str(folder / LABELS) in result.stderr
-    assert {"corrupt": "corrupt gzip", "missing": "not found", "wrong_checksum": "SHA-256 mismatch"}[case] in result.stderr
+    assert {"corrupt": "corrupt gzip", "missing": "not found",
+            "wrong_checksum": "SHA-256 mismatch"}[case] in result.stderr
     assert not out.exists()
 
 
@@ -379,7 +383,8 @@ def test_standardize_small_exact():
     x = np.array([[0, 5, 1], [0, 5, 3]], np.uint8)
     scaler = InputScaler.fit(x, dtype="float64")
     np.testing.assert_array_equal(scaler.transform(x), [[0, 0, -1], [0, 0, 1]])
-    np.testing.assert_array_equal(scaler.transform(np.array([[2, 5, 2]], np.uint8)), [[2, 0, 0]])  # constant: only centered
+    np.testing.assert_array_equal(scaler.transform(np.array([[2, 5, 2]], np.uint8)),
+                                  [[2, 0, 0]])  # constant: only centered
 
 
 def test_unit_scaling(reference):

@@ -97,7 +97,8 @@ def _accuracies(per_model: dict) -> pd.DataFrame:
 
 def test_bands_come_from_the_measured_spread(tmp_path):
     record = tmp_path / "bands.json"
-    record.write_text('{"test_accuracy": {"500": {"numpy/optimized": [0.960, 0.962], "tensorflow/loop": [0.961, 0.965]},'
+    record.write_text('{"test_accuracy": {"500": {"numpy/optimized": [0.960, 0.962],'
+                      ' "tensorflow/loop": [0.961, 0.965]},'
                       ' "20000": {"numpy/optimized": [0.90, 0.91, 0.92]}}}')
     spread = measured_spread(record)
     # pooled: the mean of the sample variances (2e-6 and 8e-6), in percentage points
@@ -123,7 +124,8 @@ def test_verdict_per_numpy_variant_against_every_peer():
     assert list(accuracies.columns) == ["batch_size", "framework", "variant", "seed_0", "seed_1", "seed_2",
                                         "median", "failed_runs"]
     table = parity_table(accuracies, ["optimized", "broken"], 3, spread)
-    row = table.set_index(["numpy_variant", "batch_size", "framework", "variant"]).loc[("optimized", 500, "tensorflow", "fit")]
+    row = (table.set_index(["numpy_variant", "batch_size", "framework", "variant"])
+           .loc[("optimized", 500, "tensorflow", "fit")])
     assert row["numpy_median"] == 0.963 and row["diff_pp"] == pytest.approx(0.1)
     assert row["band_pp"] == pytest.approx(3 * 0.1 * math.sqrt(math.pi / 3))
     problems = parity_failures(accuracies, table, floor_applies=True)

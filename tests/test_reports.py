@@ -56,7 +56,8 @@ def make_results(folder: Path, series, batch_sizes, repeats=2, epochs=3, threads
                         per_epoch = EPOCH_TIME[(fw, var)][b] * (1 + 0.05 * rep) * (1.0 if t > 1 else 1.6)
                         per_epoch *= 1.15 if instr else 1.5 if rep == 1 and (fw, var, b) in noisy else 1.0
                         bad = (fw, var, b, rep) in failed and not instr
-                        walls = [per_epoch * (FIRST_EPOCH.get(fw, 1.0) if e == 1 else 1.0) for e in range(1, epochs + 1)]
+                        walls = [per_epoch * (FIRST_EPOCH.get(fw, 1.0) if e == 1 else 1.0)
+                                 for e in range(1, epochs + 1)]
                         offset = 0.0007 * (list(EPOCH_TIME).index((fw, var)) - 3)  # variants differ a little
                         accs = [FINAL_ACC[b] + offset - (FINAL_ACC[b] - 0.85) * math.exp(-(e - 1) * 0.5)
                                 - 0.001 * rep for e in range(1, epochs + 1)]

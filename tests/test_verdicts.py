@@ -49,7 +49,8 @@ def test_same_seed_same_interval_and_verdicts_follow_the_interval():
     assert (a["speedup_vs_best_peer_lo"], a["speedup_vs_best_peer_hi"]) == (
         b["speedup_vs_best_peer_lo"], b["speedup_vs_best_peer_hi"])
     seeded = {tuple(pair_summary(numpy_walls, peer_walls, seed=seed)[["speedup_vs_best_peer_lo",
-                                                                       "speedup_vs_best_peer_hi"]]) for seed in range(5)}
+                                                                       "speedup_vs_best_peer_hi"]])
+              for seed in range(5)}
     assert len(seeded) > 1  # the seed is used
     assert a["speedup_vs_best_peer_lo"] > 1 and a["speedup_vs_best_peer_verdict"] == FASTER
     slow = pair_summary(peer_walls * 1.2, peer_walls)
@@ -57,7 +58,8 @@ def test_same_seed_same_interval_and_verdicts_follow_the_interval():
 
 
 def test_one_run_cells_have_no_interval_and_the_reference_is_itself():
-    summary = summarize(pd.DataFrame(run_rows("numpy", "optimized", [5.0]) + run_rows("tensorflow", "loop", [6.0, 7.0])))
+    summary = summarize(pd.DataFrame(run_rows("numpy", "optimized", [5.0])
+                                     + run_rows("tensorflow", "loop", [6.0, 7.0])))
     numpy, tensorflow = summary.set_index("framework").loc["numpy"], summary.set_index("framework").loc["tensorflow"]
     assert numpy["speedup_vs_best_peer"] == pytest.approx(6.5 / 5.0)
     assert np.isnan(numpy["speedup_vs_best_peer_lo"]) and numpy["speedup_vs_best_peer_verdict"] == NO_INTERVAL
@@ -110,7 +112,8 @@ def test_break_even_equals_the_closed_form():
     assert closed == pytest.approx(21.0)
     step3 = summary.loc["step3"]
     assert step3["break_even_epochs"] == pytest.approx(closed)
-    assert step3["break_even_epochs_lo"] == pytest.approx(closed) and step3["break_even_epochs_hi"] == pytest.approx(closed)
+    assert (step3["break_even_epochs_lo"] == pytest.approx(closed)
+            and step3["break_even_epochs_hi"] == pytest.approx(closed))
     assert np.isnan(summary.loc["optimized", "break_even_epochs"])  # faster in both: no flip
 
 
