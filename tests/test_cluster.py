@@ -1,9 +1,9 @@
-("""harness.dask_executor, reports.folder.merge and reports.machines: a study on a Dask cluster, """
- """lost workers, merged folders.
+"""harness.dask_executor, reports.folder.merge and reports.machines: a study on a Dask cluster, lost workers,
+merged folders.
 
 A LocalCluster on 127.0.0.1 with two worker processes of one thread stands in for two machines
 (every-machine placement names them HOST/0 and HOST/1, since they share a host).
-""")
+"""
 import io
 import json
 import logging
