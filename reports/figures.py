@@ -216,6 +216,13 @@ def _edges(values: list[float]) -> list[float]:
                                        [v[-1] + (v[-1] - mid[-1] if len(v) > 1 else step)]])))
 
 
+def _epochs_label(epochs: int, study_epochs: int | None) -> str:
+    """A training length's tick label; none for a grid value within 30 % of the study's own, whose label it would
+    overlap."""
+    near = study_epochs and epochs != study_epochs and max(epochs, study_epochs) < 1.3 * min(epochs, study_epochs)
+    return "" if near else str(epochs)
+
+
 def _why(data: StudyData, key: tuple, threads: list[int]) -> str:
     """Why a variant wins where it does, for its legend entry: its fitted cost per step (a small one wins small
     batches) and per sample at each thread setting, and its first epoch's median extra time over a steady one
@@ -247,7 +254,7 @@ def fig_winner_map(data: StudyData):
     bx, ey = _edges(batch_sizes), _edges(epochs)
     fig = new_figure(4.6, width=max(style.FIG_WIDTH, 4.2 * len(threads)))
     axes = fig.subplots(1, len(threads), squeeze=False, sharey=True).ravel()
-    winners_seen, unclear_seen = [], False
+    winners_seen, unclear_seen, break_even_seen = [], False, False
     for ax, t in zip(axes, threads):
         for i, b in enumerate(batch_sizes):
             column = select(table, threads=t, batch_size=b).sort_values("epochs").to_dict("records")
@@ -264,26 +271,28 @@ def fig_winner_map(data: StudyData):
                                 hatch=None if clear else "///", edgecolor="white", lw=0.6)
                 if style.finite(r["break_even_epochs"]) and lo == r["break_even_epochs"]:
                     ax.plot([bx[i], bx[i + 1]], [lo, lo], color="black", lw=2.2)
+                    break_even_seen = True
                     note(ax, f"{lo:.3g}", ((bx[i] * bx[i + 1]) ** 0.5, lo), fontsize=7.5)
         if data.epochs_per_run:
             ax.axhline(data.epochs_per_run, color="black", ls=":", lw=1.2)
         ax.set(xscale="log", yscale="log", xlim=(bx[0], bx[-1]), ylim=(ey[0], ey[-1]), xlabel="batch size (log scale)")
         ax.set_xticks(batch_sizes, labels=[f"{b:,}" for b in batch_sizes], fontsize=8.5)
         ax.xaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
-        ax.set_yticks(epochs, labels=[str(e) for e in epochs], fontsize=8.5)
+        ax.set_yticks(epochs, labels=[_epochs_label(e, data.epochs_per_run) for e in epochs], fontsize=8.5)
         ax.yaxis.set(minor_locator=NullLocator(), minor_formatter=NullFormatter())
         ax.set_title(style.threads_label(t), fontsize=10.5)
     axes[0].set_ylabel("training length (epochs, log scale)")
     fig.suptitle(FIGURE_TITLES["winner_map"], fontsize=12.5, weight="bold")
     rows = [[Patch(color=style.color(*key), label=_why(data, key, threads))]
             for key in style.sort_series(set(winners_seen))]
-    extra = [Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
-                   label="no clear winner, or one run: no verdict (pale, hatched: the winner's colour)"),
-             Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")]
-    if data.epochs_per_run:
-        extra.append(Line2D([], [], color="black", ls=":", lw=1.2, label=f"this study: {data.epochs_per_run} epochs"))
-    legend(fig, rows + [[handle] for handle in (extra if unclear_seen else extra[1:])])
-    return fig, dict(epochs=data.epochs_per_run)
+    extra = [(unclear_seen, Patch(facecolor="#8c8c8c", alpha=0.35, hatch="///", edgecolor="white",
+                                  label="no clear winner, or one run: no verdict (pale, hatched: the winner's colour)")),
+             (break_even_seen, Line2D([], [], color="black", lw=2.2, label="break-even: the winner changes")),
+             (data.epochs_per_run, Line2D([], [], color="black", ls=":", lw=1.2,
+                                          label=f"this study: {data.epochs_per_run} epochs"))]
+    legend(fig, rows + [[handle] for shown, handle in extra if shown])
+    costs = not data.answer.get(COST_MODEL_FILE, pd.DataFrame()).empty
+    return fig, dict(epochs=data.epochs_per_run, break_even=break_even_seen, costs=costs, min_points=MIN_POINTS)
 
 
 def fig_cost_model(data: StudyData):

@@ -344,6 +344,24 @@ def test_the_winner_maps_legend_says_why_with_each_winners_fitted_costs(small_re
     assert f"a sample {fit['sample_cost_s'] * 1e6:.1f} µs" in label and "; first epoch +" in label, label
 
 
+def test_the_winner_map_promises_nothing_it_does_not_draw(tmp_path):
+    """Two batch sizes (no cost model) and one variant ahead in both epochs (no break-even): the legend has no
+    break-even entry and the caption promises no fitted costs, saying what they need instead."""
+    from reports import figures
+    from reports.data import load
+
+    folder = tmp_path / "res"
+    make_results(folder, [("numpy", "optimized"), ("tensorflow", "fit")], batch_sizes=(500, 2000), repeats=2,
+                 epochs=3, instrumented=False)
+    fig, facts = figures.fig_winner_map(load(folder))
+    legend = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert not any("break-even" in text for text in legend), legend
+    assert any(text.startswith("NumPy optimized: first epoch +") for text in legend), legend
+    caption = figures.caption("winner_map", **facts)
+    assert "Black lines" not in caption and "fitted cost per step (a low one" not in caption, caption
+    assert "the fitted costs per step and per sample need 3 or more batch sizes" in caption, caption
+
+
 def test_no_paragraph_is_longer_than_800_characters(small_report):
     _, md, _ = small_report
     text = md.read_text()
