@@ -426,6 +426,10 @@ def fig_speedup(data: StudyData, steady: bool = False):
 def fig_ladder(data: StudyData):
     s = numpy_rows(data, data.stats["n_ok"] > 0, "every NumPy run failed.")
     steps, threads = series_of(s), style.order_threads(s["threads"])
+    cells = set(zip(s["variant"], s["batch_size"]))
+    if len(steps) < 2 and not any((a.variant, a.batch_size) in cells for a in article.ARTICLE_TIMES):
+        raise NoData(f"only NumPy {steps[0][1]} ran and the article has no time for it at these batch sizes: a "
+                     "ladder needs two of its steps, or the article's (step3 and the others at batch 500 or 20000).")
     hatches, several = style.by_threads(threads, style.THREAD_HATCHES), len(threads) > 1
     looks = {t: dict(hatch=h, edgecolor="#222222" if h else "white") for t, h in hatches.items()}
     factor, scale_note = article.scale(data.epochs_per_run, data.train_size)
@@ -466,7 +470,7 @@ def fig_ladder(data: StudyData):
                                      (True, "article, derived (6.5 × step3)", dict(mfc="white", mew=1.5)))
         if kind in derived], [Patch(facecolor="#bbbbbb", hatch=hatches[t], edgecolor="#222222",
                                      label=style.threads_label(t)) for t in threads if several]])
-    return fig, dict(scale_note=scale_note)
+    return fig, dict(scale_note=scale_note, article=bool(derived))
 
 
 def fig_phases(data: StudyData):

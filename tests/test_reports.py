@@ -362,6 +362,25 @@ def test_the_winner_map_promises_nothing_it_does_not_draw(tmp_path):
     assert "the fitted costs per step and per sample need 3 or more batch sizes" in caption, caption
 
 
+def test_a_ladder_of_one_step_without_the_articles_times_is_left_out_and_saying_why(tmp_path):
+    """The quick preset runs NumPy optimized alone, at batch sizes the article has no times for: no ladder to show.
+    Two steps make a ladder, whose caption then mentions no article diamonds where none are drawn."""
+    from reports import figures
+    from reports.data import load
+
+    one = tmp_path / "one"
+    make_results(one, [("numpy", "optimized"), ("tensorflow", "fit")], batch_sizes=(500, 2000), repeats=2, epochs=3,
+                 instrumented=False)
+    left_out = figures.draw(tmp_path / "fig1", "ladder", figures.fig_ladder, load(one)).left_out
+    assert left_out and "only NumPy optimized ran" in left_out and "a ladder needs two of its steps" in left_out
+    two = tmp_path / "two"
+    make_results(two, [("numpy", "step3"), ("numpy", "optimized")], batch_sizes=(2000,), repeats=2, epochs=3,
+                 instrumented=False)
+    drawn = figures.draw(tmp_path / "fig2", "ladder", figures.fig_ladder, load(two))
+    assert not drawn.left_out and "diamonds" not in drawn.caption, drawn.caption
+    assert "the article has no times for these steps and batch sizes" in drawn.caption, drawn.caption
+
+
 def test_no_paragraph_is_longer_than_800_characters(small_report):
     _, md, _ = small_report
     text = md.read_text()
