@@ -512,7 +512,7 @@ def fig_phases(data: StudyData):
     marked = any(key in steady for key in zip(table["variant"], table["batch_size"], table["threads"]))
     legend(fig, [handles[:3], handles[3:], [Line2D([], [], marker="<", color="black", ls="none", ms=7, label=(
         "whole steady epoch of the runs without phase timing (median)"))] if marked else []])
-    return fig, dict(cut=any_cut)
+    return fig, dict(cut=any_cut, marked=marked)
 
 
 def fig_accuracy(data: StudyData):
@@ -582,8 +582,9 @@ def fig_time_to_accuracy(data: StudyData, threshold: float, auto_threshold: bool
         ax.set_xlim(0, xmax * 1.75)
         ax.set_title(_group_label(b, t, table["threads"].nunique() > 1, ", "), fontsize=10.5)
         ax.grid(True, axis="x", alpha=0.3)
-    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table), cut=cut,
-                     reached=int(np.isfinite(table["time_s"]).sum()), auto=auto_threshold)
+    reached = int(np.isfinite(table["time_s"]).sum())
+    return fig, dict(threshold=threshold, epochs=data.epochs_per_run, bars=len(table), cut=cut, reached=reached,
+                     stubs=reached < len(table), auto=auto_threshold)
 
 
 def fig_efficiency(data: StudyData):

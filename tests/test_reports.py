@@ -362,6 +362,21 @@ def test_the_winner_map_promises_nothing_it_does_not_draw(tmp_path):
     assert "the fitted costs per step and per sample need 3 or more batch sizes" in caption, caption
 
 
+def test_the_time_to_accuracy_caption_explains_stubs_only_when_some_are_drawn(tmp_path):
+    import functools
+
+    from reports import figures
+    from reports.data import load
+
+    folder = tmp_path / "res"
+    make_results(folder, SERIES[:2], batch_sizes=(500,), repeats=2, epochs=3, instrumented=False)
+    data = load(folder)
+    for threshold, stubs in ((0.5, False), (0.999, True)):
+        make = functools.partial(figures.fig_time_to_accuracy, threshold=threshold, auto_threshold=False)
+        caption = figures.draw(tmp_path / f"fig{threshold}", "time_to_accuracy", make, data).caption
+        assert ("Hatched stubs" in caption) is stubs, caption
+
+
 def test_a_ladder_of_one_step_without_the_articles_times_is_left_out_and_saying_why(tmp_path):
     """The quick preset runs NumPy optimized alone, at batch sizes the article has no times for: no ladder to show.
     Two steps make a ladder, whose caption then mentions no article diamonds where none are drawn."""
